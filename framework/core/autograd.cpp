@@ -1,0 +1,136 @@
+#include "framework/core/autograd.h"
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "framework/ops/ops.h"
+
+namespace shrink {
+
+const char* op_kind_name(OpKind k) {
+  switch (k) {
+#define CASE(x) case OpKind::x: return #x;
+    CASE(Leaf) CASE(Add) CASE(Sub) CASE(Mul) CASE(Div) CASE(Neg) CASE(Exp) CASE(Log) CASE(Sqrt)
+    CASE(Pow) CASE(PowScalar) CASE(Abs) CASE(Clamp) CASE(Sign) CASE(Round) CASE(AddScalar)
+    CASE(MulScalar) CASE(MatMul) CASE(Linear) CASE(Conv2d) CASE(MaxPool2d) CASE(AvgPool2d)
+    CASE(AdaptiveAvgPool2d) CASE(BatchNorm) CASE(LayerNorm) CASE(Relu) CASE(Relu6) CASE(Gelu)
+    CASE(Sigmoid) CASE(Tanh) CASE(Softmax) CASE(LogSoftmax) CASE(CrossEntropy) CASE(NllLoss)
+    CASE(MseLoss) CASE(KlDiv) CASE(Embedding) CASE(Dropout) CASE(Reshape) CASE(Permute)
+    CASE(Slice) CASE(Cat) CASE(Stack) CASE(Expand) CASE(Sum) CASE(Mean) CASE(Max) CASE(Min)
+    CASE(Where) CASE(MaskedFill) CASE(Copy) CASE(ToDevice) CASE(Custom)
+#undef CASE
+  }
+  return "?";
+}
+
+namespace {
+thread_local bool g_grad_enabled = true;
+thread_local const void* g_scope = nullptr;
+}  // namespace
+
+bool GradMode::enabled() { return g_grad_enabled; }
+void GradMode::set_enabled(bool on) { g_grad_enabled = on; }
+
+const void* ModuleScope::current() { return g_scope; }
+ModuleScope::ModuleScope(const void* module) : prev_(g_scope) { g_scope = module; }
+ModuleScope::~ModuleScope() { g_scope = prev_; }
+
+bool needs_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!g_grad_enabled) return false;
+  for (const Tensor* t : inputs)
+    if (t && t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+void record(Tensor& output, OpKind kind, std::vector<Tensor> inputs,
+            std::function<std::vector<Tensor>(const Tensor&)> backward,
+            std::vector<int64_t> attrs) {
+  auto node = std::make_shared<Node>();
+  node->kind = kind;
+  node->scope = g_scope;
+  node->inputs = std::move(inputs);
+  node->attrs = std::move(attrs);
+  node->backward = std::move(backward);
+  node->output = output.impl_ptr();
+  output.set_grad_fn(std::move(node));
+}
+
+namespace {
+
+// Reverse topological order of the nodes reachable from `root` (iterative DFS).
+std::vector<Node*> topo_order(Node* root) {
+  std::vector<Node*> order;
+  std::unordered_set<Node*> seen;
+  std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
+  seen.insert(root);
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    if (next < node->inputs.size()) {
+      const Tensor& in = node->inputs[next++];
+      if (in.defined() && in.grad_fn()) {
+        Node* child = in.grad_fn().get();
+        if (seen.insert(child).second) stack.push_back({child, 0});
+      }
+    } else {
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  std::reverse(order.begin(), order.end());  // root first
+  return order;
+}
+
+Tensor accumulate(const Tensor& a, const Tensor& b) { return a.defined() ? add(a, b) : b; }
+
+}  // namespace
+
+void run_backward(const Tensor& root, const Tensor& grad) {
+  SHRINK_CHECK(root.defined(), "backward: tensor is undefined");
+  SHRINK_CHECK(root.requires_grad(), "backward: tensor ", root.describe(),
+               " does not require grad");
+  Tensor seed = grad;
+  if (!seed.defined()) {
+    SHRINK_CHECK(root.numel() == 1, "backward: implicit gradient needs a scalar, got ",
+                 root.describe());
+    seed = Tensor::ones(root.shape(), DType::F32, root.device());
+  }
+  SHRINK_CHECK(seed.shape() == root.shape(), "backward: gradient ", seed.describe(),
+               " for output ", root.describe());
+  NoGradGuard no_grad;
+  if (!root.grad_fn()) {  // a leaf
+    root.set_grad(accumulate(root.grad(), seed));
+    return;
+  }
+  std::vector<Node*> order = topo_order(root.grad_fn().get());
+  std::unordered_map<Node*, Tensor> grads;
+  grads[order.front()] = seed;
+  for (Node* node : order) {
+    auto it = grads.find(node);
+    if (it == grads.end()) continue;  // no gradient reached this node
+    Tensor g = std::move(it->second);
+    grads.erase(it);
+    for (auto& hook : node->grad_hooks) g = hook(g);
+    SHRINK_CHECK(node->backward, "backward: graph of ", op_kind_name(node->kind),
+                 " was already freed (backward called twice?)");
+    std::vector<Tensor> in_grads = node->backward(g);
+    SHRINK_CHECK(in_grads.size() == node->inputs.size(), "backward of ",
+                 op_kind_name(node->kind), ": ", in_grads.size(), " gradients for ",
+                 node->inputs.size(), " inputs");
+    for (size_t i = 0; i < in_grads.size(); ++i) {
+      const Tensor& in = node->inputs[i];
+      const Tensor& gi = in_grads[i];
+      if (!in.defined() || !gi.defined() || !in.requires_grad()) continue;
+      SHRINK_CHECK(gi.shape() == in.shape(), "backward of ", op_kind_name(node->kind),
+                   ": gradient ", gi.describe(), " for input ", i, " ", in.describe());
+      if (in.grad_fn()) {
+        Tensor& slot = grads[in.grad_fn().get()];
+        slot = accumulate(slot, gi);
+      } else {
+        in.set_grad(accumulate(in.grad(), gi));
+      }
+    }
+    node->backward = nullptr;  // free saved tensors, as PyTorch does without retain_graph
+  }
+}
+
+}  // namespace shrink

@@ -1,0 +1,80 @@
+// Dynamic tape autograd: every differentiable op result owns a Node holding its inputs and a
+// backward closure (micrograd style). Nodes carry an OpKind and the module scope they ran in, so
+// later passes (pruning speedup, dependency groups) can read the graph without string matching.
+#pragma once
+#include <functional>
+#include <ostream>
+#include <memory>
+#include <vector>
+
+#include "framework/core/tensor.h"
+
+namespace shrink {
+
+enum class OpKind : uint16_t {
+  Leaf,
+  Add, Sub, Mul, Div, Neg, Exp, Log, Sqrt, Pow, PowScalar, Abs, Clamp, Sign, Round,
+  AddScalar, MulScalar,
+  MatMul, Linear, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm, LayerNorm,
+  Relu, Relu6, Gelu, Sigmoid, Tanh, Softmax, LogSoftmax,
+  CrossEntropy, NllLoss, MseLoss, KlDiv, Embedding, Dropout,
+  Reshape, Permute, Slice, Cat, Stack, Expand,
+  Sum, Mean, Max, Min, Where, MaskedFill, Copy, ToDevice,
+  Custom,
+};
+const char* op_kind_name(OpKind k);
+inline std::ostream& operator<<(std::ostream& os, OpKind k) { return os << op_kind_name(k); }
+
+struct Node {
+  OpKind kind = OpKind::Custom;
+  const void* scope = nullptr;     // innermost nn::Module running when the op was recorded
+  std::vector<Tensor> inputs;      // differentiable inputs, in the op's argument order
+  std::vector<int64_t> attrs;      // op attributes a graph pass may need (dims, strides, ...)
+  // Given d(loss)/d(output), returns d(loss)/d(input_i) per input (undefined = no gradient).
+  std::function<std::vector<Tensor>(const Tensor& grad_output)> backward;
+  // Weak link to the output, so passes can read its shape; the output owns the node.
+  std::weak_ptr<TensorImpl> output;
+  std::vector<std::function<Tensor(const Tensor&)>> grad_hooks;  // run on the incoming gradient
+};
+
+// Gradient recording switch (thread local), as torch.no_grad().
+struct GradMode {
+  static bool enabled();
+  static void set_enabled(bool on);
+};
+
+class NoGradGuard {
+ public:
+  NoGradGuard() : prev_(GradMode::enabled()) { GradMode::set_enabled(false); }
+  ~NoGradGuard() { GradMode::set_enabled(prev_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// The module scope stack: nn::Module::operator() pushes itself while its forward runs.
+struct ModuleScope {
+  static const void* current();
+  explicit ModuleScope(const void* module);
+  ~ModuleScope();
+  ModuleScope(const ModuleScope&) = delete;
+  ModuleScope& operator=(const ModuleScope&) = delete;
+
+ private:
+  const void* prev_;
+};
+
+// True when grad mode is on and any of `inputs` requires grad.
+bool needs_grad(std::initializer_list<const Tensor*> inputs);
+
+// Attaches a node to `output` (marking it as requiring grad). Call only when needs_grad(...).
+void record(Tensor& output, OpKind kind, std::vector<Tensor> inputs,
+            std::function<std::vector<Tensor>(const Tensor&)> backward,
+            std::vector<int64_t> attrs = {});
+
+// Runs backward from `root` with seed gradient `grad` (ones for a scalar when undefined).
+void run_backward(const Tensor& root, const Tensor& grad);
+
+}  // namespace shrink

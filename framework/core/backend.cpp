@@ -1,0 +1,72 @@
+#include "framework/core/backend.h"
+
+#include <algorithm>
+
+namespace shrink {
+
+Backend* cpu_backend_instance();  // framework/cpu/cpu_backend.cpp
+
+namespace {
+Backend* g_cuda = nullptr;
+}
+
+Backend& backend(Device device) {
+  if (device == Device::CPU) return *cpu_backend_instance();
+  SHRINK_CHECK(g_cuda != nullptr,
+               "no CUDA device: this build has no CUDA backend or no GPU was found");
+  return *g_cuda;
+}
+
+void register_backend(Device device, Backend* impl) {
+  SHRINK_CHECK(device == Device::CUDA, "register_backend: only the CUDA backend is pluggable");
+  g_cuda = impl;
+}
+
+bool backend_available(Device device) { return device == Device::CPU || g_cuda != nullptr; }
+
+Broadcast make_broadcast(const Shape& a, const Shape& b, const char* op) {
+  size_t rank = std::max(a.size(), b.size());
+  Shape out(rank);
+  std::vector<int64_t> sa(rank), sb(rank);
+  int64_t stride_a = 1, stride_b = 1;
+  for (size_t i = 0; i < rank; ++i) {
+    size_t d = rank - 1 - i;
+    int64_t da = i < a.size() ? a[a.size() - 1 - i] : 1;
+    int64_t db = i < b.size() ? b[b.size() - 1 - i] : 1;
+    SHRINK_CHECK(da == db || da == 1 || db == 1, op, ": shapes ", a, " and ", b,
+                 " are not broadcastable");
+    out[d] = std::max(da, db);
+    if (da == 0 || db == 0) out[d] = 0;
+    sa[d] = (da == 1 && out[d] != 1) ? 0 : stride_a;
+    sb[d] = (db == 1 && out[d] != 1) ? 0 : stride_b;
+    stride_a *= da;
+    stride_b *= db;
+  }
+  // Merge adjacent dims d-1, d when both operands are contiguous across them.
+  Broadcast bc;
+  for (size_t d = 0; d < rank; ++d) {
+    if (out[d] == 1 && rank > 1) continue;  // size-1 dims carry no iteration
+    if (!bc.out.empty()) {
+      int64_t n = out[d];
+      bool merge_a = bc.a_strides.back() == sa[d] * n;
+      bool merge_b = bc.b_strides.back() == sb[d] * n;
+      if (merge_a && merge_b) {
+        bc.out.back() *= n;
+        bc.a_strides.back() = sa[d];
+        bc.b_strides.back() = sb[d];
+        continue;
+      }
+    }
+    bc.out.push_back(out[d]);
+    bc.a_strides.push_back(sa[d]);
+    bc.b_strides.push_back(sb[d]);
+  }
+  if (bc.out.empty()) {  // scalar op
+    bc.out.push_back(1);
+    bc.a_strides.push_back(0);
+    bc.b_strides.push_back(0);
+  }
+  return bc;
+}
+
+}  // namespace shrink

@@ -1,0 +1,160 @@
+// The kernel interface: one virtual entry point per primitive, implemented once for the CPU
+// (framework/cpu/) and once for CUDA (cuda/). Ops (framework/ops/) check shapes, allocate the
+// output, call backend(device).<kernel>(...) and record autograd; kernels never check shapes.
+// All tensors handed to a kernel are contiguous and live on the backend's device.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "framework/core/tensor.h"
+
+namespace shrink {
+
+enum class UnaryOp : uint8_t {
+  Neg, Exp, Log, Sqrt, Abs, Sign, Round, Relu, Relu6, Gelu, Sigmoid, Tanh,
+  Clamp,      // p0 = lo, p1 = hi
+  PowScalar,  // p0 = exponent
+  AddScalar,  // p0 = value
+  MulScalar,  // p0 = value
+};
+enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow, Max, Min, Gt, Lt, Ge, Le, Eq };
+enum class ReduceOp : uint8_t { Sum, Mean, Max, Min };
+
+// Broadcast descriptor: the output shape and, per input, the input strides in output index
+// space (0 on broadcast dims). Dims are already merged where possible.
+struct Broadcast {
+  Shape out;
+  std::vector<int64_t> a_strides, b_strides;
+};
+Broadcast make_broadcast(const Shape& a, const Shape& b, const char* op);
+
+struct Conv2dParams {
+  int64_t n, c, h, w;        // input
+  int64_t oc, kh, kw;        // weight [oc, c/groups, kh, kw]
+  int64_t oh, ow;            // output
+  int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups;
+};
+
+struct Pool2dParams {
+  int64_t n, c, h, w, oh, ow, kh, kw, stride_h, stride_w, pad_h, pad_w;
+  bool count_include_pad = true;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual void* allocate(size_t nbytes) = 0;
+  virtual void deallocate(void* p) = 0;
+  // Copies between this device and host memory (either direction) or within the device.
+  virtual void copy_from_host(void* dst, const void* src, size_t nbytes) = 0;
+  virtual void copy_to_host(void* dst, const void* src, size_t nbytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t nbytes) = 0;
+  virtual void synchronize() {}
+
+  virtual void fill(Tensor& out, float value) = 0;
+  virtual void convert(const Tensor& src, Tensor& dst) = 0;  // dtype conversion
+  virtual void unary(UnaryOp op, const Tensor& x, Tensor& y, float p0, float p1) = 0;
+  // gx = gy * dy/dx, from x and y (whichever the formula needs).
+  virtual void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy,
+                              Tensor& gx, float p0, float p1) = 0;
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Broadcast& bc,
+                      Tensor& out) = 0;
+  // Reduction of x viewed as [outer, n, inner] along n into out [outer, inner].
+  // For Max/Min, `index` (i64, may be undefined) receives the arg position.
+  virtual void reduce(ReduceOp op, const Tensor& x, int64_t outer, int64_t n, int64_t inner,
+                      Tensor& out, Tensor* index) = 0;
+  // Sums `grad` (shape of the broadcast output) down to `out` whose strides in output index
+  // space are `out_strides` (0 on reduced dims).
+  virtual void sum_to(const Tensor& grad, const Shape& grad_shape,
+                      const std::vector<int64_t>& out_strides, Tensor& out) = 0;
+  // Materialises a broadcast: out[i] = x[broadcast index].
+  virtual void expand(const Tensor& x, const std::vector<int64_t>& x_strides, Tensor& out) = 0;
+  virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  virtual void permute(const Tensor& x, const std::vector<int64_t>& perm, Tensor& out) = 0;
+  // Copies a [outer, src_n, inner] block into dst [outer, dst_n, inner] at offset along n
+  // (or the reverse when `to_src` is true). Used by cat, stack, slice and their gradients.
+  virtual void copy_block(const Tensor& src, int64_t outer, int64_t src_n, int64_t inner,
+                          Tensor& dst, int64_t dst_n, int64_t offset, int64_t step,
+                          bool to_src) = 0;
+
+  // C[M,N] = alpha * op(A) op(B) + beta * C, row-major, lda/ldb/ldc in elements.
+  virtual void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+                    float* c, int64_t ldc) = 0;
+
+  virtual void conv2d_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w,
+                              const Tensor* bias, Tensor& y) = 0;
+  virtual void conv2d_backward_input(const Conv2dParams& p, const Tensor& gy, const Tensor& w,
+                                     Tensor& gx) = 0;
+  virtual void conv2d_backward_weight(const Conv2dParams& p, const Tensor& gy, const Tensor& x,
+                                      Tensor& gw) = 0;
+
+  virtual void max_pool2d_forward(const Pool2dParams& p, const Tensor& x, Tensor& y,
+                                  Tensor& index) = 0;
+  virtual void max_pool2d_backward(const Pool2dParams& p, const Tensor& gy, const Tensor& index,
+                                   Tensor& gx) = 0;
+  virtual void avg_pool2d_forward(const Pool2dParams& p, const Tensor& x, Tensor& y) = 0;
+  virtual void avg_pool2d_backward(const Pool2dParams& p, const Tensor& gy, Tensor& gx) = 0;
+  // Adaptive average pooling uses PyTorch's start/end formula per output cell.
+  virtual void adaptive_avg_pool2d_forward(const Pool2dParams& p, const Tensor& x,
+                                           Tensor& y) = 0;
+  virtual void adaptive_avg_pool2d_backward(const Pool2dParams& p, const Tensor& gy,
+                                            Tensor& gx) = 0;
+
+  // Normalisation over x viewed as [outer, c, inner] per channel c (batch norm) — writes the
+  // per-channel mean and inverse std used (batch statistics in training).
+  virtual void batch_norm_stats(const Tensor& x, int64_t outer, int64_t c, int64_t inner,
+                                Tensor& mean, Tensor& var_biased) = 0;
+  virtual void batch_norm_apply(const Tensor& x, int64_t outer, int64_t c, int64_t inner,
+                                const Tensor& mean, const Tensor& invstd, const Tensor* weight,
+                                const Tensor* bias, Tensor& y) = 0;
+  virtual void batch_norm_backward(const Tensor& x, const Tensor& gy, int64_t outer, int64_t c,
+                                   int64_t inner, const Tensor& mean, const Tensor& invstd,
+                                   const Tensor* weight, bool training, Tensor& gx,
+                                   Tensor* gweight, Tensor* gbias) = 0;
+  // Layer norm over the last `n` elements of each of `rows` rows.
+  virtual void layer_norm_forward(const Tensor& x, int64_t rows, int64_t n, const Tensor* weight,
+                                  const Tensor* bias, float eps, Tensor& y, Tensor& mean,
+                                  Tensor& invstd) = 0;
+  virtual void layer_norm_backward(const Tensor& x, const Tensor& gy, int64_t rows, int64_t n,
+                                   const Tensor& mean, const Tensor& invstd, const Tensor* weight,
+                                   Tensor& gx, Tensor* gweight, Tensor* gbias) = 0;
+
+  // Softmax over x viewed as [outer, n, inner] along n.
+  virtual void softmax(const Tensor& x, int64_t outer, int64_t n, int64_t inner, bool log,
+                       Tensor& y) = 0;
+  virtual void softmax_backward(const Tensor& y, const Tensor& gy, int64_t outer, int64_t n,
+                                int64_t inner, bool log, Tensor& gx) = 0;
+  // Negative log-likelihood per row of logp [rows, classes]; targets i64; ignore_index skipped.
+  // Writes loss per row (0 for ignored) into `loss`.
+  virtual void nll_forward(const Tensor& logp, const Tensor& target, int64_t ignore_index,
+                           Tensor& loss) = 0;
+  virtual void nll_backward(const Tensor& target, const Tensor& gloss, int64_t ignore_index,
+                            Tensor& glogp) = 0;
+
+  virtual void embedding_forward(const Tensor& weight, const Tensor& index, Tensor& y) = 0;
+  virtual void embedding_backward(const Tensor& gy, const Tensor& index, Tensor& gweight) = 0;
+
+  // The k-th smallest value (1-based k) along the last dim of x [rows, n] into out [rows].
+  virtual void kth_value(const Tensor& x, int64_t rows, int64_t n, int64_t k, Tensor& out,
+                         Tensor& index) = 0;
+  // Indices of the k largest (or smallest) values along the last dim, sorted, ties by index.
+  virtual void topk(const Tensor& x, int64_t rows, int64_t n, int64_t k, bool largest,
+                    Tensor& values, Tensor& index) = 0;
+
+  // Fused optimizer updates on flat parameter tensors.
+  virtual void sgd_step(Tensor& param, const Tensor& grad, Tensor* momentum_buf, float lr,
+                        float momentum, float dampening, float weight_decay, bool nesterov,
+                        bool first_step) = 0;
+  virtual void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, float lr,
+                         float beta1, float beta2, float eps, float weight_decay, bool decoupled,
+                         int64_t step) = 0;
+};
+
+Backend& backend(Device device);
+// Registers the CUDA backend (called by the cuda/ library when it is linked in).
+void register_backend(Device device, Backend* impl);
+bool backend_available(Device device);
+
+}  // namespace shrink

@@ -1,0 +1,148 @@
+#include "framework/core/parallel.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace shrink {
+namespace {
+
+thread_local bool t_in_parallel = false;
+
+int default_threads() {
+  if (const char* env = std::getenv("SHRINK_NUM_THREADS")) {
+    int n = std::atoi(env);
+    if (n > 0) return n;
+  }
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc == 0 ? 1 : static_cast<int>(std::min(hc, 64u));
+}
+
+// Workers wait for a generation counter; the caller runs chunk 0 itself.
+class Pool {
+ public:
+  explicit Pool(int n) { resize(n); }
+  ~Pool() { stop(); }
+
+  int size() const { return size_; }
+
+  void resize(int n) {
+    stop();
+    size_ = std::max(1, n);
+    quit_ = false;
+    for (int i = 1; i < size_; ++i) workers_.emplace_back([this, i] { loop(i); });
+  }
+
+  void run(int chunks, const std::function<void(int)>& task) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      task_ = &task;
+      chunks_ = chunks;
+      pending_ = size_ - 1;
+      ++generation_;
+    }
+    cv_.notify_all();
+    t_in_parallel = true;
+    for (int c = 0; c < chunks; c += size_) task(c);
+    t_in_parallel = false;
+    std::unique_lock<std::mutex> lk(mu_);
+    done_cv_.wait(lk, [this] { return pending_ == 0; });
+    task_ = nullptr;
+  }
+
+ private:
+  void loop(int id) {
+    uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(int)>* task;
+      int chunks;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return quit_ || generation_ != seen; });
+        if (quit_) return;
+        seen = generation_;
+        task = task_;
+        chunks = chunks_;
+      }
+      t_in_parallel = true;
+      for (int c = id; c < chunks; c += size_) (*task)(c);
+      t_in_parallel = false;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        --pending_;
+      }
+      done_cv_.notify_one();
+    }
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+  }
+
+  int size_ = 1;
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  const std::function<void(int)>* task_ = nullptr;
+  int chunks_ = 0;
+  int pending_ = 0;
+  uint64_t generation_ = 0;
+  bool quit_ = false;
+};
+
+Pool& pool() {
+  static Pool p(default_threads());
+  return p;
+}
+
+std::mutex& run_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+}  // namespace
+
+int num_threads() { return pool().size(); }
+
+void set_num_threads(int n) {
+  std::lock_guard<std::mutex> lk(run_mutex());
+  pool().resize(n);
+}
+
+void parallel_chunks(int64_t n, int chunks,
+                     const std::function<void(int, int64_t, int64_t)>& fn) {
+  auto body = [&](int c) {
+    int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
+    fn(c, b, e);
+  };
+  if (chunks <= 1 || t_in_parallel || pool().size() == 1) {
+    for (int c = 0; c < chunks; ++c) body(c);
+    return;
+  }
+  std::lock_guard<std::mutex> lk(run_mutex());
+  pool().run(chunks, body);
+}
+
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  int t = num_threads();
+  if (t <= 1 || t_in_parallel || n < 2 * std::max<int64_t>(grain, 1)) {
+    fn(0, n);
+    return;
+  }
+  int chunks = static_cast<int>(std::min<int64_t>(t, n / std::max<int64_t>(grain, 1)));
+  parallel_chunks(n, chunks, [&](int, int64_t b, int64_t e) {
+    if (b < e) fn(b, e);
+  });
+}
+
+}  // namespace shrink

@@ -1,0 +1,155 @@
+// Tensor: a shape, a dtype and a device over shared storage. Always contiguous row-major;
+// views (reshape, leading-dim slices) share storage with an element offset.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "framework/core/error.h"
+
+namespace shrink {
+
+enum class DType : uint8_t { F32, I64, I32, U8, I8 };
+enum class Device : uint8_t { CPU, CUDA };
+
+size_t dtype_size(DType d);
+const char* dtype_name(DType d);
+const char* device_name(Device d);
+
+using Shape = std::vector<int64_t>;
+std::string shape_str(const Shape& s);
+int64_t shape_numel(const Shape& s);
+// Normalises a possibly negative dim against rank, throwing with `op` in the message.
+int64_t wrap_dim(int64_t dim, int64_t rank, const char* op);
+
+// Raw memory block. The deleter knows which allocator it came from.
+struct Storage {
+  void* data = nullptr;
+  size_t nbytes = 0;
+  Device device = Device::CPU;
+  std::function<void(void*)> deleter;
+  Storage() = default;
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  ~Storage() {
+    if (data && deleter) deleter(data);
+  }
+};
+
+struct Node;
+struct TensorImpl;
+
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+
+  // ---- factories (no autograd history) ----
+  static Tensor empty(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
+  static Tensor ones(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
+  static Tensor full(const Shape& shape, float value, Device device = Device::CPU);
+  static Tensor scalar(float value, Device device = Device::CPU);
+  static Tensor from_vector(const std::vector<float>& values, const Shape& shape);
+  static Tensor from_vector_i64(const std::vector<int64_t>& values, const Shape& shape);
+  static Tensor arange(int64_t n);  // 0..n-1 as f32
+
+  // ---- metadata ----
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const;
+  int64_t dim() const;
+  int64_t size(int64_t d) const;
+  int64_t numel() const;
+  DType dtype() const;
+  Device device() const;
+  std::string describe() const;  // "f32[2, 3]"
+
+  // ---- data access (CPU, checked dtype) ----
+  template <typename T>
+  T* data() const;
+  void* raw_data() const;
+  float item() const;
+  std::vector<float> to_vector() const;
+  std::vector<int64_t> to_vector_i64() const;
+
+  // ---- copies and conversion ----
+  Tensor clone() const;     // differentiable copy
+  Tensor detach() const;    // same storage, no history
+  Tensor contiguous_copy() const;  // plain data copy, no history
+  Tensor to(Device device) const;  // differentiable copy to device (self if same device)
+  Tensor to(DType dtype) const;    // value conversion, no history
+  void copy_(const Tensor& src);   // in-place data copy, shapes must match (no autograd)
+  void fill_(float value);         // in-place (no autograd)
+  void zero_() { fill_(0.f); }
+
+  // ---- autograd ----
+  bool requires_grad() const;
+  Tensor& set_requires_grad(bool flag);
+  bool is_leaf() const;
+  Tensor grad() const;
+  void set_grad(const Tensor& g) const;
+  void zero_grad() const;
+  const std::shared_ptr<Node>& grad_fn() const;
+  void set_grad_fn(std::shared_ptr<Node> node) const;
+  void backward(const Tensor& grad_output = Tensor()) const;
+
+  // ---- identity ----
+  TensorImpl* impl() const { return impl_.get(); }
+  const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
+  bool is_same(const Tensor& o) const { return impl_ == o.impl_; }
+  bool shares_storage(const Tensor& o) const;
+
+  // ---- convenience forwarding to ops (see framework/ops/ops.h) ----
+  Tensor reshape(const Shape& shape) const;
+  Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
+  Tensor transpose(int64_t d0, int64_t d1) const;
+  Tensor permute(const std::vector<int64_t>& perm) const;
+  Tensor sum() const;
+  Tensor mean() const;
+  Tensor operator-() const;
+
+ private:
+  void check_defined(const char* what) const;
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+struct TensorImpl {
+  std::shared_ptr<Storage> storage;
+  int64_t offset = 0;  // in elements
+  Shape shape;
+  int64_t numel = 0;
+  DType dtype = DType::F32;
+  bool requires_grad = false;  // leaves only; non-leaves require grad through grad_fn
+  std::shared_ptr<TensorImpl> grad;
+  std::shared_ptr<Node> grad_fn;
+};
+
+// Makes a tensor viewing `base`'s storage at `offset` elements with `shape` (no copy).
+Tensor make_view(const Tensor& base, const Shape& shape, int64_t offset_elems);
+
+std::ostream& operator<<(std::ostream& os, const Shape& s);
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+std::ostream& operator<<(std::ostream& os, DType d);
+std::ostream& operator<<(std::ostream& os, Device d);
+
+template <typename T>
+struct DTypeOf;
+template <> struct DTypeOf<float> { static constexpr DType value = DType::F32; };
+template <> struct DTypeOf<int64_t> { static constexpr DType value = DType::I64; };
+template <> struct DTypeOf<int32_t> { static constexpr DType value = DType::I32; };
+template <> struct DTypeOf<uint8_t> { static constexpr DType value = DType::U8; };
+template <> struct DTypeOf<int8_t> { static constexpr DType value = DType::I8; };
+
+template <typename T>
+T* Tensor::data() const {
+  check_defined("data");
+  SHRINK_CHECK(impl_->dtype == DTypeOf<T>::value, "data<", dtype_name(DTypeOf<T>::value),
+               ">: tensor has dtype ", dtype_name(impl_->dtype));
+  return static_cast<T*>(raw_data());
+}
+
+}  // namespace shrink

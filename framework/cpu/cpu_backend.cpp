@@ -1,0 +1,116 @@
+// CPU backend: memory, embedding and fused optimizer updates; the backend singleton.
+#include "framework/cpu/cpu_backend.h"
+
+#include <cblas.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "framework/core/parallel.h"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace shrink {
+
+Backend* cpu_backend_instance() {
+  static cpu::CpuBackend instance;
+  return &instance;
+}
+
+namespace cpu {
+
+CpuBackend::CpuBackend() {
+  // Threading is ours (parallel_for with a fixed partition); OpenBLAS runs single-threaded so
+  // results do not depend on its scheduling.
+  openblas_set_num_threads(1);
+}
+
+void* CpuBackend::allocate(size_t nbytes) {
+  if (nbytes == 0) nbytes = 64;
+  size_t rounded = (nbytes + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+void CpuBackend::deallocate(void* p) { std::free(p); }
+void CpuBackend::copy_from_host(void* dst, const void* src, size_t n) {
+  if (n) std::memcpy(dst, src, n);
+}
+void CpuBackend::copy_to_host(void* dst, const void* src, size_t n) {
+  if (n) std::memcpy(dst, src, n);
+}
+void CpuBackend::copy(void* dst, const void* src, size_t n) {
+  if (n && dst != src) std::memcpy(dst, src, n);
+}
+
+void CpuBackend::embedding_forward(const Tensor& weight, const Tensor& index, Tensor& y) {
+  const int64_t rows = weight.size(0), dim = weight.size(1);
+  const float* wp = weight.data<float>();
+  const int64_t* ip = index.data<int64_t>();
+  float* yp = y.data<float>();
+  for (int64_t i = 0; i < index.numel(); ++i) {
+    SHRINK_CHECK(ip[i] >= 0 && ip[i] < rows, "embedding: index ", ip[i], " at position ", i,
+                 " is out of range for ", rows, " rows");
+    std::memcpy(yp + i * dim, wp + ip[i] * dim, dim * sizeof(float));
+  }
+}
+
+void CpuBackend::embedding_backward(const Tensor& gy, const Tensor& index, Tensor& gweight) {
+  const int64_t dim = gweight.size(1);
+  const float* gp = gy.data<float>();
+  const int64_t* ip = index.data<int64_t>();
+  float* gw = gweight.data<float>();
+  std::fill_n(gw, gweight.numel(), 0.f);
+  for (int64_t i = 0; i < index.numel(); ++i)
+    for (int64_t j = 0; j < dim; ++j) gw[ip[i] * dim + j] += gp[i * dim + j];
+}
+
+void CpuBackend::sgd_step(Tensor& param, const Tensor& grad, Tensor* momentum_buf, float lr,
+                          float momentum, float dampening, float weight_decay, bool nesterov,
+                          bool first_step) {
+  float* p = param.data<float>();
+  const float* g = grad.data<float>();
+  float* buf = momentum_buf ? momentum_buf->data<float>() : nullptr;
+  parallel_for(param.numel(), 1 << 15, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      float d = g[i] + weight_decay * p[i];
+      if (buf) {
+        buf[i] = first_step ? d : momentum * buf[i] + (1.f - dampening) * d;
+        d = nesterov ? d + momentum * buf[i] : buf[i];
+      }
+      p[i] -= lr * d;
+    }
+  });
+}
+
+void CpuBackend::adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, float lr,
+                           float beta1, float beta2, float eps, float weight_decay,
+                           bool decoupled, int64_t step) {
+  float* p = param.data<float>();
+  const float* g = grad.data<float>();
+  float* mp = m.data<float>();
+  float* vp = v.data<float>();
+  const float bc1 = 1.f - std::pow(beta1, static_cast<float>(step));
+  const float bc2 = 1.f - std::pow(beta2, static_cast<float>(step));
+  const float step_size = lr / bc1;
+  const float bc2_sqrt = std::sqrt(bc2);
+  parallel_for(param.numel(), 1 << 15, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      float gi = g[i];
+      if (decoupled)
+        p[i] *= 1.f - lr * weight_decay;
+      else
+        gi += weight_decay * p[i];
+      mp[i] = beta1 * mp[i] + (1.f - beta1) * gi;
+      vp[i] = beta2 * vp[i] + (1.f - beta2) * gi * gi;
+      float denom = std::sqrt(vp[i]) / bc2_sqrt + eps;
+      p[i] -= step_size * mp[i] / denom;
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace shrink

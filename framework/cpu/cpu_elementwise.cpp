@@ -1,0 +1,293 @@
+// CPU kernels: fill, conversion, unary/binary elementwise, broadcast reduce/expand, where,
+// permute and block copies.
+#include <cmath>
+#include <cstring>
+
+#include "framework/cpu/cpu_backend.h"
+#include "framework/cpu/strided.h"
+
+namespace shrink::cpu {
+
+namespace {
+constexpr int64_t kGrain = 1 << 15;
+constexpr float kInvSqrt2 = 0.70710678118654752f;
+constexpr float kInvSqrt2Pi = 0.39894228040143268f;
+}  // namespace
+
+float unary_value(UnaryOp op, float x, float p0, float p1) {
+  switch (op) {
+    case UnaryOp::Neg: return -x;
+    case UnaryOp::Exp: return std::exp(x);
+    case UnaryOp::Log: return std::log(x);
+    case UnaryOp::Sqrt: return std::sqrt(x);
+    case UnaryOp::Abs: return std::fabs(x);
+    case UnaryOp::Sign: return x > 0.f ? 1.f : (x < 0.f ? -1.f : 0.f);
+    case UnaryOp::Round: return std::nearbyint(x);  // default rounding mode: half to even
+    case UnaryOp::Relu: return x > 0.f ? x : 0.f;
+    case UnaryOp::Relu6: return x < 0.f ? 0.f : (x > 6.f ? 6.f : x);
+    case UnaryOp::Gelu: return 0.5f * x * (1.f + std::erf(x * kInvSqrt2));
+    case UnaryOp::Sigmoid: return 1.f / (1.f + std::exp(-x));
+    case UnaryOp::Tanh: return std::tanh(x);
+    case UnaryOp::Clamp: return x < p0 ? p0 : (x > p1 ? p1 : x);
+    case UnaryOp::PowScalar: return std::pow(x, p0);
+    case UnaryOp::AddScalar: return x + p0;
+    case UnaryOp::MulScalar: return x * p0;
+  }
+  return 0.f;
+}
+
+float unary_grad(UnaryOp op, float x, float y, float gy, float p0, float p1) {
+  switch (op) {
+    case UnaryOp::Neg: return -gy;
+    case UnaryOp::Exp: return gy * y;
+    case UnaryOp::Log: return gy / x;
+    case UnaryOp::Sqrt: return gy / (2.f * y);
+    case UnaryOp::Abs: return x > 0.f ? gy : (x < 0.f ? -gy : 0.f);
+    case UnaryOp::Sign: return 0.f;
+    case UnaryOp::Round: return 0.f;
+    case UnaryOp::Relu: return x > 0.f ? gy : 0.f;
+    case UnaryOp::Relu6: return (x > 0.f && x < 6.f) ? gy : 0.f;  // as torch's hardtanh
+    case UnaryOp::Gelu: {
+      float cdf = 0.5f * (1.f + std::erf(x * kInvSqrt2));
+      float pdf = kInvSqrt2Pi * std::exp(-0.5f * x * x);
+      return gy * (cdf + x * pdf);
+    }
+    case UnaryOp::Sigmoid: return gy * y * (1.f - y);
+    case UnaryOp::Tanh: return gy * (1.f - y * y);
+    case UnaryOp::Clamp: return (x >= p0 && x <= p1) ? gy : 0.f;
+    case UnaryOp::PowScalar:
+      return p0 == 0.f ? 0.f : gy * p0 * std::pow(x, p0 - 1.f);
+    case UnaryOp::AddScalar: return gy;
+    case UnaryOp::MulScalar: return gy * p0;
+  }
+  (void)p1;
+  return 0.f;
+}
+
+float binary_value(BinaryOp op, float a, float b) {
+  switch (op) {
+    case BinaryOp::Add: return a + b;
+    case BinaryOp::Sub: return a - b;
+    case BinaryOp::Mul: return a * b;
+    case BinaryOp::Div: return a / b;
+    case BinaryOp::Pow: return std::pow(a, b);
+    case BinaryOp::Max: return a >= b ? a : b;
+    case BinaryOp::Min: return a <= b ? a : b;
+    case BinaryOp::Gt: return a > b ? 1.f : 0.f;
+    case BinaryOp::Lt: return a < b ? 1.f : 0.f;
+    case BinaryOp::Ge: return a >= b ? 1.f : 0.f;
+    case BinaryOp::Le: return a <= b ? 1.f : 0.f;
+    case BinaryOp::Eq: return a == b ? 1.f : 0.f;
+  }
+  return 0.f;
+}
+
+void CpuBackend::fill(Tensor& out, float value) {
+  int64_t n = out.numel();
+  switch (out.dtype()) {
+    case DType::F32: {
+      float* p = out.data<float>();
+      parallel_for(n, kGrain, [&](int64_t b, int64_t e) { std::fill(p + b, p + e, value); });
+      break;
+    }
+    case DType::I64: std::fill_n(out.data<int64_t>(), n, static_cast<int64_t>(value)); break;
+    case DType::I32: std::fill_n(out.data<int32_t>(), n, static_cast<int32_t>(value)); break;
+    case DType::U8: std::fill_n(out.data<uint8_t>(), n, static_cast<uint8_t>(value)); break;
+    case DType::I8: std::fill_n(out.data<int8_t>(), n, static_cast<int8_t>(value)); break;
+  }
+}
+
+namespace {
+template <typename S, typename D>
+void convert_loop(const Tensor& src, Tensor& dst) {
+  const S* s = static_cast<const S*>(src.raw_data());
+  D* d = static_cast<D*>(dst.raw_data());
+  for (int64_t i = 0; i < src.numel(); ++i) d[i] = static_cast<D>(s[i]);
+}
+template <typename S>
+void convert_from(const Tensor& src, Tensor& dst) {
+  switch (dst.dtype()) {
+    case DType::F32: convert_loop<S, float>(src, dst); break;
+    case DType::I64: convert_loop<S, int64_t>(src, dst); break;
+    case DType::I32: convert_loop<S, int32_t>(src, dst); break;
+    case DType::U8: convert_loop<S, uint8_t>(src, dst); break;
+    case DType::I8: convert_loop<S, int8_t>(src, dst); break;
+  }
+}
+}  // namespace
+
+void CpuBackend::convert(const Tensor& src, Tensor& dst) {
+  switch (src.dtype()) {
+    case DType::F32: convert_from<float>(src, dst); break;
+    case DType::I64: convert_from<int64_t>(src, dst); break;
+    case DType::I32: convert_from<int32_t>(src, dst); break;
+    case DType::U8: convert_from<uint8_t>(src, dst); break;
+    case DType::I8: convert_from<int8_t>(src, dst); break;
+  }
+}
+
+void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, float p0, float p1) {
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+  parallel_for(x.numel(), kGrain, [&](int64_t b, int64_t e) {
+    switch (op) {  // hot cases get their own loop so the compiler can vectorise them
+      case UnaryOp::Relu:
+        for (int64_t i = b; i < e; ++i) yp[i] = xp[i] > 0.f ? xp[i] : 0.f;
+        break;
+      case UnaryOp::MulScalar:
+        for (int64_t i = b; i < e; ++i) yp[i] = xp[i] * p0;
+        break;
+      case UnaryOp::AddScalar:
+        for (int64_t i = b; i < e; ++i) yp[i] = xp[i] + p0;
+        break;
+      default:
+        for (int64_t i = b; i < e; ++i) yp[i] = unary_value(op, xp[i], p0, p1);
+    }
+  });
+}
+
+void CpuBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy,
+                                Tensor& gx, float p0, float p1) {
+  const float* xp = x.defined() ? x.data<float>() : nullptr;
+  const float* yp = y.defined() ? y.data<float>() : nullptr;
+  const float* gp = gy.data<float>();
+  float* op_ = gx.data<float>();
+  parallel_for(gy.numel(), kGrain, [&](int64_t b, int64_t e) {
+    if (op == UnaryOp::Relu) {
+      for (int64_t i = b; i < e; ++i) op_[i] = xp[i] > 0.f ? gp[i] : 0.f;
+      return;
+    }
+    for (int64_t i = b; i < e; ++i)
+      op_[i] = unary_grad(op, xp ? xp[i] : 0.f, yp ? yp[i] : 0.f, gp[i], p0, p1);
+  });
+}
+
+namespace {
+template <typename F>
+void binary_loop(const Tensor& a, const Tensor& b, const Broadcast& bc, Tensor& out, F f) {
+  const float* ap = a.data<float>();
+  const float* bp = b.data<float>();
+  float* op = out.data<float>();
+  const int64_t sa = bc.a_strides.back(), sb = bc.b_strides.back();
+  parallel_runs(bc.out, bc.a_strides, bc.b_strides,
+                [&](int64_t o, int64_t ia, int64_t ib, int64_t len) {
+                  const float* pa = ap + ia;
+                  const float* pb = bp + ib;
+                  float* po = op + o;
+                  if (sa == 1 && sb == 1) {
+                    for (int64_t i = 0; i < len; ++i) po[i] = f(pa[i], pb[i]);
+                  } else if (sa == 1 && sb == 0) {
+                    const float vb = *pb;
+                    for (int64_t i = 0; i < len; ++i) po[i] = f(pa[i], vb);
+                  } else if (sa == 0 && sb == 1) {
+                    const float va = *pa;
+                    for (int64_t i = 0; i < len; ++i) po[i] = f(va, pb[i]);
+                  } else {
+                    for (int64_t i = 0; i < len; ++i) po[i] = f(pa[i * sa], pb[i * sb]);
+                  }
+                });
+}
+}  // namespace
+
+void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Broadcast& bc,
+                        Tensor& out) {
+  switch (op) {
+    case BinaryOp::Add: binary_loop(a, b, bc, out, [](float x, float y) { return x + y; }); break;
+    case BinaryOp::Sub: binary_loop(a, b, bc, out, [](float x, float y) { return x - y; }); break;
+    case BinaryOp::Mul: binary_loop(a, b, bc, out, [](float x, float y) { return x * y; }); break;
+    case BinaryOp::Div: binary_loop(a, b, bc, out, [](float x, float y) { return x / y; }); break;
+    default:
+      binary_loop(a, b, bc, out, [op](float x, float y) { return binary_value(op, x, y); });
+  }
+}
+
+void CpuBackend::sum_to(const Tensor& grad, const Shape& grad_shape,
+                        const std::vector<int64_t>& out_strides, Tensor& out) {
+  // Serial over the gradient in row-major order: each output element's sum always has the same
+  // order of additions, so the result is reproducible.
+  const float* g = grad.data<float>();
+  float* o = out.data<float>();
+  std::fill_n(o, out.numel(), 0.f);
+  std::vector<int64_t> zero(out_strides.size(), 0);
+  const int64_t so = out_strides.back();
+  for_each_run(grad_shape, out_strides, zero, 0, grad.numel(),
+               [&](int64_t gi, int64_t oi, int64_t, int64_t len) {
+                 if (so == 0) {
+                   float acc = 0.f;
+                   for (int64_t i = 0; i < len; ++i) acc += g[gi + i];
+                   o[oi] += acc;
+                 } else {
+                   for (int64_t i = 0; i < len; ++i) o[oi + i * so] += g[gi + i];
+                 }
+               });
+}
+
+void CpuBackend::expand(const Tensor& x, const std::vector<int64_t>& x_strides, Tensor& out) {
+  const size_t esize = dtype_size(x.dtype());
+  const char* xp = static_cast<const char*>(x.raw_data());
+  char* op = static_cast<char*>(out.raw_data());
+  std::vector<int64_t> zero(x_strides.size(), 0);
+  const int64_t sx = x_strides.back();
+  parallel_runs(out.shape(), x_strides, zero, [&](int64_t o, int64_t ix, int64_t, int64_t len) {
+    for (int64_t i = 0; i < len; ++i)
+      std::memcpy(op + (o + i) * esize, xp + (ix + i * sx) * esize, esize);
+  });
+}
+
+void CpuBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) {
+  const float* c = cond.data<float>();
+  const float* ap = a.data<float>();
+  const float* bp = b.data<float>();
+  float* o = out.data<float>();
+  parallel_for(out.numel(), kGrain, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) o[i] = c[i] != 0.f ? ap[i] : bp[i];
+  });
+}
+
+void CpuBackend::permute(const Tensor& x, const std::vector<int64_t>& perm, Tensor& out) {
+  const Shape& in = x.shape();
+  const int64_t rank = static_cast<int64_t>(in.size());
+  std::vector<int64_t> in_strides(rank, 1);
+  for (int64_t d = rank - 2; d >= 0; --d) in_strides[d] = in_strides[d + 1] * in[d + 1];
+  std::vector<int64_t> src_strides(rank);  // stride in x for each output dim
+  for (int64_t d = 0; d < rank; ++d) src_strides[d] = in_strides[perm[d]];
+  std::vector<int64_t> zero(rank, 0);
+  const size_t esize = dtype_size(x.dtype());
+  const char* xp = static_cast<const char*>(x.raw_data());
+  char* op = static_cast<char*>(out.raw_data());
+  const int64_t s_last = src_strides.back();
+  parallel_runs(out.shape(), src_strides, zero, [&](int64_t o, int64_t ix, int64_t, int64_t len) {
+    if (esize == 4) {
+      const float* s = reinterpret_cast<const float*>(xp) + ix;
+      float* d = reinterpret_cast<float*>(op) + o;
+      for (int64_t i = 0; i < len; ++i) d[i] = s[i * s_last];
+    } else {
+      for (int64_t i = 0; i < len; ++i)
+        std::memcpy(op + (o + i) * esize, xp + (ix + i * s_last) * esize, esize);
+    }
+  });
+}
+
+void CpuBackend::copy_block(const Tensor& src, int64_t outer, int64_t src_n, int64_t inner,
+                            Tensor& dst, int64_t dst_n, int64_t offset, int64_t step,
+                            bool to_src) {
+  // Element j of src's n axis corresponds to element offset + j*step of dst's n axis.
+  const size_t esize = dtype_size(src.dtype());
+  char* s = static_cast<char*>(src.raw_data());
+  char* d = static_cast<char*>(dst.raw_data());
+  const size_t row = inner * esize;
+  parallel_for(outer, 64, [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o) {
+      for (int64_t j = 0; j < src_n; ++j) {
+        char* sp = s + (o * src_n + j) * row;
+        char* dp = d + (o * dst_n + offset + j * step) * row;
+        if (to_src)
+          std::memcpy(sp, dp, row);
+        else
+          std::memcpy(dp, sp, row);
+      }
+    }
+  });
+}
+
+}  // namespace shrink::cpu

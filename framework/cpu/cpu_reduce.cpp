@@ -1,0 +1,173 @@
+// CPU kernels: reductions along one dim, softmax, NLL, k-th value and top-k.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "framework/core/parallel.h"
+#include "framework/cpu/cpu_backend.h"
+
+namespace shrink::cpu {
+
+void CpuBackend::reduce(ReduceOp op, const Tensor& x, int64_t outer, int64_t n, int64_t inner,
+                        Tensor& out, Tensor* index) {
+  const float* xp = x.data<float>();
+  float* op_ = out.data<float>();
+  int64_t* ip = (index && index->defined()) ? index->data<int64_t>() : nullptr;
+  parallel_for(outer * inner, 256, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      int64_t o = r / inner, i = r % inner;
+      const float* p = xp + o * n * inner + i;
+      if (op == ReduceOp::Sum || op == ReduceOp::Mean) {
+        double acc = 0.0;  // double accumulation: exact enough to be order-insensitive here
+        for (int64_t j = 0; j < n; ++j) acc += p[j * inner];
+        op_[r] = static_cast<float>(op == ReduceOp::Mean ? acc / static_cast<double>(n) : acc);
+      } else {
+        float best = p[0];
+        int64_t arg = 0;
+        for (int64_t j = 1; j < n; ++j) {
+          float v = p[j * inner];
+          bool better = op == ReduceOp::Max ? (v > best || (std::isnan(v) && !std::isnan(best)))
+                                            : (v < best || (std::isnan(v) && !std::isnan(best)));
+          if (better) {
+            best = v;
+            arg = j;
+          }
+        }
+        op_[r] = best;
+        if (ip) ip[r] = arg;
+      }
+    }
+  });
+}
+
+void CpuBackend::softmax(const Tensor& x, int64_t outer, int64_t n, int64_t inner, bool log,
+                         Tensor& y) {
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+  parallel_for(outer * inner, 64, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      int64_t o = r / inner, i = r % inner;
+      const float* p = xp + o * n * inner + i;
+      float* q = yp + o * n * inner + i;
+      float mx = -INFINITY;
+      for (int64_t j = 0; j < n; ++j) mx = std::max(mx, p[j * inner]);
+      double s = 0.0;
+      for (int64_t j = 0; j < n; ++j) s += std::exp(static_cast<double>(p[j * inner] - mx));
+      if (log) {
+        float lse = static_cast<float>(std::log(s));
+        for (int64_t j = 0; j < n; ++j) q[j * inner] = p[j * inner] - mx - lse;
+      } else {
+        float inv = static_cast<float>(1.0 / s);
+        for (int64_t j = 0; j < n; ++j) q[j * inner] = std::exp(p[j * inner] - mx) * inv;
+      }
+    }
+  });
+}
+
+void CpuBackend::softmax_backward(const Tensor& y, const Tensor& gy, int64_t outer, int64_t n,
+                                  int64_t inner, bool log, Tensor& gx) {
+  const float* yp = y.data<float>();
+  const float* gp = gy.data<float>();
+  float* xp = gx.data<float>();
+  parallel_for(outer * inner, 64, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      int64_t o = r / inner, i = r % inner;
+      int64_t base = o * n * inner + i;
+      double s = 0.0;
+      if (log) {  // gx = gy - softmax * sum(gy)
+        for (int64_t j = 0; j < n; ++j) s += gp[base + j * inner];
+        for (int64_t j = 0; j < n; ++j) {
+          int64_t k = base + j * inner;
+          xp[k] = gp[k] - std::exp(yp[k]) * static_cast<float>(s);
+        }
+      } else {  // gx = y * (gy - sum(gy * y))
+        for (int64_t j = 0; j < n; ++j) s += gp[base + j * inner] * yp[base + j * inner];
+        for (int64_t j = 0; j < n; ++j) {
+          int64_t k = base + j * inner;
+          xp[k] = yp[k] * (gp[k] - static_cast<float>(s));
+        }
+      }
+    }
+  });
+}
+
+void CpuBackend::nll_forward(const Tensor& logp, const Tensor& target, int64_t ignore_index,
+                             Tensor& loss) {
+  const int64_t rows = logp.size(0), classes = logp.size(1);
+  const float* lp = logp.data<float>();
+  const int64_t* t = target.data<int64_t>();
+  float* l = loss.data<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    if (t[r] == ignore_index) {
+      l[r] = 0.f;
+      continue;
+    }
+    SHRINK_CHECK(t[r] >= 0 && t[r] < classes, "nll_loss: target ", t[r], " at row ", r,
+                 " is out of range for ", classes, " classes");
+    l[r] = -lp[r * classes + t[r]];
+  }
+}
+
+void CpuBackend::nll_backward(const Tensor& target, const Tensor& gloss, int64_t ignore_index,
+                              Tensor& glogp) {
+  const int64_t rows = glogp.size(0), classes = glogp.size(1);
+  const int64_t* t = target.data<int64_t>();
+  const float* g = gloss.data<float>();
+  float* o = glogp.data<float>();
+  std::fill_n(o, glogp.numel(), 0.f);
+  for (int64_t r = 0; r < rows; ++r)
+    if (t[r] != ignore_index) o[r * classes + t[r]] = -g[r];
+}
+
+namespace {
+// Orders (value, index) pairs by value, then by index, so selection is deterministic.
+struct ByValue {
+  const float* v;
+  bool operator()(int64_t a, int64_t b) const { return v[a] < v[b] || (v[a] == v[b] && a < b); }
+};
+struct ByValueDesc {
+  const float* v;
+  bool operator()(int64_t a, int64_t b) const { return v[a] > v[b] || (v[a] == v[b] && a < b); }
+};
+}  // namespace
+
+void CpuBackend::kth_value(const Tensor& x, int64_t rows, int64_t n, int64_t k, Tensor& out,
+                           Tensor& index) {
+  const float* xp = x.data<float>();
+  float* op = out.data<float>();
+  int64_t* ip = index.data<int64_t>();
+  parallel_for(rows, 1, [&](int64_t b, int64_t e) {
+    std::vector<int64_t> idx(n);
+    for (int64_t r = b; r < e; ++r) {
+      std::iota(idx.begin(), idx.end(), 0);
+      const float* row = xp + r * n;
+      std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(), ByValue{row});
+      ip[r] = idx[k - 1];
+      op[r] = row[idx[k - 1]];
+    }
+  });
+}
+
+void CpuBackend::topk(const Tensor& x, int64_t rows, int64_t n, int64_t k, bool largest,
+                      Tensor& values, Tensor& index) {
+  const float* xp = x.data<float>();
+  float* vp = values.data<float>();
+  int64_t* ip = index.data<int64_t>();
+  parallel_for(rows, 1, [&](int64_t b, int64_t e) {
+    std::vector<int64_t> idx(n);
+    for (int64_t r = b; r < e; ++r) {
+      std::iota(idx.begin(), idx.end(), 0);
+      const float* row = xp + r * n;
+      if (largest)
+        std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), ByValueDesc{row});
+      else
+        std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), ByValue{row});
+      for (int64_t j = 0; j < k; ++j) {
+        ip[r * k + j] = idx[j];
+        vp[r * k + j] = row[idx[j]];
+      }
+    }
+  });
+}
+
+}  // namespace shrink::cpu

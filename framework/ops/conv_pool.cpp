@@ -1,0 +1,137 @@
+// conv2d and 2-d pooling ops (NCHW).
+#include "framework/ops/op_util.h"
+#include "framework/ops/ops.h"
+
+namespace shrink {
+
+using detail::check_f32;
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+              const Conv2dOptions& o) {
+  check_f32(x, "conv2d", "input");
+  check_f32(weight, "conv2d", "weight");
+  SHRINK_CHECK(x.dim() == 4, "conv2d: input must be [N, C, H, W], got ", x.shape());
+  SHRINK_CHECK(weight.dim() == 4, "conv2d: weight must be [OC, C/groups, KH, KW], got ",
+               weight.shape());
+  SHRINK_CHECK(o.groups >= 1 && x.size(1) % o.groups == 0 && weight.size(0) % o.groups == 0,
+               "conv2d: groups ", o.groups, " must divide input channels ", x.size(1),
+               " and output channels ", weight.size(0));
+  SHRINK_CHECK(weight.size(1) * o.groups == x.size(1), "conv2d: weight ", weight.shape(),
+               " with groups ", o.groups, " does not match input ", x.shape());
+  SHRINK_CHECK(o.stride_h > 0 && o.stride_w > 0 && o.dil_h > 0 && o.dil_w > 0 && o.pad_h >= 0 &&
+                   o.pad_w >= 0,
+               "conv2d: stride and dilation must be positive and padding non-negative");
+  Conv2dParams p{};
+  p.n = x.size(0); p.c = x.size(1); p.h = x.size(2); p.w = x.size(3);
+  p.oc = weight.size(0); p.kh = weight.size(2); p.kw = weight.size(3);
+  p.stride_h = o.stride_h; p.stride_w = o.stride_w; p.pad_h = o.pad_h; p.pad_w = o.pad_w;
+  p.dil_h = o.dil_h; p.dil_w = o.dil_w; p.groups = o.groups;
+  p.oh = (p.h + 2 * p.pad_h - p.dil_h * (p.kh - 1) - 1) / p.stride_h + 1;
+  p.ow = (p.w + 2 * p.pad_w - p.dil_w * (p.kw - 1) - 1) / p.stride_w + 1;
+  SHRINK_CHECK(p.oh > 0 && p.ow > 0, "conv2d: input ", x.shape(), " is smaller than kernel ",
+               weight.shape(), " (after padding)");
+  if (bias.defined()) {
+    check_f32(bias, "conv2d", "bias");
+    SHRINK_CHECK(bias.dim() == 1 && bias.size(0) == p.oc, "conv2d: bias ", bias.shape(),
+                 " for ", p.oc, " output channels");
+  }
+  Tensor y = Tensor::empty({p.n, p.oc, p.oh, p.ow}, DType::F32, x.device());
+  backend(x.device()).conv2d_forward(p, x, weight, bias.defined() ? &bias : nullptr, y);
+  if (needs_grad({&x, &weight, &bias})) {
+    Tensor xd = x.detach(), wd = weight.detach();
+    bool gx = x.requires_grad(), gw = weight.requires_grad();
+    bool has_bias = bias.defined(), gb = has_bias && bias.requires_grad();
+    std::vector<Tensor> inputs{x, weight};
+    if (has_bias) inputs.push_back(bias);
+    record(y, OpKind::Conv2d, std::move(inputs),
+           [p, xd, wd, gx, gw, gb, has_bias](const Tensor& g) {
+             std::vector<Tensor> r(has_bias ? 3 : 2);
+             Backend& be = backend(g.device());
+             if (gx) {
+               r[0] = Tensor::empty(xd.shape(), DType::F32, g.device());
+               be.conv2d_backward_input(p, g, wd, r[0]);
+             }
+             if (gw) {
+               r[1] = Tensor::empty(wd.shape(), DType::F32, g.device());
+               be.conv2d_backward_weight(p, g, xd, r[1]);
+             }
+             if (gb) r[2] = sum(g, {0, 2, 3});
+             return r;
+           },
+           {p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w, p.groups});
+  }
+  return y;
+}
+
+namespace {
+Pool2dParams pool_params(const Tensor& x, int64_t k, int64_t s, int64_t pad, const char* op) {
+  check_f32(x, op, "input");
+  SHRINK_CHECK(x.dim() == 4, op, ": input must be [N, C, H, W], got ", x.shape());
+  SHRINK_CHECK(k > 0 && s > 0 && pad >= 0, op, ": kernel ", k, ", stride ", s, ", padding ",
+               pad, " invalid");
+  SHRINK_CHECK(2 * pad <= k, op, ": padding ", pad, " must be at most half the kernel ", k);
+  Pool2dParams p{};
+  p.n = x.size(0); p.c = x.size(1); p.h = x.size(2); p.w = x.size(3);
+  p.kh = p.kw = k; p.stride_h = p.stride_w = s; p.pad_h = p.pad_w = pad;
+  p.oh = (p.h + 2 * pad - k) / s + 1;
+  p.ow = (p.w + 2 * pad - k) / s + 1;
+  SHRINK_CHECK(p.oh > 0 && p.ow > 0, op, ": input ", x.shape(), " smaller than kernel ", k);
+  return p;
+}
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
+  Pool2dParams p = pool_params(x, kernel, stride, padding, "max_pool2d");
+  Tensor y = Tensor::empty({p.n, p.c, p.oh, p.ow}, DType::F32, x.device());
+  Tensor idx = Tensor::empty({p.n, p.c, p.oh, p.ow}, DType::I64, x.device());
+  backend(x.device()).max_pool2d_forward(p, x, y, idx);
+  if (needs_grad({&x})) {
+    Shape xs = x.shape();
+    record(y, OpKind::MaxPool2d, {x}, [p, idx, xs](const Tensor& g) {
+      Tensor gx = Tensor::empty(xs, DType::F32, g.device());
+      backend(g.device()).max_pool2d_backward(p, g, idx, gx);
+      return std::vector<Tensor>{gx};
+    }, {kernel, stride, padding});
+  }
+  return y;
+}
+
+Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding,
+                  bool count_include_pad) {
+  Pool2dParams p = pool_params(x, kernel, stride, padding, "avg_pool2d");
+  p.count_include_pad = count_include_pad;
+  Tensor y = Tensor::empty({p.n, p.c, p.oh, p.ow}, DType::F32, x.device());
+  backend(x.device()).avg_pool2d_forward(p, x, y);
+  if (needs_grad({&x})) {
+    Shape xs = x.shape();
+    record(y, OpKind::AvgPool2d, {x}, [p, xs](const Tensor& g) {
+      Tensor gx = Tensor::empty(xs, DType::F32, g.device());
+      backend(g.device()).avg_pool2d_backward(p, g, gx);
+      return std::vector<Tensor>{gx};
+    }, {kernel, stride, padding});
+  }
+  return y;
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
+  check_f32(x, "adaptive_avg_pool2d", "input");
+  SHRINK_CHECK(x.dim() == 4, "adaptive_avg_pool2d: input must be [N, C, H, W], got ", x.shape());
+  SHRINK_CHECK(out_h > 0 && out_w > 0, "adaptive_avg_pool2d: output size ", out_h, "x", out_w,
+               " must be positive");
+  Pool2dParams p{};
+  p.n = x.size(0); p.c = x.size(1); p.h = x.size(2); p.w = x.size(3);
+  p.oh = out_h; p.ow = out_w;
+  Tensor y = Tensor::empty({p.n, p.c, p.oh, p.ow}, DType::F32, x.device());
+  backend(x.device()).adaptive_avg_pool2d_forward(p, x, y);
+  if (needs_grad({&x})) {
+    Shape xs = x.shape();
+    record(y, OpKind::AdaptiveAvgPool2d, {x}, [p, xs](const Tensor& g) {
+      Tensor gx = Tensor::empty(xs, DType::F32, g.device());
+      backend(g.device()).adaptive_avg_pool2d_backward(p, g, gx);
+      return std::vector<Tensor>{gx};
+    }, {out_h, out_w});
+  }
+  return y;
+}
+
+}  // namespace shrink

@@ -1,0 +1,145 @@
+// The framework's differentiable ops. Each is defined once (framework/ops/*.cpp): shape checks,
+// output allocation, a call into the device's Backend kernel, and the backward rule.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "framework/core/autograd.h"
+#include "framework/core/backend.h"
+#include "framework/core/tensor.h"
+
+namespace shrink {
+
+class Generator;
+
+// ---- elementwise (broadcasting for binary ops) ----
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);
+Tensor maximum(const Tensor& a, const Tensor& b);  // gradient to the larger (a on ties)
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, float b);
+Tensor mul(const Tensor& a, float b);
+Tensor pow(const Tensor& a, float exponent);
+// Comparisons give f32 0/1 masks and no gradient.
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, float b);
+Tensor lt(const Tensor& a, float b);
+Tensor ge(const Tensor& a, float b);
+Tensor le(const Tensor& a, float b);
+
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor abs(const Tensor& x);      // gradient sign(x) (0 at 0)
+Tensor sign(const Tensor& x);     // gradient 0
+Tensor round(const Tensor& x);    // half to even; gradient 0
+Tensor clamp(const Tensor& x, float lo, float hi);  // gradient 1 inside [lo, hi]
+Tensor relu(const Tensor& x);
+Tensor relu6(const Tensor& x);
+Tensor gelu(const Tensor& x);     // exact (erf) form, as torch's default
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator+(const Tensor& a, float b);
+Tensor operator-(const Tensor& a, float b);
+Tensor operator*(const Tensor& a, float b);
+Tensor operator/(const Tensor& a, float b);
+Tensor operator*(float a, const Tensor& b);
+
+// ---- linear algebra ----
+// matmul: [.., m, k] x [k, n] or batched [b, m, k] x [b, k, n] (equal leading dims).
+Tensor matmul(const Tensor& a, const Tensor& b);
+// linear: x [.., in] , weight [out, in], bias [out] (optional) -> [.., out]
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// ---- convolution and pooling (NCHW) ----
+struct Conv2dOptions {
+  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1;
+};
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+              const Conv2dOptions& opt);
+Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding = 0);
+Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding = 0,
+                  bool count_include_pad = true);
+Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w);
+
+// ---- normalisation ----
+// Channels are dim 1 of x ([N, C] or [N, C, ...]). In training, batch statistics are used and
+// running_mean/var (if defined) are updated in place with `momentum` and the unbiased variance.
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  const Tensor& running_mean, const Tensor& running_var, bool training,
+                  float momentum, float eps);
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
+                  const Tensor& bias, float eps);
+
+// ---- softmax and losses ----
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+enum class Reduction { None, Mean, Sum, BatchMean };
+// logits [N, C], target i64 [N]; mean over non-ignored targets.
+Tensor cross_entropy(const Tensor& logits, const Tensor& target,
+                     Reduction reduction = Reduction::Mean, int64_t ignore_index = -100);
+Tensor nll_loss(const Tensor& logp, const Tensor& target, Reduction reduction = Reduction::Mean,
+                int64_t ignore_index = -100);
+Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::Mean);
+// torch.nn.functional.kl_div: input is log-probabilities; target probabilities, or
+// log-probabilities when log_target. Pointwise target * (log target - input).
+Tensor kl_div(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::Mean,
+              bool log_target = false);
+
+// ---- embedding, dropout ----
+Tensor embedding(const Tensor& weight, const Tensor& index);
+Tensor dropout(const Tensor& x, float p, bool training, Generator& gen);
+
+// ---- shape ----
+Tensor reshape(const Tensor& x, const Shape& shape);  // one dim may be -1; a view
+Tensor flatten(const Tensor& x, int64_t start_dim = 0, int64_t end_dim = -1);
+Tensor permute(const Tensor& x, const std::vector<int64_t>& perm);
+Tensor transpose(const Tensor& x, int64_t d0, int64_t d1);
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step = 1);
+Tensor cat(const std::vector<Tensor>& xs, int64_t dim);
+Tensor stack(const std::vector<Tensor>& xs, int64_t dim);
+Tensor expand(const Tensor& x, const Shape& shape);  // broadcast materialised
+Tensor unsqueeze(const Tensor& x, int64_t dim);
+Tensor squeeze(const Tensor& x, int64_t dim);
+
+// ---- reductions ----
+Tensor sum(const Tensor& x);
+Tensor mean(const Tensor& x);
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
+Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
+// max/min along one dim; gradient goes to the first arg position.
+Tensor max(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor min(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor max(const Tensor& x);
+Tensor min(const Tensor& x);
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // i64, first on ties
+// k-th smallest value (1-based) along dim, as torch.kthvalue (values only, gradient to it).
+Tensor kthvalue(const Tensor& x, int64_t k, int64_t dim, bool keepdim = false);
+struct TopK {
+  Tensor values, indices;
+};
+TopK topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true);
+
+// ---- selection ----
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);  // cond != 0 picks a
+Tensor masked_fill(const Tensor& x, const Tensor& mask, float value);
+
+// Sums a broadcast gradient back to `shape` (the reverse of broadcasting).
+Tensor sum_to_shape(const Tensor& g, const Shape& shape);
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+
+}  // namespace shrink

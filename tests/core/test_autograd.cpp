@@ -1,0 +1,76 @@
+// Autograd engine semantics: accumulation, detach, no-grad, shared subgraphs, scope recording.
+#include <boost/test/unit_test.hpp>
+
+#include "framework/shrink.h"
+#include "gradcheck.h"
+
+using namespace shrink;
+using shrink::testing::check_close;
+
+BOOST_AUTO_TEST_SUITE(autograd)
+
+BOOST_AUTO_TEST_CASE(accumulates_across_backward_calls) {
+  Tensor x = Tensor::from_vector({1, 2}, {2}).set_requires_grad(true);
+  sum(mul(x, x)).backward();
+  check_close(x.grad().to_vector(), {2, 4}, 0, "first");
+  sum(mul(x, 3.f)).backward();
+  check_close(x.grad().to_vector(), {5, 7}, 0, "accumulated");
+  x.zero_grad();
+  BOOST_TEST(!x.grad().defined());
+}
+
+BOOST_AUTO_TEST_CASE(diamond_graph_sums_paths) {
+  Tensor x = Tensor::from_vector({3}, {1}).set_requires_grad(true);
+  Tensor a = mul(x, 2.f);
+  Tensor y = add(mul(a, a), a);  // y = 4x^2 + 2x, dy/dx = 8x + 2 = 26
+  y.backward(Tensor::ones({1}));
+  check_close(x.grad().to_vector(), {26}, 0, "diamond");
+}
+
+BOOST_AUTO_TEST_CASE(detach_and_no_grad_stop_gradients) {
+  Tensor x = Tensor::from_vector({1, 2}, {2}).set_requires_grad(true);
+  Tensor d = x.detach();
+  BOOST_TEST(!d.requires_grad());
+  BOOST_TEST(d.shares_storage(x));
+  {
+    NoGradGuard ng;
+    Tensor y = mul(x, 2.f);
+    BOOST_TEST(!y.requires_grad());
+  }
+  Tensor z = add(mul(x, d), 0.f);  // gradient only through the first factor
+  sum(z).backward();
+  check_close(x.grad().to_vector(), {1, 2}, 0, "detach");
+}
+
+BOOST_AUTO_TEST_CASE(backward_errors) {
+  Tensor x = Tensor::from_vector({1, 2}, {2});
+  BOOST_CHECK_THROW(x.backward(), Error);  // does not require grad
+  x.set_requires_grad(true);
+  Tensor y = mul(x, 2.f);
+  BOOST_CHECK_THROW(y.backward(), Error);  // not a scalar
+  Tensor s = sum(y);
+  s.backward();
+  BOOST_CHECK_THROW(s.backward(), Error);  // graph freed
+}
+
+BOOST_AUTO_TEST_CASE(nodes_record_kind_and_scope) {
+  auto lin = std::make_shared<nn::Linear>(3, 2);
+  Tensor x = Tensor::ones({1, 3});
+  Tensor y = (*lin)(x);
+  BOOST_REQUIRE(y.grad_fn());
+  BOOST_TEST(y.grad_fn()->kind == OpKind::Linear);
+  BOOST_TEST(y.grad_fn()->scope == static_cast<const void*>(lin.get()));
+  Tensor z = relu(y);
+  BOOST_TEST(z.grad_fn()->kind == OpKind::Relu);
+  BOOST_TEST(z.grad_fn()->scope == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(node_grad_hook_can_rewrite) {
+  Tensor x = Tensor::from_vector({1, 2}, {2}).set_requires_grad(true);
+  Tensor y = mul(x, 1.f);
+  y.grad_fn()->grad_hooks.push_back([](const Tensor& g) { return mul(g, 10.f); });
+  sum(y).backward();
+  check_close(x.grad().to_vector(), {10, 10}, 0, "hook");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

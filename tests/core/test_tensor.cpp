@@ -1,0 +1,221 @@
+// Tensor basics, broadcasting values, shape ops and error messages, against hand-computed values.
+#include <boost/test/unit_test.hpp>
+
+#include "framework/shrink.h"
+#include "gradcheck.h"
+
+using namespace shrink;
+using shrink::testing::check_close;
+
+BOOST_AUTO_TEST_SUITE(tensor)
+
+BOOST_AUTO_TEST_CASE(factories_and_metadata) {
+  Tensor t = Tensor::zeros({2, 3});
+  BOOST_TEST(t.numel() == 6);
+  BOOST_TEST(t.dim() == 2);
+  BOOST_TEST(t.size(-1) == 3);
+  BOOST_TEST(t.describe() == "f32[2, 3]");
+  Tensor f = Tensor::full({2}, 2.5f);
+  check_close(f.to_vector(), {2.5f, 2.5f}, 0, "full");
+  Tensor i = Tensor::from_vector_i64({1, 2, 3}, {3});
+  BOOST_TEST(i.dtype() == DType::I64);
+  BOOST_CHECK_THROW(i.data<float>(), Error);
+  BOOST_CHECK_THROW(Tensor::from_vector({1, 2}, {3}), Error);
+}
+
+BOOST_AUTO_TEST_CASE(broadcast_add_mul) {
+  Tensor a = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor row = Tensor::from_vector({10, 20, 30}, {3});
+  Tensor col = Tensor::from_vector({100, 200}, {2, 1});
+  check_close((a + row).to_vector(), {11, 22, 33, 14, 25, 36}, 0, "a+row");
+  check_close((a * col).to_vector(), {100, 200, 300, 800, 1000, 1200}, 0, "a*col");
+  check_close((col - row).to_vector(), {90, 80, 70, 190, 180, 170}, 0, "col-row");
+  BOOST_TEST((col - row).shape() == (Shape{2, 3}));
+  Tensor s = Tensor::scalar(2.f);
+  check_close((a / s).to_vector(), {0.5f, 1, 1.5f, 2, 2.5f, 3}, 0, "a/s");
+}
+
+BOOST_AUTO_TEST_CASE(broadcast_error_names_shapes) {
+  Tensor a = Tensor::zeros({2, 3});
+  Tensor b = Tensor::zeros({4});
+  try {
+    add(a, b);
+    BOOST_FAIL("expected an error");
+  } catch (const Error& e) {
+    std::string m = e.what();
+    BOOST_TEST(m.find("add") != std::string::npos);
+    BOOST_TEST(m.find("[2, 3]") != std::string::npos);
+    BOOST_TEST(m.find("[4]") != std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(round_half_to_even) {
+  Tensor x = Tensor::from_vector({0.5f, 1.5f, 2.5f, -0.5f, -1.5f, 2.4f, 2.6f}, {7});
+  check_close(round(x).to_vector(), {0, 2, 2, -0, -2, 2, 3}, 0, "round");
+}
+
+BOOST_AUTO_TEST_CASE(unary_values) {
+  Tensor x = Tensor::from_vector({-2.f, -0.5f, 0.f, 3.f, 7.f}, {5});
+  check_close(relu(x).to_vector(), {0, 0, 0, 3, 7}, 0, "relu");
+  check_close(relu6(x).to_vector(), {0, 0, 0, 3, 6}, 0, "relu6");
+  check_close(sign(x).to_vector(), {-1, -1, 0, 1, 1}, 0, "sign");
+  check_close(clamp(x, -1.f, 2.f).to_vector(), {-1, -0.5f, 0, 2, 2}, 0, "clamp");
+  check_close(abs(x).to_vector(), {2, 0.5f, 0, 3, 7}, 0, "abs");
+  // gelu(1) = 0.5 * (1 + erf(1/sqrt 2)) = 0.841344746
+  check_close(gelu(Tensor::from_vector({1.f}, {1})).to_vector(), {0.841344746f}, 1e-6, "gelu");
+}
+
+BOOST_AUTO_TEST_CASE(reshape_is_view_and_checks) {
+  Tensor a = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor r = a.reshape({3, -1});
+  BOOST_TEST(r.shape() == (Shape{3, 2}));
+  BOOST_TEST(r.shares_storage(a));
+  BOOST_CHECK_THROW(a.reshape({4, 2}), Error);
+  Tensor f = Tensor::zeros({2, 3, 4, 5}).flatten(1);
+  BOOST_TEST(f.shape() == (Shape{2, 60}));
+}
+
+BOOST_AUTO_TEST_CASE(permute_transpose_values) {
+  Tensor a = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
+  check_close(a.transpose(0, 1).to_vector(), {1, 4, 2, 5, 3, 6}, 0, "transpose");
+  Tensor b = Tensor::arange(24).reshape({2, 3, 4});
+  Tensor p = b.permute({2, 0, 1});
+  BOOST_TEST(p.shape() == (Shape{4, 2, 3}));
+  // p[i][j][k] = b[j][k][i] = j*12 + k*4 + i
+  std::vector<float> v = p.to_vector();
+  BOOST_TEST(v[1 * 6 + 1 * 3 + 2] == 1 * 12 + 2 * 4 + 1);
+}
+
+BOOST_AUTO_TEST_CASE(slice_cat_stack_values) {
+  Tensor a = Tensor::arange(12).reshape({3, 4});
+  check_close(slice(a, 1, 1, 3).to_vector(), {1, 2, 5, 6, 9, 10}, 0, "slice dim1");
+  check_close(slice(a, 0, 1, 3).to_vector(), {4, 5, 6, 7, 8, 9, 10, 11}, 0, "slice dim0");
+  check_close(slice(a, 1, 0, 4, 2).to_vector(), {0, 2, 4, 6, 8, 10}, 0, "slice step");
+  check_close(slice(a, 1, -1, 4).to_vector(), {3, 7, 11}, 0, "slice negative");
+  Tensor c = cat({Tensor::from_vector({1, 2}, {1, 2}), Tensor::from_vector({3, 4, 5, 6}, {2, 2})}, 0);
+  check_close(c.to_vector(), {1, 2, 3, 4, 5, 6}, 0, "cat0");
+  Tensor d = cat({Tensor::from_vector({1, 2}, {2, 1}), Tensor::from_vector({3, 4, 5, 6}, {2, 2})}, 1);
+  check_close(d.to_vector(), {1, 3, 4, 2, 5, 6}, 0, "cat1");
+  Tensor s = stack({Tensor::from_vector({1, 2}, {2}), Tensor::from_vector({3, 4}, {2})}, 1);
+  BOOST_TEST(s.shape() == (Shape{2, 2}));
+  check_close(s.to_vector(), {1, 3, 2, 4}, 0, "stack");
+  BOOST_CHECK_THROW(cat({Tensor::zeros({2, 2}), Tensor::zeros({2, 3})}, 0), Error);
+}
+
+BOOST_AUTO_TEST_CASE(reductions_values) {
+  Tensor a = Tensor::from_vector({1, 5, 3, 4, 2, 6}, {2, 3});
+  BOOST_TEST(sum(a).item() == 21.f);
+  BOOST_TEST(mean(a).item() == 3.5f);
+  check_close(sum(a, {0}).to_vector(), {5, 7, 9}, 0, "sum0");
+  check_close(mean(a, {1}, true).to_vector(), {3, 4}, 0, "mean1");
+  BOOST_TEST(mean(a, {1}, true).shape() == (Shape{2, 1}));
+  check_close(max(a, 1).to_vector(), {5, 6}, 0, "max1");
+  check_close(min(a, 0).to_vector(), {1, 2, 3}, 0, "min0");
+  BOOST_TEST(argmax(a, 1).to_vector_i64() == (std::vector<int64_t>{1, 2}));
+  check_close(kthvalue(a, 2, 1).to_vector(), {3, 4}, 0, "kth");
+  TopK t = topk(a, 2, 1, true);
+  check_close(t.values.to_vector(), {5, 3, 6, 4}, 0, "topk");
+  BOOST_TEST(t.indices.to_vector_i64() == (std::vector<int64_t>{1, 2, 2, 0}));
+  // Ties: the lower index comes first.
+  TopK u = topk(Tensor::from_vector({1, 1, 1}, {3}), 2, 0, false);
+  BOOST_TEST(u.indices.to_vector_i64() == (std::vector<int64_t>{0, 1}));
+}
+
+BOOST_AUTO_TEST_CASE(where_and_masked_fill) {
+  Tensor c = Tensor::from_vector({1, 0, 1}, {3});
+  Tensor a = Tensor::from_vector({1, 2, 3}, {3});
+  Tensor b = Tensor::from_vector({-1, -2, -3}, {3});
+  check_close(where(c, a, b).to_vector(), {1, -2, 3}, 0, "where");
+  check_close(masked_fill(a, c, 9.f).to_vector(), {9, 2, 9}, 0, "masked_fill");
+}
+
+BOOST_AUTO_TEST_CASE(softmax_and_losses_values) {
+  Tensor x = Tensor::from_vector({1, 2, 3}, {1, 3});
+  // softmax([1,2,3]) = [0.09003057, 0.24472847, 0.66524096]
+  check_close(softmax(x, 1).to_vector(), {0.09003057f, 0.24472847f, 0.66524096f}, 1e-6, "softmax");
+  check_close(log_softmax(x, -1).to_vector(), {-2.40760596f, -1.40760596f, -0.40760596f}, 1e-6,
+              "log_softmax");
+  Tensor target = Tensor::from_vector_i64({2}, {1});
+  BOOST_TEST(cross_entropy(x, target).item() == 0.40760596f, boost::test_tools::tolerance(1e-6f));
+  Tensor y = Tensor::from_vector({0, 0, 0}, {1, 3});
+  BOOST_TEST(mse_loss(x, y).item() == 14.f / 3.f, boost::test_tools::tolerance(1e-6f));
+  // kl_div(log q, p) with p = [0.5, 0.5, 0], q = [0.25, 0.25, 0.5]: sum p log(p/q) = log 2
+  Tensor logq = log(Tensor::from_vector({0.25f, 0.25f, 0.5f}, {1, 3}));
+  Tensor p = Tensor::from_vector({0.5f, 0.5f, 0.f}, {1, 3});
+  BOOST_TEST(kl_div(logq, p, Reduction::Sum).item() == 0.69314718f, boost::test_tools::tolerance(1e-6f));
+  BOOST_TEST(kl_div(logq, p, Reduction::BatchMean).item() == 0.69314718f, boost::test_tools::tolerance(1e-6f));
+}
+
+BOOST_AUTO_TEST_CASE(cross_entropy_ignore_index) {
+  Tensor x = Tensor::from_vector({1, 2, 3, 1, 1, 1}, {2, 3});
+  Tensor t = Tensor::from_vector_i64({2, -100}, {2});
+  BOOST_TEST(cross_entropy(x, t).item() == 0.40760596f, boost::test_tools::tolerance(1e-6f));
+  BOOST_CHECK_THROW(cross_entropy(x, Tensor::from_vector_i64({3, 0}, {2})), Error);
+}
+
+BOOST_AUTO_TEST_CASE(conv2d_hand_computed) {
+  // 1x1x3x3 input, 1x1x2x2 weight of ones, stride 1, no padding: sums of 2x2 windows.
+  Tensor x = Tensor::arange(9).reshape({1, 1, 3, 3});
+  Tensor w = Tensor::ones({1, 1, 2, 2});
+  Tensor y = conv2d(x, w, Tensor::from_vector({1}, {1}), {});
+  check_close(y.to_vector(), {9, 13, 21, 25}, 0, "conv");
+  Conv2dOptions o;
+  o.pad_h = o.pad_w = 1;
+  o.stride_h = o.stride_w = 2;
+  Tensor y2 = conv2d(x, w, Tensor(), o);  // windows at (-1,-1),(−1,1),(1,−1),(1,1)
+  check_close(y2.to_vector(), {0, 1 + 2, 3 + 6, 4 + 5 + 7 + 8}, 0, "conv pad stride");
+  BOOST_CHECK_THROW(conv2d(x, Tensor::ones({1, 2, 2, 2}), Tensor(), {}), Error);
+}
+
+BOOST_AUTO_TEST_CASE(pooling_hand_computed) {
+  Tensor x = Tensor::arange(16).reshape({1, 1, 4, 4});
+  check_close(max_pool2d(x, 2, 2).to_vector(), {5, 7, 13, 15}, 0, "maxpool");
+  check_close(avg_pool2d(x, 2, 2).to_vector(), {2.5f, 4.5f, 10.5f, 12.5f}, 0, "avgpool");
+  check_close(adaptive_avg_pool2d(x, 1, 1).to_vector(), {7.5f}, 0, "adaptive 1");
+  // 4 -> 3 adaptive windows: [0,2), [1,3), [2,4)
+  Tensor r = adaptive_avg_pool2d(Tensor::arange(4).reshape({1, 1, 1, 4}), 1, 3);
+  check_close(r.to_vector(), {0.5f, 1.5f, 2.5f}, 0, "adaptive 3");
+}
+
+BOOST_AUTO_TEST_CASE(batch_norm_training_updates_running_stats) {
+  Tensor x = Tensor::from_vector({1, 2, 3, 5}, {4, 1});
+  Tensor rm = Tensor::zeros({1}), rv = Tensor::ones({1});
+  Tensor y = batch_norm(x, Tensor(), Tensor(), rm, rv, true, 0.1f, 0.f);
+  // mean 2.75, biased var = (3.0625+0.5625+0.0625+5.0625)/4 = 2.1875, unbiased 2.916667
+  BOOST_TEST(rm.item() == 0.275f, boost::test_tools::tolerance(1e-6f));
+  BOOST_TEST(rv.item() == 0.9f + 0.2916667f, boost::test_tools::tolerance(1e-5f));
+  BOOST_TEST(y.to_vector()[0] == (1 - 2.75f) / std::sqrt(2.1875f), boost::test_tools::tolerance(1e-5f));
+}
+
+BOOST_AUTO_TEST_CASE(matmul_and_linear_values) {
+  Tensor a = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor b = Tensor::from_vector({1, 0, 0, 1, 1, 1}, {3, 2});
+  check_close(matmul(a, b).to_vector(), {4, 5, 10, 11}, 0, "matmul");
+  Tensor w = Tensor::from_vector({1, 1, 1, 0, 0, 1}, {2, 3});
+  check_close(linear(a, w, Tensor::from_vector({1, -1}, {2})).to_vector(), {7, 2, 16, 5}, 0, "linear");
+  BOOST_CHECK_THROW(linear(a, Tensor::zeros({2, 4})), Error);
+}
+
+BOOST_AUTO_TEST_CASE(embedding_values_and_range) {
+  Tensor w = Tensor::arange(6).reshape({3, 2});
+  Tensor idx = Tensor::from_vector_i64({2, 0}, {2});
+  check_close(embedding(w, idx).to_vector(), {4, 5, 0, 1}, 0, "embedding");
+  BOOST_CHECK_THROW(embedding(w, Tensor::from_vector_i64({3}, {1})), Error);
+}
+
+BOOST_AUTO_TEST_CASE(dropout_scales_and_is_seeded) {
+  Generator g1(7), g2(7);
+  Tensor x = Tensor::ones({1000});
+  Tensor a = dropout(x, 0.25f, true, g1), b = dropout(x, 0.25f, true, g2);
+  BOOST_TEST(a.to_vector() == b.to_vector());
+  int kept = 0;
+  for (float v : a.to_vector()) {
+    BOOST_TEST((v == 0.f || std::fabs(v - 1.f / 0.75f) < 1e-6f));
+    kept += v != 0.f;
+  }
+  BOOST_TEST(kept > 650);
+  BOOST_TEST(kept < 850);
+  BOOST_TEST(dropout(x, 0.25f, false, g1).is_same(x));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
