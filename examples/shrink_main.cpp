@@ -1,0 +1,41 @@
+// `shrink`: the command-line front end. Dispatches to one subcommand per file (cmd_*.cpp).
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "examples/cli.h"
+#include "framework/core/error.h"
+
+namespace {
+void usage(std::ostream& os) {
+  os << "usage: shrink <command> [options]\n"
+        "commands:\n"
+        "  train    train a model of the zoo on Fashion-MNIST\n"
+        "run 'shrink <command> --help' for the command's options\n";
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage(std::cerr);
+    return 2;
+  }
+  std::string cmd = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  try {
+    if (cmd == "train") return shrink::cli::cmd_train(args);
+    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+      usage(std::cout);
+      return 0;
+    }
+    std::cerr << "shrink: unknown command '" << cmd << "'\n";
+    usage(std::cerr);
+    return 2;
+  } catch (const shrink::Error& e) {
+    std::cerr << "shrink " << cmd << ": error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "shrink " << cmd << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}

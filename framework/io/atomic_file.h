@@ -1,0 +1,16 @@
+// Whole-file reads and crash-safe whole-file writes, used by every serializer so that a
+// checkpoint on disk is always either the old complete file or the new complete file.
+#pragma once
+#include <string>
+
+namespace shrink::io {
+
+// Writes `bytes` to "<path>.tmp.<pid>.<counter>" in the same directory, fsyncs it and renames
+// it over `path`. On failure the temp file is removed, `path` is left as it was, and a
+// shrink::Error naming `path` and the system error is thrown.
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+// Reads the whole file; throws shrink::Error naming `path` when it cannot be opened or read.
+std::string read_file(const std::string& path);
+
+}  // namespace shrink::io

@@ -1,0 +1,128 @@
+// Optimizers with parameter groups (compressors add their own scales and factors later through
+// add_param_group) and the LR schedulers. Update formulas follow torch.optim exactly.
+#pragma once
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "framework/core/tensor.h"
+
+namespace shrink::optim {
+
+struct GroupOptions {
+  float lr = 1e-3f;
+  float weight_decay = 0.f;
+  // SGD
+  float momentum = 0.f, dampening = 0.f;
+  bool nesterov = false;
+  // Adam / AdamW
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+};
+
+struct ParamGroup {
+  std::vector<Tensor> params;
+  GroupOptions options;
+  float initial_lr = 0.f;  // set when the group is added; schedulers scale from it
+};
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  // Applies one update to every parameter that has a gradient.
+  void step();
+  // Drops every parameter's gradient (as set_to_none=True).
+  void zero_grad();
+  void add_param_group(std::vector<Tensor> params, GroupOptions options);
+  void add_param_group(std::vector<Tensor> params);  // with the defaults
+  std::vector<ParamGroup>& param_groups() { return groups_; }
+  const GroupOptions& defaults() const { return defaults_; }
+  void set_lr(float lr);  // every group
+  float lr() const { return groups_.empty() ? defaults_.lr : groups_[0].options.lr; }
+
+ protected:
+  explicit Optimizer(GroupOptions defaults) : defaults_(defaults) {}
+  virtual void update(Tensor& param, const Tensor& grad, const GroupOptions& o) = 0;
+
+  struct State {
+    Tensor buf1, buf2;  // momentum / exp_avg, exp_avg_sq
+    int64_t step = 0;
+  };
+  State& state(const Tensor& p) { return state_[p.impl()]; }
+
+ private:
+  GroupOptions defaults_;
+  std::vector<ParamGroup> groups_;
+  std::map<const TensorImpl*, State> state_;
+};
+
+// torch.optim.SGD (momentum buffer initialised with the first gradient; nesterov variant).
+class SGD : public Optimizer {
+ public:
+  SGD(std::vector<Tensor> params, float lr, float momentum = 0.f, float weight_decay = 0.f,
+      bool nesterov = false, float dampening = 0.f);
+
+ protected:
+  void update(Tensor& param, const Tensor& grad, const GroupOptions& o) override;
+};
+
+// torch.optim.Adam (L2 weight decay added to the gradient).
+class Adam : public Optimizer {
+ public:
+  Adam(std::vector<Tensor> params, float lr = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f,
+       float eps = 1e-8f, float weight_decay = 0.f);
+
+ protected:
+  void update(Tensor& param, const Tensor& grad, const GroupOptions& o) override;
+  bool decoupled_ = false;
+};
+
+// torch.optim.AdamW (decoupled weight decay, default 0.01).
+class AdamW : public Adam {
+ public:
+  AdamW(std::vector<Tensor> params, float lr = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f,
+        float eps = 1e-8f, float weight_decay = 1e-2f);
+};
+
+// Schedulers are stepped once per epoch (or per call) and set lr = f(initial_lr, count).
+class LRScheduler {
+ public:
+  explicit LRScheduler(Optimizer& opt) : opt_(opt) {}
+  virtual ~LRScheduler() = default;
+  void step();
+  int64_t last_epoch() const { return epoch_; }
+
+ protected:
+  virtual float lr_at(float base_lr, int64_t epoch) const = 0;
+
+ private:
+  Optimizer& opt_;
+  int64_t epoch_ = 0;
+};
+
+class StepLR : public LRScheduler {
+ public:
+  StepLR(Optimizer& opt, int64_t step_size, float gamma = 0.1f)
+      : LRScheduler(opt), step_size_(step_size), gamma_(gamma) {}
+
+ protected:
+  float lr_at(float base, int64_t epoch) const override;
+
+ private:
+  int64_t step_size_;
+  float gamma_;
+};
+
+class CosineAnnealingLR : public LRScheduler {
+ public:
+  CosineAnnealingLR(Optimizer& opt, int64_t t_max, float eta_min = 0.f)
+      : LRScheduler(opt), t_max_(t_max), eta_min_(eta_min) {}
+
+ protected:
+  float lr_at(float base, int64_t epoch) const override;
+
+ private:
+  int64_t t_max_;
+  float eta_min_;
+};
+
+}  // namespace shrink::optim

@@ -1,0 +1,99 @@
+// Trainer: the training loop with callbacks. This is the contract compressors build on (NNI's
+// Evaluator): they add loss terms (patch_loss), act after backward (e.g. Taylor/movement scores),
+// around the optimizer step (mask refresh, scale updates), at epoch end, and they may add
+// parameters to the optimizer. The loop itself stays model- and compressor-agnostic.
+#pragma once
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <vector>
+
+#include "framework/data/dataloader.h"
+#include "framework/nn/module.h"
+#include "framework/optim/optimizer.h"
+
+namespace shrink::train {
+
+struct EvalResult {
+  double loss = 0.0;
+  double accuracy = 0.0;
+  int64_t samples = 0;
+};
+
+struct EpochStats {
+  int64_t epoch = 0;
+  double loss = 0.0;            // mean training loss over the epoch's batches
+  double train_accuracy = 0.0;  // on the training batches as seen (train mode)
+  double test_accuracy = -1.0;  // -1 when no evaluation loader
+  double test_loss = 0.0;
+  double samples_per_s = 0.0;
+  double seconds = 0.0;
+};
+
+class Trainer {
+ public:
+  // Default loss: cross entropy of the model's logits against the labels.
+  using LossFn = std::function<Tensor(const Tensor& output, const Tensor& labels)>;
+  using LossPatch = std::function<Tensor(const Tensor& loss, const data::Batch& batch)>;
+  using Callback = std::function<void(Trainer&)>;
+  using EpochCallback = std::function<void(Trainer&, const EpochStats&)>;
+
+  Trainer(std::shared_ptr<nn::Module> model, std::shared_ptr<optim::Optimizer> optimizer,
+          std::shared_ptr<data::DataLoader> train_loader,
+          std::shared_ptr<data::DataLoader> eval_loader = nullptr, LossFn loss = nullptr);
+
+  // Runs until `max_epochs` epochs or `max_steps` optimizer steps (either may be -1 = no limit;
+  // at least one must be set). Returns per-epoch statistics.
+  std::vector<EpochStats> train(int64_t max_epochs, int64_t max_steps = -1);
+  // Evaluation in eval mode without gradients; restores the previous mode.
+  EvalResult evaluate(data::DataLoader& loader);
+  EvalResult evaluate() { return evaluate(*eval_loader_); }
+
+  // ---- callbacks (run in registration order) ----
+  void patch_loss(LossPatch patch) { loss_patches_.push_back(std::move(patch)); }
+  void on_after_backward(Callback cb) { after_backward_.push_back(std::move(cb)); }
+  void on_before_step(Callback cb) { before_step_.push_back(std::move(cb)); }
+  void on_after_step(Callback cb) { after_step_.push_back(std::move(cb)); }
+  void on_epoch_end(EpochCallback cb) { epoch_end_.push_back(std::move(cb)); }
+  void on_evaluate(std::function<void(Trainer&, const EvalResult&)> cb) {
+    evaluate_.push_back(std::move(cb));
+  }
+
+  nn::Module& model() { return *model_; }
+  std::shared_ptr<nn::Module> model_ptr() { return model_; }
+  optim::Optimizer& optimizer() { return *optimizer_; }
+  int64_t global_step() const { return global_step_; }
+  // The batch being processed and its (patched) loss, valid inside step callbacks.
+  const data::Batch& current_batch() const { return batch_; }
+  const Tensor& current_loss() const { return loss_; }
+
+  // Progress output: a live bar when `out` is a terminal, else one plain line per epoch.
+  void set_log(std::ostream* out, bool tty) {
+    log_ = out;
+    tty_ = tty;
+  }
+  void set_device(Device d) { device_ = d; }
+  void set_scheduler(std::shared_ptr<optim::LRScheduler> s) { scheduler_ = std::move(s); }
+
+ private:
+  void progress(int64_t done, int64_t total, double loss, double seconds);
+
+  std::shared_ptr<nn::Module> model_;
+  std::shared_ptr<optim::Optimizer> optimizer_;
+  std::shared_ptr<data::DataLoader> train_loader_, eval_loader_;
+  std::shared_ptr<optim::LRScheduler> scheduler_;
+  LossFn loss_fn_;
+  std::vector<LossPatch> loss_patches_;
+  std::vector<Callback> after_backward_, before_step_, after_step_;
+  std::vector<EpochCallback> epoch_end_;
+  std::vector<std::function<void(Trainer&, const EvalResult&)>> evaluate_;
+  int64_t global_step_ = 0;
+  int64_t epochs_done_ = 0;
+  data::Batch batch_;
+  Tensor loss_;
+  std::ostream* log_ = nullptr;
+  bool tty_ = false;
+  Device device_ = Device::CPU;
+};
+
+}  // namespace shrink::train
