@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
+#include <sstream>
 
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
@@ -57,6 +58,19 @@ const char* json_kind(const json::value& v) {
   return "?";
 }
 
+// Boost.JSON prints doubles as "1.5E0"; messages read better in the usual form.
+std::string json_text(const json::value& v) {
+  if (v.is_double()) {
+    std::ostringstream os;
+    os << v.get_double();
+    return os.str();
+  }
+  if (!v.is_array()) return json::serialize(v);
+  std::string s = "[";
+  for (const json::value& e : v.get_array()) s += (s.size() > 1 ? ", " : "") + json_text(e);
+  return s + "]";
+}
+
 // Non-negative integer that fits in int64 (so it also fits shapes and size arithmetic).
 bool as_index(const json::value& v, uint64_t& out) {
   if (v.is_int64() && v.get_int64() >= 0) {
@@ -85,10 +99,10 @@ struct DuplicateKeyFinder {
 
   bool on_document_begin(json::error_code&) { return true; }
   bool on_document_end(json::error_code&) { return true; }
-  bool on_array_begin(json::error_code&) { return push(); }
-  bool on_array_end(std::size_t, json::error_code&) { return pop(); }
-  bool on_object_begin(json::error_code&) { return push(); }
-  bool on_object_end(std::size_t, json::error_code&) { return pop(); }
+  bool on_array_begin(json::error_code&) { return open.emplace_back(), true; }
+  bool on_array_end(std::size_t, json::error_code&) { return open.pop_back(), true; }
+  bool on_object_begin(json::error_code&) { return open.emplace_back(), true; }
+  bool on_object_end(std::size_t, json::error_code&) { return open.pop_back(), true; }
   bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }
   bool on_string(json::string_view, std::size_t, json::error_code&) { return true; }
   bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
@@ -112,16 +126,6 @@ struct DuplicateKeyFinder {
   bool on_null(json::error_code&) { return true; }
   bool on_comment_part(json::string_view, json::error_code&) { return true; }
   bool on_comment(json::string_view, json::error_code&) { return true; }
-
- private:
-  bool push() {
-    open.emplace_back();
-    return true;
-  }
-  bool pop() {
-    open.pop_back();
-    return true;
-  }
 };
 
 json::object parse_header(json::string_view header, const std::string& src) {
@@ -187,10 +191,10 @@ Entry parse_entry(const std::string& name, const json::value& v, const std::stri
   bool has_zero = false;
   for (const json::value& d : sh.get_array()) {
     uint64_t dim = 0;
-    SHRINK_CHECK(!(d.is_int64() && d.get_int64() < 0), ctx(), "shape ", json::serialize(sh),
+    SHRINK_CHECK(!(d.is_int64() && d.get_int64() < 0), ctx(), "shape ", json_text(sh),
                  " has negative dimension ", d.get_int64());
-    SHRINK_CHECK(as_index(d, dim), ctx(), "shape ", json::serialize(sh),
-                 " has non-integer dimension ", json::serialize(d));
+    SHRINK_CHECK(as_index(d, dim), ctx(), "shape ", json_text(sh),
+                 " has non-integer dimension ", json_text(d));
     e.shape.push_back(static_cast<int64_t>(dim));
     if (dim == 0) {
       has_zero = true;
@@ -198,15 +202,15 @@ Entry parse_entry(const std::string& name, const json::value& v, const std::stri
     }
     SHRINK_CHECK(!__builtin_mul_overflow(product, dim, &product) &&
                      product <= static_cast<uint64_t>(INT64_MAX) / 8,
-                 ctx(), "shape ", json::serialize(sh), " is too large");
+                 ctx(), "shape ", json_text(sh), " is too large");
   }
   const uint64_t numel = has_zero ? 0 : product;
 
   const json::value& off = o.at("data_offsets");
   SHRINK_CHECK(off.is_array() && off.get_array().size() == 2, ctx(),
-               "'data_offsets' must be an array of 2 integers, got ", json::serialize(off));
+               "'data_offsets' must be an array of 2 integers, got ", json_text(off));
   SHRINK_CHECK(as_index(off.get_array()[0], e.begin) && as_index(off.get_array()[1], e.end),
-               ctx(), "'data_offsets' must be non-negative integers, got ", json::serialize(off));
+               ctx(), "'data_offsets' must be non-negative integers, got ", json_text(off));
   SHRINK_CHECK(e.begin <= e.end, ctx(), "data_offsets [", e.begin, ", ", e.end,
                "] end before they begin");
   SHRINK_CHECK(e.end <= data_size, ctx(), "data_offsets [", e.begin, ", ", e.end,

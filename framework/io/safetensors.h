@@ -6,6 +6,7 @@
 // (offsets relative to the data buffer) plus an optional "__metadata__" string map.
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <utility>
@@ -38,6 +39,12 @@ void save_safetensors(const std::string& path,
                       const std::map<std::string, std::string>& metadata = {});
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
+// Lets `save_safetensors(path, {{"a", t}})` pick an overload (vector and map both accept it).
+inline void save_safetensors(const std::string& path,
+                             std::initializer_list<std::pair<std::string, Tensor>> tensors,
+                             const std::map<std::string, std::string>& metadata = {}) {
+  save_safetensors(path, std::vector<std::pair<std::string, Tensor>>(tensors), metadata);
+}
 
 // Serialises to bytes instead of a file (same layout as save_safetensors).
 std::string serialize_safetensors(const std::vector<std::pair<std::string, Tensor>>& tensors,

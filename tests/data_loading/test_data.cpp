@@ -24,11 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Keeps the offending message in the failure report, which a bare find() check would not.
-#define CHECK_HAS(msg, piece)                                   \
-  BOOST_CHECK_MESSAGE((msg).find(piece) != std::string::npos, \
-                      "expected \"" << (piece) << "\" in error: " << (msg))
-
 std::string error_of(const std::function<void()>& f) {
   try {
     f();
@@ -37,6 +32,18 @@ std::string error_of(const std::function<void()>& f) {
   }
   return "<no error thrown>";
 }
+
+// Checks that `f` throws a shrink::Error whose message holds every piece; the message goes into
+// the failure report, which a bare find() check would not show.
+void check_error(const std::function<void()>& f, std::initializer_list<std::string> pieces,
+                 int line) {
+  const std::string msg = error_of(f);
+  for (const std::string& piece : pieces)
+    BOOST_CHECK_MESSAGE(msg.find(piece) != std::string::npos,
+                        "line " << line << ": expected \"" << piece << "\" in error: " << msg);
+}
+#define CHECK_ERROR(stmt, ...) check_error([&] { stmt; }, {__VA_ARGS__}, __LINE__)
+using boost::test_tools::per_element;
 
 // Example i has input [i, i] and label i, so a batch shows which indices it holds.
 std::shared_ptr<TensorDataset> index_dataset(int64_t n) {
@@ -161,7 +168,7 @@ BOOST_AUTO_TEST_CASE(loader_covers_every_index_once_per_epoch) {
       std::sort(seen.begin(), seen.end());
       std::vector<int64_t> all(103);
       std::iota(all.begin(), all.end(), 0);
-      BOOST_TEST(seen == all, boost::test_tools::per_element());
+      BOOST_TEST(seen == all, per_element());
     }
   }
 }
@@ -172,7 +179,7 @@ BOOST_AUTO_TEST_CASE(loader_without_shuffle_keeps_dataset_order) {
   std::vector<int64_t> seen = drain(loader);
   std::vector<int64_t> all(25);
   std::iota(all.begin(), all.end(), 0);
-  BOOST_TEST(seen == all, boost::test_tools::per_element());
+  BOOST_TEST(seen == all, per_element());
 }
 
 BOOST_AUTO_TEST_CASE(loader_drop_last_and_num_batches) {
@@ -204,7 +211,7 @@ BOOST_AUTO_TEST_CASE(loader_drop_last_and_num_batches) {
 }
 
 BOOST_AUTO_TEST_CASE(loader_same_seed_same_order_and_epochs_differ) {
-  BOOST_TEST(epoch_order(42, 0) == epoch_order(42, 0), boost::test_tools::per_element());
+  BOOST_TEST(epoch_order(42, 0) == epoch_order(42, 0), per_element());
   BOOST_TEST((epoch_order(42, 0) != epoch_order(43, 0)));
   BOOST_TEST((epoch_order(42, 0) != epoch_order(42, 1)));
   BOOST_TEST((epoch_order(42, 1) != epoch_order(42, 2)));
@@ -232,8 +239,8 @@ BOOST_AUTO_TEST_CASE(loader_epoch_order_independent_of_earlier_epochs) {
   BOOST_TEST(iterated.epoch() == 3);
   BOOST_TEST(skipped.epoch() == 3);
   std::vector<int64_t> a = drain(iterated);
-  BOOST_TEST(a == drain(skipped), boost::test_tools::per_element());
-  BOOST_TEST(a == drain(jumped), boost::test_tools::per_element());
+  BOOST_TEST(a == drain(skipped), per_element());
+  BOOST_TEST(a == drain(jumped), per_element());
 }
 
 BOOST_AUTO_TEST_CASE(loader_next_on_fresh_loader_starts_epoch_zero) {
@@ -242,7 +249,7 @@ BOOST_AUTO_TEST_CASE(loader_next_on_fresh_loader_starts_epoch_zero) {
   BOOST_TEST(fresh.epoch() == 0);
   DataLoader explicit_start(index_dataset(30), 4, true, 11);
   explicit_start.start_epoch();
-  BOOST_TEST(a == drain(explicit_start), boost::test_tools::per_element());
+  BOOST_TEST(a == drain(explicit_start), per_element());
   Batch b;
   BOOST_TEST(!fresh.next(b));  // stays exhausted until the next start_epoch
 }
@@ -289,16 +296,16 @@ BOOST_AUTO_TEST_CASE(tensor_dataset_rejects_mismatched_shapes) {
 BOOST_AUTO_TEST_CASE(tensor_dataset_get_and_batches) {
   auto ds = index_dataset(10);
   BOOST_TEST(ds->size() == 10);
-  BOOST_TEST(ds->example_shape() == Shape({2}), boost::test_tools::per_element());
+  BOOST_TEST(ds->example_shape() == Shape({2}), per_element());
   Example ex = ds->get(7);
   BOOST_TEST(ex.label == 7);
   BOOST_TEST(ex.input.data<float>()[1] == 7.f);
   ex.input.data<float>()[0] = -1.f;  // a copy: the dataset must be unaffected
   BOOST_TEST(ds->get(7).input.data<float>()[0] == 7.f);
   Batch b = ds->get_batch({3, 0, 9});
-  BOOST_TEST(b.inputs.shape() == Shape({3, 2}), boost::test_tools::per_element());
+  BOOST_TEST(b.inputs.shape() == Shape({3, 2}), per_element());
   BOOST_TEST(b.labels.to_vector_i64() == std::vector<int64_t>({3, 0, 9}),
-             boost::test_tools::per_element());
+             per_element());
   CHECK_HAS(error_of([&] { ds->get(10); }), "index 10");
   CHECK_HAS(error_of([&] { ds->get_batch({1, -1}); }), "index -1");
 }
@@ -306,13 +313,13 @@ BOOST_AUTO_TEST_CASE(tensor_dataset_get_and_batches) {
 BOOST_AUTO_TEST_CASE(default_get_batch_stacks_examples) {
   PlainDataset ds;
   Batch b = ds.get_batch({4, 1});
-  BOOST_TEST(b.inputs.shape() == Shape({2, 2, 3}), boost::test_tools::per_element());
+  BOOST_TEST(b.inputs.shape() == Shape({2, 2, 3}), per_element());
   const float* x = b.inputs.data<float>();
   BOOST_TEST(x[0] == 4.f);
   BOOST_TEST(x[5] == 4.f);
   BOOST_TEST(x[6] == 1.f);
   BOOST_TEST(b.labels.to_vector_i64() == std::vector<int64_t>({14, 11}),
-             boost::test_tools::per_element());
+             per_element());
 }
 
 BOOST_AUTO_TEST_CASE(subset_takes_first_k) {
@@ -321,7 +328,7 @@ BOOST_AUTO_TEST_CASE(subset_takes_first_k) {
   BOOST_TEST(s.size() == 5);
   BOOST_TEST(s.get(4).label == 4);
   BOOST_TEST(s.get_batch({4, 2}).labels.to_vector_i64() == std::vector<int64_t>({4, 2}),
-             boost::test_tools::per_element());
+             per_element());
   CHECK_HAS(error_of([&] { s.get(5); }), "out of range");
   BOOST_TEST(Subset::first(base, 100).size() == 20);
   Subset picked(base, {19, 3});
@@ -331,17 +338,17 @@ BOOST_AUTO_TEST_CASE(subset_takes_first_k) {
   DataLoader loader(std::make_shared<Subset>(Subset::first(base, 5)), 2, true, 0);
   std::vector<int64_t> seen = drain(loader);
   std::sort(seen.begin(), seen.end());
-  BOOST_TEST(seen == std::vector<int64_t>({0, 1, 2, 3, 4}), boost::test_tools::per_element());
+  BOOST_TEST(seen == std::vector<int64_t>({0, 1, 2, 3, 4}), per_element());
 }
 
 BOOST_AUTO_TEST_CASE(synthetic_data_is_deterministic_and_learnable) {
   TensorDataset a = make_synthetic_classification(400, {4, 4}, 4, 77);
   TensorDataset b = make_synthetic_classification(400, {4, 4}, 4, 77);
   TensorDataset c = make_synthetic_classification(400, {4, 4}, 4, 78);
-  BOOST_TEST(a.inputs().shape() == Shape({400, 4, 4}), boost::test_tools::per_element());
-  BOOST_TEST(a.inputs().to_vector() == b.inputs().to_vector(), boost::test_tools::per_element());
+  BOOST_TEST(a.inputs().shape() == Shape({400, 4, 4}), per_element());
+  BOOST_TEST(a.inputs().to_vector() == b.inputs().to_vector(), per_element());
   BOOST_TEST(a.labels().to_vector_i64() == b.labels().to_vector_i64(),
-             boost::test_tools::per_element());
+             per_element());
   BOOST_TEST((a.inputs().to_vector() != c.inputs().to_vector()));
 
   // Nearest class mean should classify almost everything when the data is learnable.
@@ -379,15 +386,15 @@ BOOST_AUTO_TEST_CASE(synthetic_data_is_deterministic_and_learnable) {
 BOOST_AUTO_TEST_CASE(parse_idx_valid_buffers) {
   IdxArray labels = parse_idx(make_idx(0x801, {3}, std::string("\x01\x02\x09", 3)), "lab");
   BOOST_TEST(labels.magic == 0x801u);
-  BOOST_TEST(labels.dims == Shape({3}), boost::test_tools::per_element());
+  BOOST_TEST(labels.dims == Shape({3}), per_element());
   BOOST_TEST(labels.values.dtype() == DType::U8);
   BOOST_TEST(labels.values.data<uint8_t>()[2] == 9);
 
   std::string px;
   for (int i = 0; i < 12; ++i) px += static_cast<char>(250 + i);  // wraps past 255
   IdxArray images = parse_idx(make_idx(0x803, {2, 2, 3}, px), "img", 0x803);
-  BOOST_TEST(images.dims == Shape({2, 2, 3}), boost::test_tools::per_element());
-  BOOST_TEST(images.values.shape() == Shape({2, 2, 3}), boost::test_tools::per_element());
+  BOOST_TEST(images.dims == Shape({2, 2, 3}), per_element());
+  BOOST_TEST(images.values.shape() == Shape({2, 2, 3}), per_element());
   BOOST_TEST(images.values.data<uint8_t>()[0] == 250);
   BOOST_TEST(images.values.data<uint8_t>()[11] == 5);
 
@@ -442,9 +449,9 @@ BOOST_AUTO_TEST_CASE(load_fake_fashion_mnist_from_temp_dir) {
   write_fake_split(dir, 3, {9, 0, 4});
   auto ds = load_fashion_mnist(dir.path.string(), true);
   BOOST_TEST(ds->size() == 3);
-  BOOST_TEST(ds->inputs().shape() == Shape({3, 1, 28, 28}), boost::test_tools::per_element());
+  BOOST_TEST(ds->inputs().shape() == Shape({3, 1, 28, 28}), per_element());
   BOOST_TEST(ds->labels().to_vector_i64() == std::vector<int64_t>({9, 0, 4}),
-             boost::test_tools::per_element());
+             per_element());
   const float* x = ds->inputs().data<float>();
   BOOST_TEST(std::abs(x[0] - normalised(0)) < 1e-6f);
   BOOST_TEST(std::abs(x[255] - normalised(255)) < 1e-6f);
@@ -545,10 +552,10 @@ BOOST_AUTO_TEST_CASE(real_fashion_mnist_if_installed) {
   auto train = load_fashion_mnist(dir, true);
   BOOST_TEST(train->size() == 60000);
   BOOST_TEST(train->inputs().shape() == Shape({60000, 1, 28, 28}),
-             boost::test_tools::per_element());
+             per_element());
   std::vector<int64_t> first = train->labels().to_vector_i64();
   first.resize(5);
-  BOOST_TEST(first == std::vector<int64_t>({9, 0, 0, 3, 0}), boost::test_tools::per_element());
+  BOOST_TEST(first == std::vector<int64_t>({9, 0, 0, 3, 0}), per_element());
   // Raw bytes of training image 0 (an ankle boot): row 0 col 0 = 0, row 4 col 15 = 136,
   // row 14 col 25 = 255.
   const float* x = train->inputs().data<float>();
@@ -561,7 +568,7 @@ BOOST_AUTO_TEST_CASE(real_fashion_mnist_if_installed) {
   std::vector<int64_t> first_test = test->labels().to_vector_i64();
   first_test.resize(5);
   BOOST_TEST(first_test == std::vector<int64_t>({9, 2, 1, 1, 6}),
-             boost::test_tools::per_element());
+             per_element());
 
   auto limited = load_fashion_mnist(dir, true, 100);
   BOOST_TEST(limited->size() == 100);
