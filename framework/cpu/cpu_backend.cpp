@@ -2,6 +2,7 @@
 #include "framework/cpu/cpu_backend.h"
 
 #include <cblas.h>
+#include <malloc.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -25,6 +26,10 @@ CpuBackend::CpuBackend() {
   // Threading is ours (parallel_for with a fixed partition); OpenBLAS runs single-threaded so
   // results do not depend on its scheduling.
   openblas_set_num_threads(1);
+  // Activations are allocated and freed every step; keeping large blocks on the heap instead of
+  // mmap/munmap avoids re-faulting (and zeroing) fresh pages each time.
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
 }
 
 void* CpuBackend::allocate(size_t nbytes) {

@@ -382,18 +382,18 @@ std::string serialize_safetensors(const std::vector<std::pair<std::string, Tenso
     cpu.push_back(std::move(t));
   }
 
-  std::string json_text = json::serialize(header);
+  std::string header_text = json::serialize(header);
   // Spaces (valid JSON whitespace) pad the header so the data buffer is 8-byte aligned for
   // readers that mmap the file and view tensors in place.
-  json_text.append((8 - json_text.size() % 8) % 8, ' ');
-  const uint64_t header_len = json_text.size();
+  header_text.append((8 - header_text.size() % 8) % 8, ' ');
+  const uint64_t header_len = header_text.size();
 
   std::string out;
   out.reserve(8 + header_len + offset);
   char len_bytes[8];
   std::memcpy(len_bytes, &header_len, 8);
   out.append(len_bytes, 8);
-  out += json_text;
+  out += header_text;
   for (const Tensor& t : cpu) {
     const size_t nbytes = static_cast<size_t>(t.numel()) * dtype_size(t.dtype());
     if (nbytes) out.append(static_cast<const char*>(t.raw_data()), nbytes);
