@@ -7,7 +7,8 @@ namespace shrink::io {
 
 // Writes `bytes` to "<path>.tmp.<pid>.<counter>" in the same directory, fsyncs it and renames
 // it over `path`. On failure the temp file is removed, `path` is left as it was, and a
-// shrink::Error naming `path` and the system error is thrown.
+// shrink::Error naming `path` and the system error is thrown. The new file gets default
+// permissions (0666 & ~umask), and a symlink at `path` is replaced rather than followed.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
 // Reads the whole file; throws shrink::Error naming `path` when it cannot be opened or read.
