@@ -127,9 +127,11 @@ void CpuBackend::convert(const Tensor& src, Tensor& dst) {
 }
 
 void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, float p0, float p1) {
-  const float* xp = x.data<float>();
-  float* yp = y.data<float>();
-  parallel_for(x.numel(), kGrain, [&](int64_t b, int64_t e) {
+  const float* xp_ = x.data<float>();
+  float* yp_ = y.data<float>();
+  parallel_for(x.numel(), kGrain, [=](int64_t b, int64_t e) {
+    const float* __restrict xp = xp_;
+    float* __restrict yp = yp_;
     switch (op) {  // hot cases get their own loop so the compiler can vectorise them
       case UnaryOp::Relu:
         for (int64_t i = b; i < e; ++i) yp[i] = xp[i] > 0.f ? xp[i] : 0.f;
@@ -148,11 +150,15 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, float p0, float p
 
 void CpuBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy,
                                 Tensor& gx, float p0, float p1) {
-  const float* xp = x.defined() ? x.data<float>() : nullptr;
-  const float* yp = y.defined() ? y.data<float>() : nullptr;
-  const float* gp = gy.data<float>();
-  float* op_ = gx.data<float>();
-  parallel_for(gy.numel(), kGrain, [&](int64_t b, int64_t e) {
+  const float* xp_ = x.defined() ? x.data<float>() : nullptr;
+  const float* yp_ = y.defined() ? y.data<float>() : nullptr;
+  const float* gp_ = gy.data<float>();
+  float* gx_ = gx.data<float>();
+  parallel_for(gy.numel(), kGrain, [=](int64_t b, int64_t e) {
+    const float* __restrict xp = xp_;
+    const float* __restrict yp = yp_;
+    const float* __restrict gp = gp_;
+    float* __restrict op_ = gx_;
     if (op == UnaryOp::Relu) {
       for (int64_t i = b; i < e; ++i) op_[i] = xp[i] > 0.f ? gp[i] : 0.f;
       return;
@@ -171,9 +177,9 @@ void binary_loop(const Tensor& a, const Tensor& b, const Broadcast& bc, Tensor& 
   const int64_t sa = bc.a_strides.back(), sb = bc.b_strides.back();
   parallel_runs(bc.out, bc.a_strides, bc.b_strides,
                 [&](int64_t o, int64_t ia, int64_t ib, int64_t len) {
-                  const float* pa = ap + ia;
-                  const float* pb = bp + ib;
-                  float* po = op + o;
+                  const float* __restrict pa = ap + ia;
+                  const float* __restrict pb = bp + ib;
+                  float* __restrict po = op + o;
                   if (sa == 1 && sb == 1) {
                     for (int64_t i = 0; i < len; ++i) po[i] = f(pa[i], pb[i]);
                   } else if (sa == 1 && sb == 0) {

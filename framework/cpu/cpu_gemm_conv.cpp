@@ -26,13 +26,28 @@ void sgemm_serial(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha
               static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }
 
-// Unfolds one image's group of channels [cg, h, w] into col [cg*kh*kw, oh*ow].
-void im2col(const float* x, int64_t cg, const Conv2dParams& p, float* col) {
-  const int64_t ohw = p.oh * p.ow;
+// Output columns oj whose input column jj = oj*stride - pad + kj*dil lies inside [0, w).
+struct ValidRange {
+  int64_t lo, hi;
+};
+ValidRange valid_cols(const Conv2dParams& p, int64_t kj) {
+  int64_t off = kj * p.dil_w - p.pad_w;  // jj = oj * stride + off
+  int64_t lo = off >= 0 ? 0 : (-off + p.stride_w - 1) / p.stride_w;
+  int64_t hi = p.w - off <= 0 ? 0 : (p.w - off + p.stride_w - 1) / p.stride_w;
+  lo = std::min(lo, p.ow);
+  hi = std::clamp(hi, lo, p.ow);
+  return {lo, hi};
+}
+
+// Unfolds one image's group of channels [cg, h, w] into col rows [cg*kh*kw][oh*ow], row r
+// starting at col + r * ld (ld >= oh*ow lets several images share one wide col matrix).
+void im2col(const float* x, int64_t cg, const Conv2dParams& p, float* col, int64_t ld) {
   for (int64_t c = 0; c < cg; ++c) {
     for (int64_t ki = 0; ki < p.kh; ++ki) {
       for (int64_t kj = 0; kj < p.kw; ++kj) {
-        float* dst = col + ((c * p.kh + ki) * p.kw + kj) * ohw;
+        float* dst = col + ((c * p.kh + ki) * p.kw + kj) * ld;
+        const ValidRange v = valid_cols(p, kj);
+        const int64_t off = kj * p.dil_w - p.pad_w;
         for (int64_t oi = 0; oi < p.oh; ++oi) {
           int64_t ii = oi * p.stride_h - p.pad_h + ki * p.dil_h;
           float* row = dst + oi * p.ow;
@@ -40,32 +55,37 @@ void im2col(const float* x, int64_t cg, const Conv2dParams& p, float* col) {
             std::fill_n(row, p.ow, 0.f);
             continue;
           }
-          const float* src = x + (c * p.h + ii) * p.w;
-          for (int64_t oj = 0; oj < p.ow; ++oj) {
-            int64_t jj = oj * p.stride_w - p.pad_w + kj * p.dil_w;
-            row[oj] = (jj >= 0 && jj < p.w) ? src[jj] : 0.f;
+          const float* src = x + (c * p.h + ii) * p.w + off;
+          std::fill(row, row + v.lo, 0.f);
+          if (p.stride_w == 1) {
+            std::memcpy(row + v.lo, src + v.lo, (v.hi - v.lo) * sizeof(float));
+          } else {
+            for (int64_t oj = v.lo; oj < v.hi; ++oj) row[oj] = src[oj * p.stride_w];
           }
+          std::fill(row + v.hi, row + p.ow, 0.f);
         }
       }
     }
   }
 }
 
-// Folds col [cg*kh*kw, oh*ow] back into x [cg, h, w], accumulating overlaps.
-void col2im(const float* col, int64_t cg, const Conv2dParams& p, float* x) {
-  const int64_t ohw = p.oh * p.ow;
+// Folds col rows (as laid out by im2col) back into x [cg, h, w], accumulating overlaps.
+void col2im(const float* col, int64_t cg, const Conv2dParams& p, float* x, int64_t ld) {
   for (int64_t c = 0; c < cg; ++c) {
     for (int64_t ki = 0; ki < p.kh; ++ki) {
       for (int64_t kj = 0; kj < p.kw; ++kj) {
-        const float* src = col + ((c * p.kh + ki) * p.kw + kj) * ohw;
+        const float* src = col + ((c * p.kh + ki) * p.kw + kj) * ld;
+        const ValidRange v = valid_cols(p, kj);
+        const int64_t off = kj * p.dil_w - p.pad_w;
         for (int64_t oi = 0; oi < p.oh; ++oi) {
           int64_t ii = oi * p.stride_h - p.pad_h + ki * p.dil_h;
           if (ii < 0 || ii >= p.h) continue;
-          float* dst = x + (c * p.h + ii) * p.w;
-          const float* row = src + oi * p.ow;
-          for (int64_t oj = 0; oj < p.ow; ++oj) {
-            int64_t jj = oj * p.stride_w - p.pad_w + kj * p.dil_w;
-            if (jj >= 0 && jj < p.w) dst[jj] += row[oj];
+          float* __restrict dst = x + (c * p.h + ii) * p.w + off;
+          const float* __restrict row = src + oi * p.ow;
+          if (p.stride_w == 1) {
+            for (int64_t oj = v.lo; oj < v.hi; ++oj) dst[oj] += row[oj];
+          } else {
+            for (int64_t oj = v.lo; oj < v.hi; ++oj) dst[oj * p.stride_w] += row[oj];
           }
         }
       }
@@ -73,9 +93,31 @@ void col2im(const float* col, int64_t cg, const Conv2dParams& p, float* x) {
   }
 }
 
-bool is_pointwise(const Conv2dParams& p) {
-  return p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 &&
-         p.pad_w == 0;
+// Per-thread scratch that only grows: conv buffers are needed every call and must not be
+// re-allocated (and zero-filled) each time.
+float* scratch(int slot, size_t n) {
+  thread_local std::vector<float> buffers[3];
+  std::vector<float>& b = buffers[slot];
+  if (b.size() < n) b.resize(n);
+  return b.data();
+}
+
+// Images per GEMM: enough columns for OpenBLAS to run efficiently, bounded col memory.
+int64_t images_per_gemm(const Conv2dParams& p) {
+  const int64_t kdim = p.c / p.groups * p.kh * p.kw, ohw = p.oh * p.ow;
+  const int64_t by_cols = std::max<int64_t>(1, 4096 / std::max<int64_t>(ohw, 1));
+  const int64_t by_mem = std::max<int64_t>(1, (1 << 20) / std::max<int64_t>(kdim * ohw, 1));
+  return std::max<int64_t>(1, std::min({by_cols * 2, by_mem, p.n}));
+}
+
+// Splits the batch into chunks of images; each chunk is processed by one thread.
+template <typename Fn>
+void for_image_chunks(const Conv2dParams& p, Fn fn) {
+  const int64_t s = images_per_gemm(p);
+  const int64_t chunks = (p.n + s - 1) / s;
+  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) fn(c * s, std::min(p.n, (c + 1) * s), s);
+  });
 }
 
 }  // namespace
@@ -103,27 +145,38 @@ void CpuBackend::conv2d_forward(const Conv2dParams& p, const Tensor& x, const Te
   const float* wp = w.data<float>();
   const float* bp = bias ? bias->data<float>() : nullptr;
   float* yp = y.data<float>();
-  const bool pw = is_pointwise(p);
-  parallel_for(p.n, 1, [&](int64_t n0, int64_t n1) {
-    std::vector<float> col(pw ? 0 : kdim * ohw);
-    for (int64_t n = n0; n < n1; ++n) {
-      for (int64_t g = 0; g < p.groups; ++g) {
-        const float* xg = xp + (n * p.c + g * cg) * p.h * p.w;
-        const float* src = xg;
-        if (!pw) {
-          im2col(xg, cg, p, col.data());
-          src = col.data();
+  // Several images share one GEMM: col [kdim, S*ohw], out [ocg, S*ohw], then scattered to NCHW.
+  for_image_chunks(p, [&](int64_t n0, int64_t n1, int64_t s) {
+    const int64_t cols = (n1 - n0) * ohw, ld = s * ohw;
+    float* col = scratch(0, kdim * ld);
+    float* out = scratch(1, ocg * ld);
+    for (int64_t g = 0; g < p.groups; ++g) {
+      for (int64_t n = n0; n < n1; ++n)
+        im2col(xp + (n * p.c + g * cg) * p.h * p.w, cg, p, col + (n - n0) * ohw, ld);
+      sgemm_serial(false, false, ocg, cols, kdim, 1.f, wp + g * ocg * kdim, kdim, col, ld, 0.f,
+                   out, ld);
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t o = 0; o < ocg; ++o) {
+          const float* __restrict src = out + o * ld + (n - n0) * ohw;
+          float* __restrict dst = yp + (n * p.oc + g * ocg + o) * ohw;
+          const float b = bp ? bp[g * ocg + o] : 0.f;
+          for (int64_t i = 0; i < ohw; ++i) dst[i] = src[i] + b;
         }
-        float* yg = yp + (n * p.oc + g * ocg) * ohw;
-        if (bp) {
-          for (int64_t o = 0; o < ocg; ++o) std::fill_n(yg + o * ohw, ohw, bp[g * ocg + o]);
-        }
-        sgemm_serial(false, false, ocg, ohw, kdim, 1.f, wp + g * ocg * kdim, kdim, src, ohw,
-                     bp ? 1.f : 0.f, yg, ohw);
-      }
     }
   });
 }
+
+namespace {
+// Gathers gy[n0:n1, group g] into a [ocg, S*ohw] matrix (the layout of the forward GEMM output).
+void gather_grad(const float* gyp, const Conv2dParams& p, int64_t g, int64_t n0, int64_t n1,
+                 int64_t ld, float* dst) {
+  const int64_t ocg = p.oc / p.groups, ohw = p.oh * p.ow;
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t o = 0; o < ocg; ++o)
+      std::memcpy(dst + o * ld + (n - n0) * ohw, gyp + (n * p.oc + g * ocg + o) * ohw,
+                  ohw * sizeof(float));
+}
+}  // namespace
 
 void CpuBackend::conv2d_backward_input(const Conv2dParams& p, const Tensor& gy, const Tensor& w,
                                        Tensor& gx) {
@@ -132,23 +185,17 @@ void CpuBackend::conv2d_backward_input(const Conv2dParams& p, const Tensor& gy, 
   const float* gyp = gy.data<float>();
   const float* wp = w.data<float>();
   float* gxp = gx.data<float>();
-  const bool pw = is_pointwise(p);
-  parallel_for(p.n, 1, [&](int64_t n0, int64_t n1) {
-    std::vector<float> col(pw ? 0 : kdim * ohw);
-    for (int64_t n = n0; n < n1; ++n) {
-      for (int64_t g = 0; g < p.groups; ++g) {
-        float* gxg = gxp + (n * p.c + g * cg) * p.h * p.w;
-        const float* gyg = gyp + (n * p.oc + g * ocg) * ohw;
-        if (pw) {  // gx = W^T gy directly
-          sgemm_serial(true, false, kdim, ohw, ocg, 1.f, wp + g * ocg * kdim, kdim, gyg, ohw,
-                       0.f, gxg, ohw);
-          continue;
-        }
-        sgemm_serial(true, false, kdim, ohw, ocg, 1.f, wp + g * ocg * kdim, kdim, gyg, ohw, 0.f,
-                     col.data(), ohw);
-        std::fill_n(gxg, cg * p.h * p.w, 0.f);
-        col2im(col.data(), cg, p, gxg);
-      }
+  for_image_chunks(p, [&](int64_t n0, int64_t n1, int64_t s) {
+    const int64_t cols = (n1 - n0) * ohw, ld = s * ohw;
+    float* col = scratch(0, kdim * ld);
+    float* g_mat = scratch(1, ocg * ld);
+    std::fill(gxp + n0 * p.c * p.h * p.w, gxp + n1 * p.c * p.h * p.w, 0.f);
+    for (int64_t g = 0; g < p.groups; ++g) {
+      gather_grad(gyp, p, g, n0, n1, ld, g_mat);
+      sgemm_serial(true, false, kdim, cols, ocg, 1.f, wp + g * ocg * kdim, kdim, g_mat, ld, 0.f,
+                   col, ld);
+      for (int64_t n = n0; n < n1; ++n)
+        col2im(col + (n - n0) * ohw, cg, p, gxp + (n * p.c + g * cg) * p.h * p.w, ld);
     }
   });
 }
@@ -160,31 +207,31 @@ void CpuBackend::conv2d_backward_weight(const Conv2dParams& p, const Tensor& gy,
   const float* gyp = gy.data<float>();
   const float* xp = x.data<float>();
   const int64_t wsize = p.oc * kdim;
-  const bool pw = is_pointwise(p);
-  // Each chunk accumulates its own partial gradient; partials are summed in chunk order.
-  const int chunks = static_cast<int>(std::min<int64_t>(num_threads(), std::max<int64_t>(p.n, 1)));
-  std::vector<std::vector<float>> partial(chunks, std::vector<float>(wsize, 0.f));
-  parallel_chunks(p.n, chunks, [&](int c, int64_t n0, int64_t n1) {
-    std::vector<float> col(pw ? 0 : kdim * ohw);
-    float* acc = partial[c].data();
-    for (int64_t n = n0; n < n1; ++n) {
+  const int64_t s = images_per_gemm(p);
+  const int64_t nchunks = (p.n + s - 1) / s;
+  // Each thread accumulates its own partial gradient over a fixed range of image chunks;
+  // partials are summed in thread order, so the result is reproducible.
+  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), std::max<int64_t>(nchunks, 1)));
+  std::vector<std::vector<float>> partial(threads, std::vector<float>(wsize, 0.f));
+  parallel_chunks(nchunks, threads, [&](int t, int64_t c0, int64_t c1) {
+    float* col = scratch(0, kdim * s * ohw);
+    float* g_mat = scratch(1, ocg * s * ohw);
+    float* acc = partial[t].data();
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t n0 = c * s, n1 = std::min(p.n, n0 + s), cols = (n1 - n0) * ohw, ld = s * ohw;
       for (int64_t g = 0; g < p.groups; ++g) {
-        const float* xg = xp + (n * p.c + g * cg) * p.h * p.w;
-        const float* src = xg;
-        if (!pw) {
-          im2col(xg, cg, p, col.data());
-          src = col.data();
-        }
-        const float* gyg = gyp + (n * p.oc + g * ocg) * ohw;
-        sgemm_serial(false, true, ocg, kdim, ohw, 1.f, gyg, ohw, src, ohw, 1.f,
+        for (int64_t n = n0; n < n1; ++n)
+          im2col(xp + (n * p.c + g * cg) * p.h * p.w, cg, p, col + (n - n0) * ohw, ld);
+        gather_grad(gyp, p, g, n0, n1, ld, g_mat);
+        sgemm_serial(false, true, ocg, kdim, cols, 1.f, g_mat, ld, col, ld, 1.f,
                      acc + g * ocg * kdim, kdim);
       }
     }
   });
   float* gwp = gw.data<float>();
   std::copy(partial[0].begin(), partial[0].end(), gwp);
-  for (int c = 1; c < chunks; ++c)
-    for (int64_t i = 0; i < wsize; ++i) gwp[i] += partial[c][i];
+  for (int t = 1; t < threads; ++t)
+    for (int64_t i = 0; i < wsize; ++i) gwp[i] += partial[t][i];
 }
 
 }  // namespace shrink::cpu
