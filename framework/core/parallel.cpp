@@ -1,6 +1,13 @@
 #include "framework/core/parallel.h"
 
 #include <algorithm>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SHRINK_CPU_RELAX() _mm_pause()
+#else
+#define SHRINK_CPU_RELAX() ((void)0)
+#endif
+#include <atomic>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -21,7 +28,9 @@ int default_threads() {
   return hc == 0 ? 1 : static_cast<int>(std::min(hc, 64u));
 }
 
-// Workers wait for a generation counter; the caller runs chunk 0 itself.
+// Workers wait for a generation counter; the caller runs its share of the chunks itself.
+// Both sides spin briefly before sleeping: a training step issues thousands of short parallel
+// regions, and a futex wake-up per region costs more than the work in many of them.
 class Pool {
  public:
   explicit Pool(int n) { resize(n); }
@@ -37,44 +46,55 @@ class Pool {
   }
 
   void run(int chunks, const std::function<void(int)>& task) {
+    task_ = &task;
+    chunks_ = chunks;
+    pending_.store(size_ - 1, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lk(mu_);
-      task_ = &task;
-      chunks_ = chunks;
-      pending_ = size_ - 1;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     t_in_parallel = true;
     for (int c = 0; c < chunks; c += size_) task(c);
     t_in_parallel = false;
-    std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, [this] { return pending_ == 0; });
+    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+      if (spin < kSpins) {
+        SHRINK_CPU_RELAX();
+        continue;
+      }
+      std::unique_lock<std::mutex> lk(mu_);
+      done_cv_.wait(lk, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+      break;
+    }
     task_ = nullptr;
   }
 
  private:
+  static constexpr int kSpins = 2000;  // with a pause each: tens of microseconds
+
   void loop(int id) {
     uint64_t seen = 0;
     for (;;) {
-      const std::function<void(int)>* task;
-      int chunks;
-      {
+      for (int spin = 0; generation_.load(std::memory_order_acquire) == seen && !quit_; ++spin) {
+        if (spin < kSpins) {
+          SHRINK_CPU_RELAX();
+          continue;
+        }
         std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return quit_ || generation_ != seen; });
-        if (quit_) return;
-        seen = generation_;
-        task = task_;
-        chunks = chunks_;
+        cv_.wait(lk, [&] { return quit_ || generation_.load(std::memory_order_acquire) != seen; });
+        break;
       }
+      if (quit_) return;
+      seen = generation_.load(std::memory_order_acquire);
+      const std::function<void(int)>* task = task_;
+      const int chunks = chunks_;
       t_in_parallel = true;
       for (int c = id; c < chunks; c += size_) (*task)(c);
       t_in_parallel = false;
-      {
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lk(mu_);
-        --pending_;
+        done_cv_.notify_one();
       }
-      done_cv_.notify_one();
     }
   }
 
@@ -94,9 +114,9 @@ class Pool {
   std::condition_variable cv_, done_cv_;
   const std::function<void(int)>* task_ = nullptr;
   int chunks_ = 0;
-  int pending_ = 0;
-  uint64_t generation_ = 0;
-  bool quit_ = false;
+  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> quit_{false};
 };
 
 Pool& pool() {

@@ -160,7 +160,10 @@ void CpuBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, co
     const float* __restrict gp = gp_;
     float* __restrict op_ = gx_;
     if (op == UnaryOp::Relu) {
-      for (int64_t i = b; i < e; ++i) op_[i] = xp[i] > 0.f ? gp[i] : 0.f;
+      for (int64_t i = b; i < e; ++i) {
+        const float g = gp[i];  // unconditional load lets the loop vectorise as a select
+        op_[i] = xp[i] > 0.f ? g : 0.f;
+      }
       return;
     }
     for (int64_t i = b; i < e; ++i)

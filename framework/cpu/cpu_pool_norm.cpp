@@ -16,23 +16,49 @@ void CpuBackend::max_pool2d_forward(const Pool2dParams& p, const Tensor& x, Tens
   parallel_for(p.n * p.c, 4, [&](int64_t b, int64_t e) {
     for (int64_t nc = b; nc < e; ++nc) {
       const float* plane = xp + nc * p.h * p.w;
-      for (int64_t oi = 0; oi < p.oh; ++oi) {
-        for (int64_t oj = 0; oj < p.ow; ++oj) {
-          int64_t i0 = oi * p.stride_h - p.pad_h, j0 = oj * p.stride_w - p.pad_w;
-          float best = -INFINITY;
-          int64_t arg = -1;
-          for (int64_t i = std::max<int64_t>(i0, 0); i < std::min(i0 + p.kh, p.h); ++i)
-            for (int64_t j = std::max<int64_t>(j0, 0); j < std::min(j0 + p.kw, p.w); ++j) {
-              float v = plane[i * p.w + j];
-              if (v > best || arg < 0 || std::isnan(v)) {
-                if (std::isnan(best)) continue;
-                best = v;
-                arg = i * p.w + j;
-              }
+      float* out = yp + nc * p.oh * p.ow;
+      int64_t* arg_out = ip + nc * p.oh * p.ow;
+      if (p.kh == 2 && p.kw == 2 && p.stride_h == 2 && p.stride_w == 2 && p.pad_h == 0 &&
+          p.pad_w == 0) {  // the common case, unrolled
+        for (int64_t oi = 0; oi < p.oh; ++oi) {
+          const float* r0 = plane + 2 * oi * p.w;
+          const float* r1 = r0 + p.w;
+          for (int64_t oj = 0; oj < p.ow; ++oj) {
+            const int64_t j = 2 * oj;
+            const float cand[3] = {r0[j + 1], r1[j], r1[j + 1]};
+            const int64_t pos[3] = {1, p.w, p.w + 1};
+            float best = r0[j];
+            int64_t arg = 0;
+            for (int k = 0; k < 3; ++k) {
+              const bool take = (cand[k] > best) | std::isnan(cand[k]);
+              best = take ? cand[k] : best;
+              arg = take ? pos[k] : arg;
             }
-          int64_t o = (nc * p.oh + oi) * p.ow + oj;
-          yp[o] = best;
-          ip[o] = arg;
+            out[oi * p.ow + oj] = best;
+            arg_out[oi * p.ow + oj] = 2 * oi * p.w + j + arg;
+          }
+        }
+        continue;
+      }
+      for (int64_t oi = 0; oi < p.oh; ++oi) {
+        const int64_t i0 = std::max<int64_t>(oi * p.stride_h - p.pad_h, 0);
+        const int64_t i1 = std::min(oi * p.stride_h - p.pad_h + p.kh, p.h);
+        for (int64_t oj = 0; oj < p.ow; ++oj) {
+          const int64_t j0 = std::max<int64_t>(oj * p.stride_w - p.pad_w, 0);
+          const int64_t j1 = std::min(oj * p.stride_w - p.pad_w + p.kw, p.w);
+          // PyTorch's rule: take v when v > best or v is NaN; the first maximum in row-major
+          // window order wins ties. Written as selects so the loop has no unpredictable branch.
+          int64_t arg = i0 * p.w + j0;
+          float best = plane[arg];
+          for (int64_t i = i0; i < i1; ++i)
+            for (int64_t j = j0; j < j1; ++j) {
+              const float v = plane[i * p.w + j];
+              const bool take = (v > best) | (v != v);
+              best = take ? v : best;
+              arg = take ? i * p.w + j : arg;
+            }
+          out[oi * p.ow + oj] = best;
+          arg_out[oi * p.ow + oj] = arg;
         }
       }
     }
@@ -133,6 +159,21 @@ void CpuBackend::adaptive_avg_pool2d_backward(const Pool2dParams& p, const Tenso
   avg_backward(p, gy, gx, adaptive_window);
 }
 
+namespace {
+// Sum of a contiguous row in float lanes (vectorisable), returned as double so that the
+// per-channel totals over many rows keep double precision.
+double row_sum(const float* __restrict p, int64_t n) {
+  float s = 0.f;
+  for (int64_t i = 0; i < n; ++i) s += p[i];
+  return s;
+}
+double row_sq_dev(const float* __restrict p, int64_t n, float m) {
+  float s = 0.f;
+  for (int64_t i = 0; i < n; ++i) s += (p[i] - m) * (p[i] - m);
+  return s;
+}
+}  // namespace
+
 void CpuBackend::batch_norm_stats(const Tensor& x, int64_t outer, int64_t c, int64_t inner,
                                   Tensor& mean, Tensor& var_biased) {
   const float* xp = x.data<float>();
@@ -142,16 +183,11 @@ void CpuBackend::batch_norm_stats(const Tensor& x, int64_t outer, int64_t c, int
   parallel_for(c, 1, [&](int64_t b, int64_t e) {
     for (int64_t ch = b; ch < e; ++ch) {
       double s = 0.0;
-      for (int64_t o = 0; o < outer; ++o) {
-        const float* p = xp + (o * c + ch) * inner;
-        for (int64_t i = 0; i < inner; ++i) s += p[i];
-      }
-      double m = s / count, ss = 0.0;
-      for (int64_t o = 0; o < outer; ++o) {
-        const float* p = xp + (o * c + ch) * inner;
-        for (int64_t i = 0; i < inner; ++i) ss += (p[i] - m) * (p[i] - m);
-      }
-      mp[ch] = static_cast<float>(m);
+      for (int64_t o = 0; o < outer; ++o) s += row_sum(xp + (o * c + ch) * inner, inner);
+      const float m = static_cast<float>(s / count);
+      double ss = 0.0;
+      for (int64_t o = 0; o < outer; ++o) ss += row_sq_dev(xp + (o * c + ch) * inner, inner, m);
+      mp[ch] = m;
       vp[ch] = static_cast<float>(ss / count);
     }
   });
@@ -171,8 +207,8 @@ void CpuBackend::batch_norm_apply(const Tensor& x, int64_t outer, int64_t c, int
       int64_t ch = oc % c;
       float scale = sp[ch] * (wp ? wp[ch] : 1.f);
       float shift = (bp ? bp[ch] : 0.f) - mp[ch] * scale;
-      const float* p = xp + oc * inner;
-      float* q = yp + oc * inner;
+      const float* __restrict p = xp + oc * inner;
+      float* __restrict q = yp + oc * inner;
       for (int64_t i = 0; i < inner; ++i) q[i] = p[i] * scale + shift;
     }
   });
@@ -193,31 +229,34 @@ void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& gy, int64_t 
   const double count = static_cast<double>(outer * inner);
   parallel_for(c, 1, [&](int64_t b, int64_t e) {
     for (int64_t ch = b; ch < e; ++ch) {
-      double sum_g = 0.0, sum_gx = 0.0;  // sum(gy), sum(gy * xhat)
       const float m = mp[ch], s = sp[ch];
+      double sum_g = 0.0, sum_gxm = 0.0;  // sum(gy), sum(gy * (x - mean))
       for (int64_t o = 0; o < outer; ++o) {
-        const float* p = xp + (o * c + ch) * inner;
-        const float* g = gp + (o * c + ch) * inner;
+        const float* __restrict p = xp + (o * c + ch) * inner;
+        const float* __restrict g = gp + (o * c + ch) * inner;
+        float a = 0.f, bsum = 0.f;
         for (int64_t i = 0; i < inner; ++i) {
-          sum_g += g[i];
-          sum_gx += g[i] * (p[i] - m) * s;
+          a += g[i];
+          bsum += g[i] * (p[i] - m);
         }
+        sum_g += a;
+        sum_gxm += bsum;
       }
+      const double sum_gx = sum_gxm * s;  // sum(gy * xhat)
       if (gwp) gwp[ch] = static_cast<float>(sum_gx);
       if (gbp) gbp[ch] = static_cast<float>(sum_g);
       const float w = wp ? wp[ch] : 1.f;
-      const float mg = static_cast<float>(sum_g / count), mgx = static_cast<float>(sum_gx / count);
+      const float ws = w * s;
+      const float mg = static_cast<float>(sum_g / count);
+      const float k = static_cast<float>(sum_gx / count) * s;  // mean(gy*xhat) * invstd
       for (int64_t o = 0; o < outer; ++o) {
-        const float* p = xp + (o * c + ch) * inner;
-        const float* g = gp + (o * c + ch) * inner;
-        float* q = gxp + (o * c + ch) * inner;
+        const float* __restrict p = xp + (o * c + ch) * inner;
+        const float* __restrict g = gp + (o * c + ch) * inner;
+        float* __restrict q = gxp + (o * c + ch) * inner;
         if (training) {
-          for (int64_t i = 0; i < inner; ++i) {
-            float xhat = (p[i] - m) * s;
-            q[i] = w * s * (g[i] - mg - xhat * mgx);
-          }
+          for (int64_t i = 0; i < inner; ++i) q[i] = ws * (g[i] - mg - (p[i] - m) * k);
         } else {
-          for (int64_t i = 0; i < inner; ++i) q[i] = w * s * g[i];
+          for (int64_t i = 0; i < inner; ++i) q[i] = ws * g[i];
         }
       }
     }
