@@ -90,9 +90,4 @@ class CpuBackend final : public Backend {
                  int64_t step) override;
 };
 
-// Scalar formulas shared by the CPU kernels and the CUDA emulation tests' references.
-float unary_value(UnaryOp op, float x, float p0, float p1);
-float unary_grad(UnaryOp op, float x, float y, float gy, float p0, float p1);
-float binary_value(BinaryOp op, float a, float b);
-
 }  // namespace shrink::cpu

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "framework/core/scalar_ops.h"
 #include "framework/cpu/cpu_backend.h"
 #include "framework/cpu/strided.h"
 
@@ -10,77 +11,10 @@ namespace shrink::cpu {
 
 namespace {
 constexpr int64_t kGrain = 1 << 15;
-constexpr float kInvSqrt2 = 0.70710678118654752f;
-constexpr float kInvSqrt2Pi = 0.39894228040143268f;
+using scalar::binary_value;
+using scalar::unary_grad;
+using scalar::unary_value;
 }  // namespace
-
-float unary_value(UnaryOp op, float x, float p0, float p1) {
-  switch (op) {
-    case UnaryOp::Neg: return -x;
-    case UnaryOp::Exp: return std::exp(x);
-    case UnaryOp::Log: return std::log(x);
-    case UnaryOp::Sqrt: return std::sqrt(x);
-    case UnaryOp::Abs: return std::fabs(x);
-    case UnaryOp::Sign: return x > 0.f ? 1.f : (x < 0.f ? -1.f : 0.f);
-    case UnaryOp::Round: return std::nearbyint(x);  // default rounding mode: half to even
-    case UnaryOp::Relu: return x > 0.f ? x : 0.f;
-    case UnaryOp::Relu6: return x < 0.f ? 0.f : (x > 6.f ? 6.f : x);
-    case UnaryOp::Gelu: return 0.5f * x * (1.f + std::erf(x * kInvSqrt2));
-    case UnaryOp::Sigmoid: return 1.f / (1.f + std::exp(-x));
-    case UnaryOp::Tanh: return std::tanh(x);
-    case UnaryOp::Clamp: return x < p0 ? p0 : (x > p1 ? p1 : x);
-    case UnaryOp::PowScalar: return std::pow(x, p0);
-    case UnaryOp::AddScalar: return x + p0;
-    case UnaryOp::MulScalar: return x * p0;
-  }
-  return 0.f;
-}
-
-float unary_grad(UnaryOp op, float x, float y, float gy, float p0, float p1) {
-  switch (op) {
-    case UnaryOp::Neg: return -gy;
-    case UnaryOp::Exp: return gy * y;
-    case UnaryOp::Log: return gy / x;
-    case UnaryOp::Sqrt: return gy / (2.f * y);
-    case UnaryOp::Abs: return x > 0.f ? gy : (x < 0.f ? -gy : 0.f);
-    case UnaryOp::Sign: return 0.f;
-    case UnaryOp::Round: return 0.f;
-    case UnaryOp::Relu: return x > 0.f ? gy : 0.f;
-    case UnaryOp::Relu6: return (x > 0.f && x < 6.f) ? gy : 0.f;  // as torch's hardtanh
-    case UnaryOp::Gelu: {
-      float cdf = 0.5f * (1.f + std::erf(x * kInvSqrt2));
-      float pdf = kInvSqrt2Pi * std::exp(-0.5f * x * x);
-      return gy * (cdf + x * pdf);
-    }
-    case UnaryOp::Sigmoid: return gy * y * (1.f - y);
-    case UnaryOp::Tanh: return gy * (1.f - y * y);
-    case UnaryOp::Clamp: return (x >= p0 && x <= p1) ? gy : 0.f;
-    case UnaryOp::PowScalar:
-      return p0 == 0.f ? 0.f : gy * p0 * std::pow(x, p0 - 1.f);
-    case UnaryOp::AddScalar: return gy;
-    case UnaryOp::MulScalar: return gy * p0;
-  }
-  (void)p1;
-  return 0.f;
-}
-
-float binary_value(BinaryOp op, float a, float b) {
-  switch (op) {
-    case BinaryOp::Add: return a + b;
-    case BinaryOp::Sub: return a - b;
-    case BinaryOp::Mul: return a * b;
-    case BinaryOp::Div: return a / b;
-    case BinaryOp::Pow: return std::pow(a, b);
-    case BinaryOp::Max: return a >= b ? a : b;
-    case BinaryOp::Min: return a <= b ? a : b;
-    case BinaryOp::Gt: return a > b ? 1.f : 0.f;
-    case BinaryOp::Lt: return a < b ? 1.f : 0.f;
-    case BinaryOp::Ge: return a >= b ? 1.f : 0.f;
-    case BinaryOp::Le: return a <= b ? 1.f : 0.f;
-    case BinaryOp::Eq: return a == b ? 1.f : 0.f;
-  }
-  return 0.f;
-}
 
 void CpuBackend::fill(Tensor& out, float value) {
   int64_t n = out.numel();

@@ -1,0 +1,85 @@
+// The scalar formula of every elementwise op, written once and shared by the CPU kernels and
+// the CUDA kernels (SHRINK_HD expands to __host__ __device__ under nvcc, to nothing otherwise;
+// no CUDA header is needed). C math functions (expf, erff, ...) exist on host and device.
+#pragma once
+#include <math.h>
+
+#include "framework/core/backend.h"
+
+#if defined(__CUDACC__)
+#define SHRINK_HD __host__ __device__ inline
+#else
+#define SHRINK_HD inline
+#endif
+
+namespace shrink::scalar {
+
+SHRINK_HD float unary_value(UnaryOp op, float x, float p0, float p1) {
+  switch (op) {
+    case UnaryOp::Neg: return -x;
+    case UnaryOp::Exp: return expf(x);
+    case UnaryOp::Log: return logf(x);
+    case UnaryOp::Sqrt: return sqrtf(x);
+    case UnaryOp::Abs: return fabsf(x);
+    case UnaryOp::Sign: return x > 0.f ? 1.f : (x < 0.f ? -1.f : 0.f);
+    case UnaryOp::Round: return nearbyintf(x);  // default rounding mode: half to even
+    case UnaryOp::Relu: return x > 0.f ? x : 0.f;
+    case UnaryOp::Relu6: return x < 0.f ? 0.f : (x > 6.f ? 6.f : x);
+    case UnaryOp::Gelu: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    case UnaryOp::Sigmoid: return 1.f / (1.f + expf(-x));
+    case UnaryOp::Tanh: return tanhf(x);
+    case UnaryOp::Clamp: return x < p0 ? p0 : (x > p1 ? p1 : x);
+    case UnaryOp::PowScalar: return powf(x, p0);
+    case UnaryOp::AddScalar: return x + p0;
+    case UnaryOp::MulScalar: return x * p0;
+  }
+  return 0.f;
+}
+
+// d(loss)/dx given x, the op's output y and d(loss)/dy.
+SHRINK_HD float unary_grad(UnaryOp op, float x, float y, float gy, float p0, float p1) {
+  switch (op) {
+    case UnaryOp::Neg: return -gy;
+    case UnaryOp::Exp: return gy * y;
+    case UnaryOp::Log: return gy / x;
+    case UnaryOp::Sqrt: return gy / (2.f * y);
+    case UnaryOp::Abs: return x > 0.f ? gy : (x < 0.f ? -gy : 0.f);
+    case UnaryOp::Sign: return 0.f;
+    case UnaryOp::Round: return 0.f;
+    case UnaryOp::Relu: return x > 0.f ? gy : 0.f;
+    case UnaryOp::Relu6: return (x > 0.f && x < 6.f) ? gy : 0.f;  // as torch's hardtanh
+    case UnaryOp::Gelu: {
+      float cdf = 0.5f * (1.f + erff(x * 0.70710678118654752f));
+      float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
+      return gy * (cdf + x * pdf);
+    }
+    case UnaryOp::Sigmoid: return gy * y * (1.f - y);
+    case UnaryOp::Tanh: return gy * (1.f - y * y);
+    case UnaryOp::Clamp: return (x >= p0 && x <= p1) ? gy : 0.f;
+    case UnaryOp::PowScalar: return p0 == 0.f ? 0.f : gy * p0 * powf(x, p0 - 1.f);
+    case UnaryOp::AddScalar: return gy;
+    case UnaryOp::MulScalar: return gy * p0;
+  }
+  (void)p1;
+  return 0.f;
+}
+
+SHRINK_HD float binary_value(BinaryOp op, float a, float b) {
+  switch (op) {
+    case BinaryOp::Add: return a + b;
+    case BinaryOp::Sub: return a - b;
+    case BinaryOp::Mul: return a * b;
+    case BinaryOp::Div: return a / b;
+    case BinaryOp::Pow: return powf(a, b);
+    case BinaryOp::Max: return a >= b ? a : b;
+    case BinaryOp::Min: return a <= b ? a : b;
+    case BinaryOp::Gt: return a > b ? 1.f : 0.f;
+    case BinaryOp::Lt: return a < b ? 1.f : 0.f;
+    case BinaryOp::Ge: return a >= b ? 1.f : 0.f;
+    case BinaryOp::Le: return a <= b ? 1.f : 0.f;
+    case BinaryOp::Eq: return a == b ? 1.f : 0.f;
+  }
+  return 0.f;
+}
+
+}  // namespace shrink::scalar
