@@ -17,7 +17,8 @@ enum class UnaryOp : uint8_t {
   AddScalar,  // p0 = value
   MulScalar,  // p0 = value
 };
-enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow, Max, Min, Gt, Lt, Ge, Le, Eq };
+// MaskAdd: a + (b == 1 ? 0 : -1000), NNI's additive mask for pre-softmax activations.
+enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow, Max, Min, Gt, Lt, Ge, Le, Eq, MaskAdd };
 enum class ReduceOp : uint8_t { Sum, Mean, Max, Min };
 
 // Broadcast descriptor: the output shape and, per input, the input strides in output index
@@ -150,6 +151,15 @@ class Backend {
   virtual void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, float lr,
                          float beta1, float beta2, float eps, float weight_decay, bool decoupled,
                          int64_t step) = 0;
+
+  // Fake quantization y = (round(clamp(z + x/s, qmin, qmax)) - z) * s, with scale s and zero
+  // point z (same shape) broadcast to x as described by `bc` (x as a, s as b).
+  virtual void fake_quant(const Tensor& x, const Tensor& scale, const Tensor& zero_point,
+                          const Broadcast& bc, float qmin, float qmax, Tensor& y) = 0;
+  // Straight-through gradient: gx = gy, or gy only where qmin <= z + x/s <= qmax (clip_grad).
+  virtual void fake_quant_backward(const Tensor& x, const Tensor& scale, const Tensor& zero_point,
+                                   const Broadcast& bc, float qmin, float qmax, bool clip_grad,
+                                   const Tensor& gy, Tensor& gx) = 0;
 };
 
 Backend& backend(Device device);

@@ -78,8 +78,21 @@ SHRINK_HD float binary_value(BinaryOp op, float a, float b) {
     case BinaryOp::Ge: return a >= b ? 1.f : 0.f;
     case BinaryOp::Le: return a <= b ? 1.f : 0.f;
     case BinaryOp::Eq: return a == b ? 1.f : 0.f;
+    case BinaryOp::MaskAdd: return a + (b == 1.f ? 0.f : -1000.f);
   }
   return 0.f;
+}
+
+// x/s (a true division, as torch) shifted by z, clamped, rounded half to even, mapped back.
+SHRINK_HD float fake_quant_value(float x, float s, float z, float qmin, float qmax) {
+  float q = z + x / s;
+  q = q < qmin ? qmin : (q > qmax ? qmax : q);
+  return (nearbyintf(q) - z) * s;
+}
+
+SHRINK_HD bool fake_quant_in_range(float x, float s, float z, float qmin, float qmax) {
+  float q = z + x / s;
+  return q >= qmin && q <= qmax;
 }
 
 }  // namespace shrink::scalar

@@ -138,6 +138,17 @@ TopK topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);  // cond != 0 picks a
 Tensor masked_fill(const Tensor& x, const Tensor& mask, float value);
 
+// ---- compression primitives ----
+enum class MaskMethod { Mul, Add };
+// Mul: x * mask (gradient g * mask). Add: x + (mask == 1 ? 0 : -1000) (gradient g), NNI's
+// additive mask for activations that feed a softmax. The mask broadcasts to x.
+Tensor apply_mask(const Tensor& x, const Tensor& mask, MaskMethod method = MaskMethod::Mul);
+// (round(clamp(z + x/s, qmin, qmax)) - z) * s, rounding half to even; s and z broadcast to x.
+// Straight-through gradient to x only: everywhere, or only inside [qmin, qmax] when clip_grad
+// (NNI's clamp_round and qat_clamp_round).
+Tensor fake_quantize(const Tensor& x, const Tensor& scale, const Tensor& zero_point, float qmin,
+                     float qmax, bool clip_grad);
+
 // Sums a broadcast gradient back to `shape` (the reverse of broadcasting).
 Tensor sum_to_shape(const Tensor& g, const Shape& shape);
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
