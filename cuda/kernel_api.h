@@ -11,7 +11,9 @@
 
 #if defined(__CUDACC__) && !defined(SHRINK_CUDA_EMULATION)
 
-#define SHRINK_GLOBAL __global__
+// Kernels live in headers included by several .cu files: internal linkage avoids duplicate
+// definitions at link time.
+#define SHRINK_GLOBAL static __global__
 #define SHRINK_DEVICE __device__ __forceinline__
 #define SHRINK_SHARED_ARRAY(type, name, count) __shared__ type name[count]
 #define SHRINK_DYNAMIC_SHARED(type, name) extern __shared__ unsigned char name##_raw_[]; \

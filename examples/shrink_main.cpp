@@ -5,12 +5,16 @@
 
 #include "examples/cli.h"
 #include "framework/core/error.h"
+#ifdef SHRINK_HAVE_CUDA
+#include "cuda/cuda_backend.h"
+#endif
 
 namespace {
 void usage(std::ostream& os) {
   os << "usage: shrink <command> [options]\n"
         "commands:\n"
         "  train    train a model of the zoo on Fashion-MNIST\n"
+        "  explain  show the targets and canonical settings a compression config list selects\n"
         "run 'shrink <command> --help' for the command's options\n";
 }
 }  // namespace
@@ -23,7 +27,11 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
   try {
+#ifdef SHRINK_HAVE_CUDA
+    shrink::cuda::init();  // registers the CUDA backend only when a device is present
+#endif
     if (cmd == "train") return shrink::cli::cmd_train(args);
+    if (cmd == "explain") return shrink::cli::cmd_explain(args);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       usage(std::cout);
       return 0;

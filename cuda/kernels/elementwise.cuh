@@ -1,7 +1,8 @@
-// Elementwise kernels: fill, unary ops and their gradients, broadcasting binary ops, expand,
-// where, permute and block copies. Each host launcher takes raw device pointers; the CPU
-// reference is the matching CpuBackend kernel (framework/cpu/cpu_elementwise.cpp), and both use
-// the scalar formulas of framework/core/scalar_ops.h.
+// Elementwise kernels: fill (float and integer dtypes), unary ops and their gradients,
+// broadcasting binary ops, expand, where, permute and block copies. Each host launcher takes raw
+// device pointers; the CPU reference is the matching CpuBackend kernel
+// (framework/cpu/cpu_elementwise.cpp), and both use the scalar formulas of
+// framework/core/scalar_ops.h.
 #pragma once
 #include "cuda/launch.h"
 #include "cuda/kernels/indexing.h"
@@ -21,6 +22,15 @@ SHRINK_DEVICE void offsets(const StridedIndex& s, int64_t i, int64_t& oa, int64_
 }
 
 SHRINK_GLOBAL void fill_kernel(float* out, int64_t n, float value) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)blockDim.x * gridDim.x)
+    out[i] = value;
+}
+
+// fill for the integer dtypes (Tensor::zeros of an index tensor, ...): the CPU's
+// static_cast<T>(value), done once on the host by the launcher.
+template <typename T>
+SHRINK_GLOBAL void fill_typed_kernel(T* out, int64_t n, T value) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
        i += (int64_t)blockDim.x * gridDim.x)
     out[i] = value;
@@ -135,6 +145,12 @@ constexpr unsigned kThreads = 256;
 
 inline void fill(float* out, int64_t n, float value) {
   if (n > 0) SHRINK_LAUNCH(fill_kernel, cuda::blocks_for(n, kThreads), cuda::threads_1d(kThreads), 0, out, n, value);
+}
+template <typename T>
+void fill_as(T* out, int64_t n, float value) {
+  if (n > 0)
+    SHRINK_LAUNCH((fill_typed_kernel<T>), cuda::blocks_for(n, kThreads), cuda::threads_1d(kThreads), 0, out, n,
+                  static_cast<T>(value));
 }
 template <typename S, typename D>
 void convert(const S* in, D* out, int64_t n) {

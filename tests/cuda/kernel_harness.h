@@ -27,7 +27,8 @@ inline std::vector<float> random_floats(int64_t n, uint64_t seed, float scale = 
 
 inline Tensor as_tensor(const std::vector<float>& v, const Shape& s) { return Tensor::from_vector(v, s); }
 
-// |a - b| <= atol + rtol * |b| for every element, with NaN matching NaN.
+// |a - b| <= atol + rtol * |b| for every element, with NaN matching NaN and equal values
+// (infinities included: inf - inf is NaN) matching each other.
 inline bool close(const std::vector<float>& a, const std::vector<float>& b, double atol,
                   double rtol, std::string* why) {
   if (a.size() != b.size()) {
@@ -35,7 +36,7 @@ inline bool close(const std::vector<float>& a, const std::vector<float>& b, doub
     return false;
   }
   for (size_t i = 0; i < a.size(); ++i) {
-    if (std::isnan(a[i]) && std::isnan(b[i])) continue;
+    if ((std::isnan(a[i]) && std::isnan(b[i])) || a[i] == b[i]) continue;
     if (!(std::fabs(a[i] - b[i]) <= atol + rtol * std::fabs(b[i]))) {
       *why = "element " + std::to_string(i) + ": kernel " + std::to_string(a[i]) + " vs CPU " +
              std::to_string(b[i]);

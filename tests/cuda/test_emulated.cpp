@@ -30,6 +30,7 @@ constexpr const char* kMode = "emulated";
 }  // namespace shrink::kt
 
 #include "kernel_cases.inc"
+#include "kernel_cases_more.inc"
 #include "kernel_cases_quant.inc"
 
 BOOST_AUTO_TEST_SUITE(cuda_kernel_coverage)

@@ -1,0 +1,125 @@
+#include "compression/pruning/pruner.h"
+
+#include "compression/config/config_list.h"
+#include "framework/core/autograd.h"
+#include "framework/ops/ops.h"
+
+namespace shrink::compression {
+
+namespace {
+const char* kGoalKeys[] = {"sparse_ratio", "sparse_threshold", "max_sparse_ratio", "min_sparse_ratio"};
+}
+
+Pruner::Pruner(std::shared_ptr<nn::Module> model, const boost::json::value& config_list)
+    : model_(std::move(model)) {
+  SHRINK_CHECK(model_ != nullptr, "Pruner: model is null");
+  std::vector<TargetSpace> spaces =
+      config::parse_config_list(*model_, config_list, CompressorKind::Pruning, &warnings_);
+  wrappers_ = make_wrappers(*model_, spaces, CompressorKind::Pruning);
+  for (auto& [name, w] : wrappers_) {
+    for (TargetState* t : w->targets()) {
+      // Activation targets keep their last value for metrics computed from them.
+      if (t->kind == TargetKind::Input || t->kind == TargetKind::Output)
+        t->trackers.push_back([](TargetState& s, const Tensor& v) { s.observed = v.detach(); });
+      goals_[t->key()] = t->settings(CompressorKind::Pruning);
+    }
+    w->wrap();
+  }
+}
+
+Pruner::~Pruner() { unwrap(); }
+
+std::vector<TargetState*> Pruner::targets() {
+  std::vector<TargetState*> out;
+  for (auto& [name, w] : wrappers_)
+    for (TargetState* t : w->targets()) out.push_back(t);
+  return out;
+}
+
+bool Pruner::is_active(const TargetState& t) const {
+  const auto& s = t.settings(CompressorKind::Pruning);
+  for (const char* k : {"sparse_ratio", "sparse_threshold"}) {
+    auto it = s.find(k);
+    if (it != s.end() && !it->value().is_null()) return true;
+  }
+  return false;
+}
+
+Tensor Pruner::current_value(TargetState& t) {
+  if (t.kind == TargetKind::Parameter || t.kind == TargetKind::Buffer)
+    return wrappers_.at(t.module_name)->module().param(t.name).detach();
+  SHRINK_CHECK(t.observed.defined(), t.key(), ": an activation target needs a forward pass before ",
+               "its mask can be computed (run the model on an input first)");
+  return t.observed;
+}
+
+void Pruner::generate_masks() {
+  NoGradGuard ng;
+  std::vector<EngineTarget> engine;
+  for (TargetState* t : targets()) {
+    EngineTarget e;
+    e.state = t;
+    e.scaling = scaling_for(*t, default_granularity());
+    if (is_active(*t)) {
+      Tensor v = current_value(*t);
+      if (!v.defined()) continue;  // e.g. a bias=None module
+      e.metric = metric(*t, v, e.scaling);
+    }
+    engine.push_back(std::move(e));
+  }
+  EngineResult r = compression::generate_masks(engine);
+  reports_ = r.global_groups;
+  for (auto& e : engine) {
+    auto it = r.masks.find(e.state->key());
+    if (it != r.masks.end()) wrappers_.at(e.state->module_name)->set_mask(*e.state, it->second);
+  }
+}
+
+Masks Pruner::compress() {
+  generate_masks();
+  return get_masks();
+}
+
+Masks Pruner::get_masks() const {
+  Masks out;
+  for (const auto& [name, w] : wrappers_)
+    for (TargetState* t : w->targets())
+      if (t->mask.defined()) out[t->key()] = t->shape_known ? expand(t->mask, t->shape).contiguous_copy() : t->mask;
+  return out;
+}
+
+void Pruner::update_masks(const Masks& masks) {
+  for (const auto& [key, mask] : masks) {
+    TargetState* found = nullptr;
+    for (TargetState* t : targets())
+      if (t->key() == key) found = t;
+    if (!found) {
+      std::string known;
+      for (TargetState* t : targets()) known += (known.empty() ? "" : ", ") + t->key();
+      fail("update_masks: no pruning target '", key, "' (targets: ", known, ")");
+    }
+    wrappers_.at(found->module_name)->set_mask(*found, mask);
+  }
+}
+
+void Pruner::unwrap() {
+  for (auto& [name, w] : wrappers_) w->unwrap();
+}
+
+void Pruner::bake() {
+  for (auto& [name, w] : wrappers_) w->bake(false);
+}
+
+void Pruner::scale_goals(double fraction) {
+  for (TargetState* t : targets()) {
+    auto& s = t->spaces.at(CompressorKind::Pruning).settings;
+    const auto& goal = goals_.at(t->key());
+    for (const char* k : kGoalKeys) {
+      auto it = goal.find(k);
+      if (it == goal.end() || it->value().is_null()) continue;
+      s[k] = it->value().to_number<double>() * fraction;
+    }
+  }
+}
+
+}  // namespace shrink::compression

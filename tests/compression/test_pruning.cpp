@@ -1,0 +1,283 @@
+// One-shot pruners and the sparse allocation engine against nni-semantics §9.2 items 3, 4, 5, 7
+// and DECISIONS rows 9, 16, 21, 22: exact per-layer sparsities, aligned biases, dependency
+// groups with internal_metric_block, hand-computed L1/FPGM masks, granularities, global groups
+// with bounds, thresholds, and an additive mask on a Softmax input.
+#include <boost/test/unit_test.hpp>
+
+#include "compression/config/settings.h"
+#include "compression/pruning/norm_pruners.h"
+#include "framework/shrink.h"
+
+using namespace shrink;
+using namespace shrink::compression;
+
+namespace {
+
+boost::json::value cfg(const char* text) { return boost::json::parse(text); }
+
+// NNI's SimpleTorchModel (test/algo/compression/assets/simple_mnist).
+class SimpleModel : public nn::Module {
+ public:
+  SimpleModel() {
+    conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(1, 16, 3));
+    bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(16));
+    conv2 = register_module("conv2", std::make_shared<nn::Conv2d>(16, 32, 3, 1, 0, 1, 4));
+    bn2 = register_module("bn2", std::make_shared<nn::BatchNorm2d>(32));
+    conv3 = register_module("conv3", std::make_shared<nn::Conv2d>(16, 32, 3));
+    bn3 = register_module("bn3", std::make_shared<nn::BatchNorm2d>(32));
+    fc1 = register_module("fc1", std::make_shared<nn::Linear>(32 * 24 * 24, 100));
+    fc2 = register_module("fc2", std::make_shared<nn::Linear>(100, 10));
+  }
+  std::string type_name() const override { return "SimpleTorchModel"; }
+  std::shared_ptr<nn::Conv2d> conv1, conv2, conv3;
+  std::shared_ptr<nn::BatchNorm2d> bn1, bn2, bn3;
+  std::shared_ptr<nn::Linear> fc1, fc2;
+
+ protected:
+  nn::Value forward(const std::vector<nn::Value>& in) override {
+    Tensor x = (*bn1)((*conv1)(input_tensor(in, 0)));
+    x = add((*bn2)((*conv2)(x)), (*bn3)((*conv3)(x)));
+    return log_softmax((*fc2)((*fc1)(flatten(x, 1))), 1);
+  }
+};
+
+double sparsity(const Tensor& m) {
+  double s = 0;
+  for (float v : m.to_vector()) s += v == 0.f;
+  return s / m.numel();
+}
+
+// Kept flag per output channel of a [O, ...] mask (checking the whole row is uniform).
+std::vector<int> kept_rows(const Tensor& m) {
+  const int64_t rows = m.size(0), per = m.numel() / rows;
+  std::vector<float> v = m.to_vector();
+  std::vector<int> out(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    float first = v[r * per];
+    for (int64_t j = 0; j < per; ++j) BOOST_REQUIRE_EQUAL(v[r * per + j], first);
+    out[r] = first != 0.f;
+  }
+  return out;
+}
+
+std::vector<float> filter_sums(const Tensor& m) {
+  const int64_t rows = m.size(0), per = m.numel() / rows;
+  std::vector<float> v = m.to_vector(), out(rows, 0.f);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < per; ++j) out[r] += v[r * per + j];
+  return out;
+}
+
+const char* kSimpleConfig = R"([
+  {"op_names": ["fc1"], "sparse_ratio": 0.75, "granularity": "out_channel", "dependency_group_id": "fc1"},
+  {"op_names": ["conv1"], "sparse_ratio": 0.75, "granularity": "out_channel",
+   "dependency_group_id": "conv1", "internal_metric_block": 4},
+  {"op_names": ["conv2", "conv3"], "sparse_ratio": 0.75, "granularity": "out_channel",
+   "dependency_group_id": "conv23", "internal_metric_block": 4}])";
+
+template <typename P>
+void check_simple_model_structured() {
+  manual_seed(7);
+  auto model = std::make_shared<SimpleModel>();
+  P pruner(model, cfg(kSimpleConfig));
+  Masks m = pruner.compress();
+  for (const char* name : {"fc1", "conv1", "conv2", "conv3"}) {
+    const Tensor& w = m.at(std::string(name) + ".weight");
+    BOOST_TEST(sparsity(w) == 0.75, name);
+    // Bias aligned to the weight's output channels.
+    std::vector<int> rows = kept_rows(w);
+    std::vector<float> b = m.at(std::string(name) + ".bias").to_vector();
+    for (size_t r = 0; r < rows.size(); ++r) BOOST_TEST(b[r] == static_cast<float>(rows[r]));
+  }
+  BOOST_TEST(m.count("fc2.weight") == 0u);
+  // conv2 and conv3 keep the same channels; 1 of every 4 channels of conv1, 2 of every 8 of
+  // conv2/conv3 (internal_metric_block 4).
+  BOOST_TEST(kept_rows(m.at("conv2.weight")) == kept_rows(m.at("conv3.weight")));
+  std::vector<int> k1 = kept_rows(m.at("conv1.weight")), k2 = kept_rows(m.at("conv2.weight"));
+  for (int b = 0; b < 4; ++b) {
+    BOOST_TEST(k1[4 * b] + k1[4 * b + 1] + k1[4 * b + 2] + k1[4 * b + 3] == 1);
+    int s = 0;
+    for (int j = 0; j < 8; ++j) s += k2[8 * b + j];
+    BOOST_TEST(s == 2);
+  }
+  // The masked model still runs and pruned filters produce only their (masked) bias: zero.
+  Tensor y = (*model)(Tensor::ones({2, 1, 28, 28}));
+  BOOST_TEST(y.shape() == (Shape{2, 10}));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(pruning)
+
+BOOST_AUTO_TEST_CASE(simple_model_level) { check_simple_model_structured<LevelPruner>(); }
+BOOST_AUTO_TEST_CASE(simple_model_l1) { check_simple_model_structured<L1NormPruner>(); }
+BOOST_AUTO_TEST_CASE(simple_model_l2) { check_simple_model_structured<L2NormPruner>(); }
+BOOST_AUTO_TEST_CASE(simple_model_fpgm) { check_simple_model_structured<FPGMPruner>(); }
+
+// §9.2 item 4: w1[i] = i, w2[i] = i for every entry of filter i.
+BOOST_AUTO_TEST_CASE(l1_filter_exact) {
+  auto model = std::make_shared<nn::Sequential>();
+  auto c1 = std::make_shared<nn::Conv2d>(1, 5, 5);
+  auto c2 = std::make_shared<nn::Conv2d>(5, 10, 5);
+  model->push_back("conv1", c1);
+  model->push_back("conv2", c2);
+  for (auto [c, n] : {std::pair{c1, 25}, std::pair{c2, 125}}) {
+    float* p = c->parameter("weight").data<float>();
+    for (int64_t i = 0; i < c->parameter("weight").numel(); ++i) p[i] = static_cast<float>(i / n);
+  }
+  L1NormPruner pruner(model, cfg(R"([{"op_names": ["conv1"], "sparse_ratio": 0.2},
+                                     {"op_names": ["conv2"], "sparse_ratio": 0.6}])"));
+  Masks m = pruner.compress();
+  BOOST_TEST(filter_sums(m.at("conv1.weight")) == (std::vector<float>{0, 25, 25, 25, 25}));
+  BOOST_TEST(filter_sums(m.at("conv2.weight")) ==
+             (std::vector<float>{0, 0, 0, 0, 0, 0, 125, 125, 125, 125}));
+}
+
+// §9.2 item 5: w[i] = (i + 1) everywhere in filter i; metric sqrt(125) * sum_j |i - j|.
+BOOST_AUTO_TEST_CASE(fpgm_exact) {
+  for (auto [ratio, want] : {std::pair{0.2, std::vector<float>{125, 125, 125, 125, 0, 0, 125, 125, 125, 125}},
+                             std::pair{0.6, std::vector<float>{125, 125, 0, 0, 0, 0, 0, 0, 125, 125}}}) {
+    auto model = std::make_shared<nn::Sequential>();
+    auto c2 = std::make_shared<nn::Conv2d>(5, 10, 5);
+    model->push_back("conv2", c2);
+    float* p = c2->parameter("weight").data<float>();
+    for (int64_t i = 0; i < 1250; ++i) p[i] = static_cast<float>(i / 125 + 1);
+    std::string c = R"([{"op_names": ["conv2"], "sparse_ratio": )" + std::to_string(ratio) + "}]";
+    FPGMPruner pruner(model, boost::json::parse(c));
+    BOOST_TEST(filter_sums(pruner.compress().at("conv2.weight")) == want);
+  }
+}
+
+// §9.2 item 7 with DECISIONS row 16: magnitude of BN weights; beta follows gamma.
+BOOST_AUTO_TEST_CASE(l1_on_batchnorm_weight) {
+  for (auto [ratio, want] : {std::pair{0.2, std::vector<float>{0, 1, 1, 1, 1}},
+                             std::pair{0.6, std::vector<float>{0, 0, 0, 1, 1}}}) {
+    auto model = std::make_shared<nn::Sequential>();
+    auto bn1 = std::make_shared<nn::BatchNorm2d>(5), bn2 = std::make_shared<nn::BatchNorm2d>(5);
+    model->push_back("bn1", bn1);
+    model->push_back("bn2", bn2);
+    for (int i = 0; i < 5; ++i) {
+      bn1->parameter("weight").data<float>()[i] = static_cast<float>(i);
+      bn2->parameter("weight").data<float>()[i] = -static_cast<float>(i);
+    }
+    std::string c = R"([{"op_types": ["BatchNorm2d"], "sparse_ratio": )" + std::to_string(ratio) + "}]";
+    L1NormPruner pruner(model, boost::json::parse(c));
+    Masks m = pruner.compress();
+    for (const char* k : {"bn1.weight", "bn1.bias", "bn2.weight", "bn2.bias"})
+      BOOST_TEST(m.at(k).to_vector() == want, k);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(granularities_and_blocks) {
+  auto model = std::make_shared<nn::Sequential>();
+  auto fc = std::make_shared<nn::Linear>(8, 4);
+  model->push_back("fc", fc);
+  float* p = fc->parameter("weight").data<float>();
+  for (int i = 0; i < 32; ++i) p[i] = static_cast<float>(i + 1);  // row r, col c: 8r + c + 1
+  auto run = [&](const char* c) {
+    LevelPruner pruner(model, boost::json::parse(c));
+    return pruner.compress().at("fc.weight");
+  };
+  // element-wise (Level's default): the 16 smallest = rows 0 and 1.
+  Tensor e = run(R"([{"op_names": ["fc"], "sparse_ratio": 0.5}])");
+  for (int i = 0; i < 32; ++i) BOOST_TEST(e.to_vector()[i] == (i < 16 ? 0.f : 1.f));
+  // out_channel: rows; in_channel: columns (dim 1) — the two smallest columns 0 and 1.
+  BOOST_TEST(kept_rows(run(R"([{"op_names": ["fc"], "sparse_ratio": 0.5, "granularity": "out_channel"}])")) ==
+             (std::vector<int>{0, 0, 1, 1}));
+  Tensor in = run(R"([{"op_names": ["fc"], "sparse_ratio": 0.25, "granularity": "in_channel"}])");
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 8; ++c) BOOST_TEST(in.to_vector()[r * 8 + c] == (c < 2 ? 0.f : 1.f));
+  // [2, 4] blocks: 4 blocks; the smallest (rows 0-1, cols 0-3) goes at ratio 0.25.
+  Tensor b = run(R"([{"op_names": ["fc"], "sparse_ratio": 0.25, "granularity": [2, 4]}])");
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 8; ++c) BOOST_TEST(b.to_vector()[r * 8 + c] == ((r < 2 && c < 4) ? 0.f : 1.f));
+  // Ratios floor the pruned count: 0.3 of 4 rows prunes 1.
+  BOOST_TEST(sparsity(run(R"([{"op_names": ["fc"], "sparse_ratio": 0.3, "granularity": "out_channel"}])")) == 0.25);
+  // An indivisible block is an error naming the shape.
+  BOOST_CHECK_THROW(run(R"([{"op_names": ["fc"], "sparse_ratio": 0.5, "granularity": [3, 3]}])"), Error);
+}
+
+BOOST_AUTO_TEST_CASE(threshold_target_with_bounds) {
+  auto model = std::make_shared<nn::Sequential>();
+  auto fc = std::make_shared<nn::Linear>(4, 4);
+  model->push_back("fc", fc);
+  float* p = fc->parameter("weight").data<float>();
+  for (int i = 0; i < 16; ++i) p[i] = static_cast<float>(i) / 16.f;
+  LevelPruner a(model, cfg(R"([{"op_names": ["fc"], "sparse_threshold": 0.5}])"));
+  BOOST_TEST(sparsity(a.compress().at("fc.weight")) == 0.5);  // |w| < 0.5: 8 of 16
+  a.unwrap();
+  // Above max: fall back to the max ratio; below min: to the min ratio.
+  LevelPruner b(model, cfg(R"([{"op_names": ["fc"], "sparse_threshold": 0.5, "max_sparse_ratio": 0.25}])"));
+  BOOST_TEST(sparsity(b.compress().at("fc.weight")) == 0.25);
+  b.unwrap();
+  LevelPruner c(model, cfg(R"([{"op_names": ["fc"], "sparse_threshold": 0.1, "min_sparse_ratio": 0.75}])"));
+  BOOST_TEST(sparsity(c.compress().at("fc.weight")) == 0.75);
+}
+
+// DECISIONS rows 9, 21, 22: raw metrics compared across the group, bounds respected, shortfall
+// reported.
+BOOST_AUTO_TEST_CASE(global_group_with_bounds) {
+  auto model = std::make_shared<nn::Sequential>();
+  auto a = std::make_shared<nn::Linear>(4, 8), b = std::make_shared<nn::Linear>(4, 8);
+  model->push_back("a", a);
+  model->push_back("b", b);
+  for (int i = 0; i < 32; ++i) {
+    a->parameter("weight").data<float>()[i] = 0.01f * (i + 1);  // all of a is smaller than b
+    b->parameter("weight").data<float>()[i] = 1.f + i;
+  }
+  auto run = [&](const char* c, std::vector<GroupReport>* rep = nullptr) {
+    L1NormPruner pruner(model, boost::json::parse(c));
+    Masks m = pruner.compress();
+    if (rep) *rep = pruner.global_group_reports();
+    return std::pair{sparsity(m.at("a.weight")), sparsity(m.at("b.weight"))};
+  };
+  // 50% of 64 elements = 8 rows of 4: raw metrics put all of them in a.
+  BOOST_TEST((run(R"([{"op_names": ["a", "b"], "sparse_ratio": 0.5, "global_group_id": 1}])") == std::pair{1.0, 0.0}));
+  // max 0.75 on every member: a stops at 6 rows, the rest comes from b.
+  BOOST_TEST((run(R"([{"op_names": ["a", "b"], "sparse_ratio": 0.5, "global_group_id": 1, "max_sparse_ratio": 0.75}])") ==
+              std::pair{0.75, 0.25}));
+  // min 0.25: b prunes at least 2 rows.
+  BOOST_TEST((run(R"([{"op_names": ["a", "b"], "sparse_ratio": 0.5, "global_group_id": 1, "min_sparse_ratio": 0.25}])") ==
+              std::pair{0.75, 0.25}));
+  // Ratio 1.0 with no max prunes everything (NNI prunes nothing); with max 0.5 each stops at
+  // half and the report shows the shortfall.
+  BOOST_TEST((run(R"([{"op_names": ["a", "b"], "sparse_ratio": 1.0, "global_group_id": "g"}])") == std::pair{1.0, 1.0}));
+  std::vector<GroupReport> rep;
+  BOOST_TEST((run(R"([{"op_names": ["a", "b"], "sparse_ratio": 0.9, "global_group_id": "g", "max_sparse_ratio": 0.5}])", &rep) ==
+              std::pair{0.5, 0.5}));
+  BOOST_REQUIRE_EQUAL(rep.size(), 1u);
+  BOOST_TEST(rep[0].wanted == 57);
+  BOOST_TEST(rep[0].pruned == 32);
+}
+
+BOOST_AUTO_TEST_CASE(additive_mask_on_softmax_input) {
+  // Softmax has no pruning defaults in NNI: register its input as a target, as a user would.
+  using config::CompressorKind;
+  config::register_default_settings(CompressorKind::Pruning, "Softmax",
+                                    {{"_input_", config::generic_target_settings(CompressorKind::Pruning)}});
+  auto model = std::make_shared<nn::Sequential>();
+  model->push_back("softmax", std::make_shared<nn::Softmax>(1));
+  LevelPruner pruner(model, cfg(R"([{"op_types": ["Softmax"], "target_names": ["_input_"],
+      "target_settings": {"_input_": {"sparse_ratio": 0.5, "apply_method": "add", "granularity": "per_channel"}}}])"));
+  Tensor x = Tensor::from_vector({1.f, 4.f, 2.f, 3.f}, {1, 4});
+  (*model)(x);  // the input's values are observed, then ranked per channel
+  Masks m = pruner.compress();
+  BOOST_TEST(m.at("softmax._input_0").to_vector() == (std::vector<float>{0, 1, 0, 1}));
+  // Masked logits get -1000: their probabilities vanish, the rest renormalise.
+  std::vector<float> y = (*model)(x).to_vector();
+  BOOST_TEST(y[0] < 1e-30f);
+  BOOST_TEST(y[2] < 1e-30f);
+  BOOST_TEST(y[1] + y[3] == 1.f, boost::test_tools::tolerance(1e-6f));
+}
+
+BOOST_AUTO_TEST_CASE(update_get_masks_and_errors) {
+  auto model = std::make_shared<nn::Sequential>();
+  model->push_back("fc", std::make_shared<nn::Linear>(2, 2));
+  L1NormPruner pruner(model, cfg(R"([{"op_names": ["fc"], "sparse_ratio": 0.5}])"));
+  pruner.update_masks({{"fc.weight", Tensor::from_vector({1, 1, 0, 0}, {2, 2})}});
+  BOOST_TEST(pruner.get_masks().at("fc.weight").to_vector() == (std::vector<float>{1, 1, 0, 0}));
+  BOOST_CHECK_THROW(pruner.update_masks({{"fc.nope", Tensor::ones({2, 2})}}), Error);
+  BOOST_CHECK_THROW(pruner.update_masks({{"fc.weight", Tensor::ones({3})}}), Error);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
