@@ -43,6 +43,13 @@ SHRINK_GLOBAL void convert_kernel(const S* in, D* out, int64_t n) {
     out[i] = static_cast<D>(in[i]);
 }
 
+// A plain copy: the bandwidth yardstick of bench_kernels.
+SHRINK_GLOBAL void copy_kernel(const float* in, float* out, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)blockDim.x * gridDim.x)
+    out[i] = in[i];
+}
+
 SHRINK_GLOBAL void unary_kernel(UnaryOp op, const float* x, float* y, int64_t n, float p0,
                                 float p1) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
@@ -155,6 +162,9 @@ void fill_as(T* out, int64_t n, float value) {
 template <typename S, typename D>
 void convert(const S* in, D* out, int64_t n) {
   if (n > 0) SHRINK_LAUNCH((convert_kernel<S, D>), cuda::blocks_for(n, kThreads), cuda::threads_1d(kThreads), 0, in, out, n);
+}
+inline void copy(const float* in, float* out, int64_t n) {
+  if (n > 0) SHRINK_LAUNCH(copy_kernel, cuda::blocks_for(n, kThreads), cuda::threads_1d(kThreads), 0, in, out, n);
 }
 inline void unary(UnaryOp op, const float* x, float* y, int64_t n, float p0, float p1) {
   if (n > 0) SHRINK_LAUNCH(unary_kernel, cuda::blocks_for(n, kThreads), cuda::threads_1d(kThreads), 0, op, x, y, n, p0, p1);

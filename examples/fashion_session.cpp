@@ -1,0 +1,67 @@
+#include "examples/fashion_session.h"
+
+#include <unistd.h>
+
+#include <iomanip>
+#include <iostream>
+
+#include "framework/core/backend.h"
+#include "framework/core/parallel.h"
+#include "framework/data/fashion_mnist.h"
+
+namespace po = boost::program_options;
+
+namespace shrink::cli {
+
+void add_train_options(po::options_description& desc, TrainOptions& o) {
+  o.data_dir = data::default_fashion_mnist_dir();
+  desc.add_options()
+      ("batch", po::value(&o.batch)->default_value(64), "batch size")
+      ("lr", po::value(&o.lr)->default_value(0.05), "learning rate (SGD)")
+      ("momentum", po::value(&o.momentum)->default_value(0.9), "SGD momentum")
+      ("weight-decay", po::value(&o.weight_decay)->default_value(5e-4), "weight decay")
+      ("seed", po::value(&o.seed)->default_value(1), "random seed (init, shuffle, dropout)")
+      ("limit", po::value(&o.limit)->default_value(-1), "use only the first N training images")
+      ("threads", po::value(&o.threads)->default_value(0), "worker threads (0 = all cores)")
+      ("data", po::value(&o.data_dir)->default_value(o.data_dir), "Fashion-MNIST directory")
+      ("device", po::value(&o.device)->default_value("cpu"), "cpu | cuda");
+}
+
+Device apply_runtime_options(const TrainOptions& o) {
+  SHRINK_CHECK(o.batch > 0 && o.lr > 0, "--batch and --lr must be positive");
+  if (o.threads > 0) set_num_threads(o.threads);
+  if (o.device == "cpu") return Device::CPU;
+  SHRINK_CHECK(o.device == "cuda", "--device must be cpu or cuda, got '", o.device, "'");
+  SHRINK_CHECK(backend_available(Device::CUDA),
+               "--device cuda: no CUDA device (this build has no CUDA backend or no GPU was found)");
+  return Device::CUDA;
+}
+
+FashionSession make_fashion_session(std::shared_ptr<nn::Module> model, const TrainOptions& o,
+                                    Device device, int64_t schedule_epochs) {
+  FashionSession s;
+  s.model = std::move(model);
+  s.model->to(device);
+  s.train_set = data::load_fashion_mnist(o.data_dir, true, o.limit);
+  auto test_set = data::load_fashion_mnist(o.data_dir, false);
+  auto train_loader = std::make_shared<data::DataLoader>(s.train_set, o.batch, true, o.seed);
+  auto test_loader = std::make_shared<data::DataLoader>(test_set, 256, false, o.seed);
+  s.optimizer = std::make_shared<optim::SGD>(s.model->parameters(), static_cast<float>(o.lr),
+                                             static_cast<float>(o.momentum),
+                                             static_cast<float>(o.weight_decay));
+  s.trainer = std::make_shared<train::Trainer>(s.model, s.optimizer, train_loader, test_loader);
+  s.trainer->set_device(device);
+  s.trainer->set_log(&std::cout, isatty(STDOUT_FILENO) != 0);
+  if (schedule_epochs > 0)
+    s.trainer->set_scheduler(std::make_shared<optim::CosineAnnealingLR>(*s.optimizer, schedule_epochs));
+  s.trainer->on_epoch_end([](train::Trainer&, const train::EpochStats& st) {
+    std::cout << "epoch " << st.epoch + 1 << "  loss " << std::fixed << std::setprecision(4)
+              << st.loss << "  train_acc " << st.train_accuracy << "  test_acc "
+              << st.test_accuracy << "  " << std::setprecision(0) << st.samples_per_s
+              << " samples/s  " << std::setprecision(1) << st.seconds << "s\n"
+              << std::flush;
+  });
+  return s;
+}
+
+}  // namespace shrink::cli

@@ -1,0 +1,40 @@
+// What `shrink train` and `shrink prune` share: the training options on the command line and a
+// ready Trainer on Fashion-MNIST (SGD with momentum, cosine learning rate, per-epoch lines).
+#pragma once
+#include <boost/program_options.hpp>
+#include <memory>
+#include <string>
+
+#include "framework/data/dataset.h"
+#include "framework/optim/optimizer.h"
+#include "framework/train/trainer.h"
+
+namespace shrink::cli {
+
+struct TrainOptions {
+  int64_t batch = 64;
+  double lr = 0.05, momentum = 0.9, weight_decay = 5e-4;
+  uint64_t seed = 1;
+  int64_t limit = -1;
+  int threads = 0;
+  std::string data_dir, device = "cpu";
+};
+
+// --batch --lr --momentum --weight-decay --seed --limit --threads --data --device
+void add_train_options(boost::program_options::options_description& desc, TrainOptions& o);
+// Applies --threads and checks --device; returns the device (throws for "cuda" without one).
+Device apply_runtime_options(const TrainOptions& o);
+
+struct FashionSession {
+  std::shared_ptr<nn::Module> model;
+  std::shared_ptr<data::TensorDataset> train_set;
+  std::shared_ptr<optim::SGD> optimizer;
+  std::shared_ptr<train::Trainer> trainer;
+};
+
+// A Trainer for `model` on Fashion-MNIST; `schedule_epochs` > 0 adds a cosine LR schedule over
+// that many epochs. Prints a line per epoch to stdout.
+FashionSession make_fashion_session(std::shared_ptr<nn::Module> model, const TrainOptions& o,
+                                    Device device, int64_t schedule_epochs);
+
+}  // namespace shrink::cli
