@@ -69,6 +69,16 @@ void im2col(const float* x, int64_t cg, const Conv2dParams& p, float* col, int64
   }
 }
 
+// One image's columns: the image itself for a 1x1, stride-1, unpadded convolution (its [c, h*w]
+// layout already is the column matrix), else im2col into `col`.
+const float* unfold(const float* x, int64_t cg, const Conv2dParams& p, float* col, int64_t ld) {
+  if (p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 &&
+      p.pad_w == 0 && ld == p.oh * p.ow)
+    return x;
+  im2col(x, cg, p, col, ld);
+  return col;
+}
+
 // Folds col rows (as laid out by im2col) back into x [cg, h, w], accumulating overlaps.
 void col2im(const float* col, int64_t cg, const Conv2dParams& p, float* x, int64_t ld) {
   for (int64_t c = 0; c < cg; ++c) {
@@ -105,6 +115,9 @@ float* scratch(int slot, size_t n) {
 // Images per GEMM: enough columns for OpenBLAS to run efficiently, bounded col memory.
 int64_t images_per_gemm(const Conv2dParams& p) {
   const int64_t kdim = p.c / p.groups * p.kh * p.kw, ohw = p.oh * p.ow;
+  // Large images already give OpenBLAS wide enough GEMMs; one image per GEMM then needs no
+  // gather/scatter copies (its NCHW slices are the GEMM operands themselves).
+  if (ohw >= 512) return 1;
   const int64_t by_cols = std::max<int64_t>(1, 4096 / std::max<int64_t>(ohw, 1));
   const int64_t by_mem = std::max<int64_t>(1, (1 << 20) / std::max<int64_t>(kdim * ohw, 1));
   return std::max<int64_t>(1, std::min({by_cols * 2, by_mem, p.n}));
@@ -151,6 +164,19 @@ void CpuBackend::conv2d_forward(const Conv2dParams& p, const Tensor& x, const Te
     float* col = scratch(0, kdim * ld);
     float* out = scratch(1, ocg * ld);
     for (int64_t g = 0; g < p.groups; ++g) {
+      if (n1 - n0 == 1) {  // write straight into y's slice
+        const float* src = unfold(xp + (n0 * p.c + g * cg) * p.h * p.w, cg, p, col, ohw);
+        float* dst = yp + (n0 * p.oc + g * ocg) * ohw;
+        sgemm_serial(false, false, ocg, ohw, kdim, 1.f, wp + g * ocg * kdim, kdim, src, ohw, 0.f,
+                     dst, ohw);
+        if (bp)
+          for (int64_t o = 0; o < ocg; ++o) {
+            const float b = bp[g * ocg + o];
+            float* __restrict row = dst + o * ohw;
+            for (int64_t i = 0; i < ohw; ++i) row[i] += b;
+          }
+        continue;
+      }
       for (int64_t n = n0; n < n1; ++n)
         im2col(xp + (n * p.c + g * cg) * p.h * p.w, cg, p, col + (n - n0) * ohw, ld);
       sgemm_serial(false, false, ocg, cols, kdim, 1.f, wp + g * ocg * kdim, kdim, col, ld, 0.f,
@@ -167,14 +193,17 @@ void CpuBackend::conv2d_forward(const Conv2dParams& p, const Tensor& x, const Te
 }
 
 namespace {
-// Gathers gy[n0:n1, group g] into a [ocg, S*ohw] matrix (the layout of the forward GEMM output).
-void gather_grad(const float* gyp, const Conv2dParams& p, int64_t g, int64_t n0, int64_t n1,
-                 int64_t ld, float* dst) {
+// gy[n0:n1, group g] as a [ocg, S*ohw] matrix (the layout of the forward GEMM output): the
+// slice itself for one image, else gathered into `dst`.
+const float* grad_matrix(const float* gyp, const Conv2dParams& p, int64_t g, int64_t n0,
+                         int64_t n1, int64_t ld, float* dst) {
   const int64_t ocg = p.oc / p.groups, ohw = p.oh * p.ow;
+  if (n1 - n0 == 1) return gyp + (n0 * p.oc + g * ocg) * ohw;
   for (int64_t n = n0; n < n1; ++n)
     for (int64_t o = 0; o < ocg; ++o)
       std::memcpy(dst + o * ld + (n - n0) * ohw, gyp + (n * p.oc + g * ocg + o) * ohw,
                   ohw * sizeof(float));
+  return dst;
 }
 }  // namespace
 
@@ -191,8 +220,8 @@ void CpuBackend::conv2d_backward_input(const Conv2dParams& p, const Tensor& gy, 
     float* g_mat = scratch(1, ocg * ld);
     std::fill(gxp + n0 * p.c * p.h * p.w, gxp + n1 * p.c * p.h * p.w, 0.f);
     for (int64_t g = 0; g < p.groups; ++g) {
-      gather_grad(gyp, p, g, n0, n1, ld, g_mat);
-      sgemm_serial(true, false, kdim, cols, ocg, 1.f, wp + g * ocg * kdim, kdim, g_mat, ld, 0.f,
+      const float* gm = grad_matrix(gyp, p, g, n0, n1, ld, g_mat);
+      sgemm_serial(true, false, kdim, cols, ocg, 1.f, wp + g * ocg * kdim, kdim, gm, ld, 0.f,
                    col, ld);
       for (int64_t n = n0; n < n1; ++n)
         col2im(col + (n - n0) * ohw, cg, p, gxp + (n * p.c + g * cg) * p.h * p.w, ld);
@@ -220,10 +249,14 @@ void CpuBackend::conv2d_backward_weight(const Conv2dParams& p, const Tensor& gy,
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t n0 = c * s, n1 = std::min(p.n, n0 + s), cols = (n1 - n0) * ohw, ld = s * ohw;
       for (int64_t g = 0; g < p.groups; ++g) {
-        for (int64_t n = n0; n < n1; ++n)
-          im2col(xp + (n * p.c + g * cg) * p.h * p.w, cg, p, col + (n - n0) * ohw, ld);
-        gather_grad(gyp, p, g, n0, n1, ld, g_mat);
-        sgemm_serial(false, true, ocg, kdim, cols, 1.f, g_mat, ld, col, ld, 1.f,
+        const float* src = col;
+        if (n1 - n0 == 1)
+          src = unfold(xp + (n0 * p.c + g * cg) * p.h * p.w, cg, p, col, ld);
+        else
+          for (int64_t n = n0; n < n1; ++n)
+            im2col(xp + (n * p.c + g * cg) * p.h * p.w, cg, p, col + (n - n0) * ohw, ld);
+        const float* gm = grad_matrix(gyp, p, g, n0, n1, ld, g_mat);
+        sgemm_serial(false, true, ocg, kdim, cols, 1.f, gm, ld, src, ld, 1.f,
                      acc + g * ocg * kdim, kdim);
       }
     }

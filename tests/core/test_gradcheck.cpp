@@ -90,6 +90,15 @@ BOOST_AUTO_TEST_CASE(conv2d_variants) {
   Conv2dOptions pointwise;
   check_gradients([pointwise](const V& v) { return conv2d(v[0], v[1], Tensor(), pointwise); },
                   {seeded_randn({2, 3, 3, 3}, 11), seeded_randn({2, 3, 1, 1}, 12)});
+  // One image, 1x1: the image itself is the GEMM operand (no im2col), and a large image
+  // (>= 512 outputs) takes the one-image-per-GEMM path.
+  check_gradients([pointwise](const V& v) { return conv2d(v[0], v[1], v[2], pointwise); },
+                  {seeded_randn({1, 3, 3, 3}, 13), seeded_randn({2, 3, 1, 1}, 14), seeded_randn({2}, 15)});
+  Conv2dOptions padded;
+  padded.pad_h = padded.pad_w = 1;
+  check_gradients([padded](const V& v) { return sum(conv2d(v[0], v[1], v[2], padded), {2, 3}); },
+                  {seeded_randn({2, 1, 24, 24}, 16), seeded_randn({2, 1, 3, 3}, 17), seeded_randn({2}, 18)},
+                  {1e-2f, 2e-2, 2e-2});
 }
 
 BOOST_AUTO_TEST_CASE(pooling) {
