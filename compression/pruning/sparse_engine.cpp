@@ -154,9 +154,16 @@ std::vector<float> ratio_mask(const std::vector<float>& metric, double ratio, in
                rows, " rows (internal_metric_block)");
   const int64_t per_row = n / rows;
   const int64_t k = ratio >= 1.0 ? per_row : static_cast<int64_t>(std::floor(per_row * ratio));
+  if (k == 0) return mask;
+  std::vector<int64_t> idx(per_row);
   for (int64_t r = 0; r < rows; ++r) {
-    std::vector<int64_t> order = prune_order(metric.data() + r * per_row, per_row);
-    for (int64_t j = 0; j < k; ++j) mask[r * per_row + order[j]] = 0.f;
+    // Selecting the k smallest under the total order (value, index) is linear time and gives
+    // the same set as a full stable sort.
+    const float* v = metric.data() + r * per_row;
+    std::iota(idx.begin(), idx.end(), 0);
+    auto before = [v](int64_t a, int64_t b) { return v[a] < v[b] || (v[a] == v[b] && a < b); };
+    if (k < per_row) std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(), before);
+    for (int64_t j = 0; j < k; ++j) mask[r * per_row + idx[j]] = 0.f;
   }
   return mask;
 }
