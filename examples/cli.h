@@ -1,5 +1,7 @@
 // Shared pieces of the `shrink` command-line tool: subcommand entry points and JSON output.
 #pragma once
+#include <boost/program_options.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +12,14 @@ namespace shrink::cli {
 int cmd_train(const std::vector<std::string>& args);
 // `shrink explain`: the target table a config list gives a zoo model; 2 for an invalid config.
 int cmd_explain(const std::vector<std::string>& args);
+// `shrink prune`: masks for a zoo model from a config list, saved as safetensors.
+int cmd_prune(const std::vector<std::string>& args);
+
+// Parses a subcommand's arguments: prints help and returns 0 for --help, prints the error and
+// the options and returns 2 for bad usage, returns nullopt when the command should run.
+std::optional<int> parse_args(const std::vector<std::string>& args,
+                              const boost::program_options::options_description& desc,
+                              boost::program_options::variables_map& vm, const char* command);
 
 // Prints a JSON-safe number (no NaN/inf, which JSON cannot hold).
 std::string json_number(double v);

@@ -27,17 +27,7 @@ int cmd_explain(const std::vector<std::string>& args) {
       ("compressor", po::value(&compressor)->required(), "pruning | quantization | distillation")
       ("json", "print one JSON object {\"targets\": [...], \"warnings\": [...]}");
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "shrink explain: " << e.what() << "\n" << desc << "\n";
-    return 2;
-  }
+  if (auto status = parse_args(args, desc, vm, "explain")) return *status;
   std::optional<config::CompressorKind> kind = config::parse_compressor_kind(compressor);
   if (!kind) {
     std::cerr << "shrink explain: --compressor must be pruning, quantization or distillation\n";

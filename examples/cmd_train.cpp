@@ -17,13 +17,6 @@ namespace po = boost::program_options;
 
 namespace shrink::cli {
 
-std::string json_number(double v) {
-  if (!std::isfinite(v)) return "null";
-  std::ostringstream os;
-  os << std::setprecision(10) << v;
-  return os.str();
-}
-
 int cmd_train(const std::vector<std::string>& args) {
   std::string model_name, save;
   int64_t epochs;
@@ -37,17 +30,7 @@ int cmd_train(const std::vector<std::string>& args) {
       ("json", "print a JSON summary as the last line of stdout");
   add_train_options(desc, opts);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "shrink train: " << e.what() << "\n" << desc << "\n";
-    return 2;
-  }
+  if (auto status = parse_args(args, desc, vm, "train")) return *status;
   if (epochs < 0) {
     std::cerr << "shrink train: --epochs must be >= 0\n";
     return 2;
