@@ -14,6 +14,7 @@ void usage(std::ostream& os) {
   os << "usage: shrink <command> [options]\n"
         "commands:\n"
         "  train    train a model of the zoo on Fashion-MNIST\n"
+        "  prune    prune a zoo model with a config list and save the masks\n"
         "  explain  show the targets and canonical settings a compression config list selects\n"
         "run 'shrink <command> --help' for the command's options\n";
 }
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
     shrink::cuda::init();  // registers the CUDA backend only when a device is present
 #endif
     if (cmd == "train") return shrink::cli::cmd_train(args);
+    if (cmd == "prune") return shrink::cli::cmd_prune(args);
     if (cmd == "explain") return shrink::cli::cmd_explain(args);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       usage(std::cout);

@@ -111,13 +111,17 @@ void Pruner::bake() {
 }
 
 void Pruner::scale_goals(double fraction) {
+  set_goals([fraction](const std::string&, double goal) { return goal * fraction; });
+}
+
+void Pruner::set_goals(const std::function<double(const std::string& key, double goal)>& f) {
   for (TargetState* t : targets()) {
     auto& s = t->spaces.at(CompressorKind::Pruning).settings;
     const auto& goal = goals_.at(t->key());
     for (const char* k : kGoalKeys) {
       auto it = goal.find(k);
       if (it == goal.end() || it->value().is_null()) continue;
-      s[k] = it->value().to_number<double>() * fraction;
+      s[k] = f(k, it->value().to_number<double>());
     }
   }
 }

@@ -3,6 +3,7 @@
 // engine. Subclasses supply only the metric (and, for training-based pruners, how it is
 // gathered during training).
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,6 +14,10 @@
 #include "compression/pruning/sparse_engine.h"
 #include "compression/wrapper/module_wrapper.h"
 #include "framework/nn/module.h"
+
+namespace shrink::train {
+class Trainer;
+}
 
 namespace shrink::compression {
 
@@ -50,6 +55,18 @@ class Pruner {
   // Scheduled pruners scale the goal ratios of the bound pruner's targets (sparse_ratio,
   // sparse_threshold, min/max) by `fraction` of the values the config asked for.
   void scale_goals(double fraction);
+  // The general form: every goal key set in the config becomes f(key, configured value).
+  void set_goals(const std::function<double(const std::string& key, double goal)>& f);
+
+  // ---- driven by a scheduler (LinearPruner / AGPPruner, scheduled_pruners.h) ----
+  // The trainer this pruner gathers its metric with; null for one-shot pruners.
+  virtual train::Trainer* trainer() { return nullptr; }
+  // A scheduler takes over mask timing, triggering every `interval_steps` optimizer steps: the
+  // pruner stops generating masks on its own. Pruners that cannot be scheduled throw.
+  virtual void bind_schedule(int64_t interval_steps) { (void)interval_steps; }
+  // Called by the scheduler at each trigger, after it has scaled the goals: regenerate the masks
+  // from what was gathered so far (training-based pruners then restart their gathering).
+  virtual void scheduled_update() { generate_masks(); }
 
  protected:
   // Importance of each block of the target's value (shrunk shape; smaller = pruned first).

@@ -6,74 +6,16 @@
 
 #include "compression/config/settings.h"
 #include "compression/pruning/norm_pruners.h"
+#include "compression/simple_model.h"
 #include "framework/shrink.h"
 
 using namespace shrink;
 using namespace shrink::compression;
+using namespace shrink::testing;
 
 namespace {
 
 boost::json::value cfg(const char* text) { return boost::json::parse(text); }
-
-// NNI's SimpleTorchModel (test/algo/compression/assets/simple_mnist).
-class SimpleModel : public nn::Module {
- public:
-  SimpleModel() {
-    conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(1, 16, 3));
-    bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(16));
-    conv2 = register_module("conv2", std::make_shared<nn::Conv2d>(16, 32, 3, 1, 0, 1, 4));
-    bn2 = register_module("bn2", std::make_shared<nn::BatchNorm2d>(32));
-    conv3 = register_module("conv3", std::make_shared<nn::Conv2d>(16, 32, 3));
-    bn3 = register_module("bn3", std::make_shared<nn::BatchNorm2d>(32));
-    fc1 = register_module("fc1", std::make_shared<nn::Linear>(32 * 24 * 24, 100));
-    fc2 = register_module("fc2", std::make_shared<nn::Linear>(100, 10));
-  }
-  std::string type_name() const override { return "SimpleTorchModel"; }
-  std::shared_ptr<nn::Conv2d> conv1, conv2, conv3;
-  std::shared_ptr<nn::BatchNorm2d> bn1, bn2, bn3;
-  std::shared_ptr<nn::Linear> fc1, fc2;
-
- protected:
-  nn::Value forward(const std::vector<nn::Value>& in) override {
-    Tensor x = (*bn1)((*conv1)(input_tensor(in, 0)));
-    x = add((*bn2)((*conv2)(x)), (*bn3)((*conv3)(x)));
-    return log_softmax((*fc2)((*fc1)(flatten(x, 1))), 1);
-  }
-};
-
-double sparsity(const Tensor& m) {
-  double s = 0;
-  for (float v : m.to_vector()) s += v == 0.f;
-  return s / m.numel();
-}
-
-// Kept flag per output channel of a [O, ...] mask (checking the whole row is uniform).
-std::vector<int> kept_rows(const Tensor& m) {
-  const int64_t rows = m.size(0), per = m.numel() / rows;
-  std::vector<float> v = m.to_vector();
-  std::vector<int> out(rows);
-  for (int64_t r = 0; r < rows; ++r) {
-    float first = v[r * per];
-    for (int64_t j = 0; j < per; ++j) BOOST_REQUIRE_EQUAL(v[r * per + j], first);
-    out[r] = first != 0.f;
-  }
-  return out;
-}
-
-std::vector<float> filter_sums(const Tensor& m) {
-  const int64_t rows = m.size(0), per = m.numel() / rows;
-  std::vector<float> v = m.to_vector(), out(rows, 0.f);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < per; ++j) out[r] += v[r * per + j];
-  return out;
-}
-
-const char* kSimpleConfig = R"([
-  {"op_names": ["fc1"], "sparse_ratio": 0.75, "granularity": "out_channel", "dependency_group_id": "fc1"},
-  {"op_names": ["conv1"], "sparse_ratio": 0.75, "granularity": "out_channel",
-   "dependency_group_id": "conv1", "internal_metric_block": 4},
-  {"op_names": ["conv2", "conv3"], "sparse_ratio": 0.75, "granularity": "out_channel",
-   "dependency_group_id": "conv23", "internal_metric_block": 4}])";
 
 template <typename P>
 void check_simple_model_structured() {
@@ -81,28 +23,7 @@ void check_simple_model_structured() {
   auto model = std::make_shared<SimpleModel>();
   P pruner(model, cfg(kSimpleConfig));
   Masks m = pruner.compress();
-  for (const char* name : {"fc1", "conv1", "conv2", "conv3"}) {
-    const Tensor& w = m.at(std::string(name) + ".weight");
-    BOOST_TEST(sparsity(w) == 0.75, name);
-    // Bias aligned to the weight's output channels.
-    std::vector<int> rows = kept_rows(w);
-    std::vector<float> b = m.at(std::string(name) + ".bias").to_vector();
-    for (size_t r = 0; r < rows.size(); ++r) BOOST_TEST(b[r] == static_cast<float>(rows[r]));
-  }
-  BOOST_TEST(m.count("fc2.weight") == 0u);
-  // conv2 and conv3 keep the same channels; 1 of every 4 channels of conv1, 2 of every 8 of
-  // conv2/conv3 (internal_metric_block 4).
-  BOOST_TEST(kept_rows(m.at("conv2.weight")) == kept_rows(m.at("conv3.weight")));
-  std::vector<int> k1 = kept_rows(m.at("conv1.weight")), k2 = kept_rows(m.at("conv2.weight"));
-  for (int b = 0; b < 4; ++b) {
-    BOOST_TEST(k1[4 * b] + k1[4 * b + 1] + k1[4 * b + 2] + k1[4 * b + 3] == 1);
-    int s = 0;
-    for (int j = 0; j < 8; ++j) s += k2[8 * b + j];
-    BOOST_TEST(s == 2);
-  }
-  // The masked model still runs and pruned filters produce only their (masked) bias: zero.
-  Tensor y = (*model)(Tensor::ones({2, 1, 28, 28}));
-  BOOST_TEST(y.shape() == (Shape{2, 10}));
+  check_simple_masks(m, *model);
 }
 
 }  // namespace

@@ -1,0 +1,50 @@
+#include "compression/pruning/taylor_pruner.h"
+
+#include "compression/pruning/norm_pruners.h"
+#include "framework/core/autograd.h"
+#include "framework/ops/ops.h"
+
+namespace shrink::compression {
+
+TaylorPruner::TaylorPruner(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+                           train::Trainer& trainer, int64_t training_steps)
+    : TrainingPruner(std::move(model), config_list, trainer, training_steps, "TaylorPruner"),
+      training_steps_(training_steps) {
+  SHRINK_CHECK(training_steps > 0, "TaylorPruner: training_steps must be positive, got ", training_steps);
+  hooks_.after_backward([this] {
+    if (window_step() < training_steps_) accumulate();
+  });
+}
+
+void TaylorPruner::accumulate() {
+  NoGradGuard ng;
+  for (TargetState* t : active_targets()) {
+    nn::Module& m = wrappers_.at(t->module_name)->module();
+    if (!m.has_parameter(t->name)) continue;
+    const Tensor& w = m.parameter(t->name);
+    Tensor g = w.defined() ? w.grad() : Tensor();
+    if (!g.defined()) continue;
+    Tensor wg = mul(w.detach(), g);
+    Tensor sq = mul(wg, wg);
+    auto it = sums_.find(t);
+    if (it == sums_.end()) sums_[t] = sq.contiguous_copy();
+    else it->second = add(it->second, sq);
+  }
+}
+
+void TaylorPruner::bind_schedule(int64_t interval_steps) {
+  SHRINK_CHECK(interval_steps >= training_steps_, "TaylorPruner: a schedule interval of ",
+               interval_steps, " steps is shorter than training_steps ", training_steps_,
+               " (the scores of each interval are gathered over training_steps steps)");
+  TrainingPruner::bind_schedule(interval_steps);
+  sums_.clear();
+}
+
+Tensor TaylorPruner::metric(TargetState& t, const Tensor&, const std::optional<Scaling>& s) {
+  auto it = sums_.find(&t);
+  SHRINK_CHECK(it != sums_.end(), "TaylorPruner: no gradient was gathered for ", t.key(),
+               " (masks need at least one training step with a backward pass through it)");
+  return block_l1(mul(it->second, 1.f / static_cast<float>(training_steps_)), s);
+}
+
+}  // namespace shrink::compression

@@ -1,0 +1,74 @@
+#include "compression/pruning/training_pruner.h"
+
+#include "framework/ops/ops.h"
+
+namespace shrink::compression {
+
+TrainingPruner::TrainingPruner(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+                               train::Trainer& trainer, int64_t mask_step, const char* who)
+    : Pruner(std::move(model), config_list), hooks_(trainer), who_(who), mask_step_(mask_step) {
+  SHRINK_CHECK(trainer.model_ptr().get() == model_.get(), who_, ": the trainer trains a different ",
+               "model than the one being pruned");
+  for (TargetState* t : targets())
+    SHRINK_CHECK(!is_active(*t) || t->kind == TargetKind::Parameter, who_, ": ", t->key(),
+                 " is an activation target; this pruner's metric is defined on parameters only");
+  hooks_.after_step([this] {
+    ++step_;
+    ++window_;
+    if (!scheduled_ && mask_step_ > 0 && step_ == mask_step_) generate_masks();
+  });
+}
+
+Masks TrainingPruner::compress() {
+  SHRINK_CHECK(mask_step_ > 0, who_, ": compress() needs a positive step count");
+  hooks_.trainer().train(-1, mask_step_);
+  return get_masks();
+}
+
+void TrainingPruner::bind_schedule(int64_t interval_steps) {
+  SHRINK_CHECK(interval_steps > 0, who_, ": schedule interval must be positive, got ", interval_steps);
+  scheduled_ = true;
+  window_ = 0;
+}
+
+void TrainingPruner::scheduled_update() {
+  generate_masks();
+  reset_gathering();
+  window_ = 0;
+}
+
+std::vector<TargetState*> TrainingPruner::active_targets() {
+  std::vector<TargetState*> out;
+  for (TargetState* t : targets())
+    if (is_active(*t)) out.push_back(t);
+  return out;
+}
+
+std::vector<Tensor> TrainingPruner::add_extras(
+    const std::string& name, float init, const std::function<std::string(const std::string&)>& method) {
+  std::vector<Tensor> out;
+  for (TargetState* t : active_targets()) {
+    Tensor value = wrappers_.at(t->module_name)->module().param(t->name);
+    if (!value.defined()) continue;  // an absent optional parameter
+    std::optional<Scaling> s = scaling_for(*t, default_granularity());
+    Shape shape = s ? s->shrunk_shape(value.shape()) : value.shape();
+    Tensor extra = Tensor::full(shape, init, value.device());
+    extra.set_requires_grad(true);
+    t->extras[name] = extra;
+    auto& settings = t->spaces.at(CompressorKind::Pruning).settings;
+    settings["apply_method"] = method(std::string(settings.at("apply_method").as_string()));
+    out.push_back(extra);
+  }
+  return out;
+}
+
+std::map<std::string, Tensor> TrainingPruner::extras_named(const std::string& name) {
+  std::map<std::string, Tensor> out;
+  for (TargetState* t : active_targets()) {
+    auto it = t->extras.find(name);
+    if (it != t->extras.end()) out[t->key() + "_" + name] = it->second;
+  }
+  return out;
+}
+
+}  // namespace shrink::compression

@@ -1,0 +1,75 @@
+// `shrink prune` end to end: the JSON on stdout, the mask file, and bad input exit codes.
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "compression/pruning/mask_io.h"
+#include "framework/data/fashion_mnist.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+struct Result {
+  int status;
+  std::string out;
+};
+
+Result run(const std::string& args) {
+  const std::string cmd = std::string(SHRINK_CLI_PATH) + " prune " + args + " 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  BOOST_REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+bool have_data() {
+  return fs::exists(shrink::data::default_fashion_mnist_dir() + "/train-images-idx3-ubyte.gz");
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(cli_prune)
+
+BOOST_AUTO_TEST_CASE(json_and_mask_file) {
+  if (!have_data()) {
+    BOOST_TEST_MESSAGE("skipped: Fashion-MNIST not installed");
+    return;
+  }
+  fs::path dir = fs::temp_directory_path() / ("shrink_prune_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "cfg.json")
+      << R"([{"op_types": ["Conv2d"], "exclude_op_names": ["conv1"], "sparse_ratio": 0.5}])";
+  const std::string masks = (dir / "masks.safetensors").string();
+  Result r = run("--model lenet5 --config " + (dir / "cfg.json").string() +
+                 " --pruner l1 --limit 256 --save-masks " + masks + " --json");
+  BOOST_REQUIRE_EQUAL(r.status, 0);
+  boost::json::value v = boost::json::parse(r.out);  // exactly one JSON object on stdout
+  const auto& t = v.at("targets").as_object();
+  BOOST_TEST(t.size() == 2u);  // conv2.weight and its aligned bias
+  BOOST_TEST(t.at("conv2.weight").at("sparsity").to_number<double>() == 0.5);
+  BOOST_TEST(t.at("conv2.weight").at("shape").as_array().size() == 4u);
+  auto loaded = shrink::compression::load_masks(masks);
+  BOOST_TEST(loaded.at("conv2.weight").shape() == (shrink::Shape{16, 6, 5, 5}));
+  BOOST_TEST(loaded.at("conv2.bias").shape() == (shrink::Shape{16}));
+  // An invalid config: status 2, nothing on stdout.
+  std::ofstream(dir / "bad.json") << R"([{"op_types": ["Conv2d"], "sparse_ratio": 1}])";
+  Result bad = run("--model lenet5 --config " + (dir / "bad.json").string() +
+                   " --pruner l1 --save-masks " + masks + " --json");
+  BOOST_TEST(bad.status == 2);
+  BOOST_TEST(bad.out.empty());
+  fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(unknown_pruner_is_an_error) {
+  Result r = run("--model lenet5 --config /nonexistent.json --pruner nope --save-masks /tmp/x.safetensors");
+  BOOST_TEST(r.status != 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
