@@ -95,4 +95,31 @@ SHRINK_HD bool fake_quant_in_range(float x, float s, float z, float qmin, float 
   return q >= qmin && q <= qmax;
 }
 
+// torch.optim.SGD for one element: d = g + wd * p; with momentum buf = first ? d :
+// momentum * buf + (1 - dampening) * d and d = nesterov ? d + momentum * buf : buf; p -= lr * d.
+SHRINK_HD void sgd_update(float& p, float g, float* buf, float lr, float momentum, float dampening,
+                          float weight_decay, bool nesterov, bool first_step) {
+  float d = g + weight_decay * p;
+  if (buf) {
+    *buf = first_step ? d : momentum * *buf + (1.f - dampening) * d;
+    d = nesterov ? d + momentum * *buf : *buf;
+  }
+  p -= lr * d;
+}
+
+// torch.optim.Adam / AdamW (decoupled) for one element; step_size = lr / (1 - beta1^t) and
+// bc2_sqrt = sqrt(1 - beta2^t) are per-step scalars computed once by the caller.
+SHRINK_HD void adam_update(float& p, float g, float& m, float& v, float lr, float beta1,
+                           float beta2, float eps, float weight_decay, bool decoupled,
+                           float step_size, float bc2_sqrt) {
+  if (decoupled)
+    p *= 1.f - lr * weight_decay;
+  else
+    g += weight_decay * p;
+  m = beta1 * m + (1.f - beta1) * g;
+  v = beta2 * v + (1.f - beta2) * g * g;
+  const float denom = sqrtf(v) / bc2_sqrt + eps;
+  p -= step_size * m / denom;
+}
+
 }  // namespace shrink::scalar

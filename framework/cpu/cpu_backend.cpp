@@ -10,6 +10,7 @@
 #include <new>
 
 #include "framework/core/parallel.h"
+#include "framework/core/scalar_ops.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -80,14 +81,9 @@ void CpuBackend::sgd_step(Tensor& param, const Tensor& grad, Tensor* momentum_bu
   const float* g = grad.data<float>();
   float* buf = momentum_buf ? momentum_buf->data<float>() : nullptr;
   parallel_for(param.numel(), 1 << 15, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      float d = g[i] + weight_decay * p[i];
-      if (buf) {
-        buf[i] = first_step ? d : momentum * buf[i] + (1.f - dampening) * d;
-        d = nesterov ? d + momentum * buf[i] : buf[i];
-      }
-      p[i] -= lr * d;
-    }
+    for (int64_t i = b; i < e; ++i)
+      scalar::sgd_update(p[i], g[i], buf ? buf + i : nullptr, lr, momentum, dampening,
+                         weight_decay, nesterov, first_step);
   });
 }
 
@@ -98,22 +94,12 @@ void CpuBackend::adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor&
   const float* g = grad.data<float>();
   float* mp = m.data<float>();
   float* vp = v.data<float>();
-  const float bc1 = 1.f - std::pow(beta1, static_cast<float>(step));
-  const float bc2 = 1.f - std::pow(beta2, static_cast<float>(step));
-  const float step_size = lr / bc1;
-  const float bc2_sqrt = std::sqrt(bc2);
+  const float step_size = lr / (1.f - std::pow(beta1, static_cast<float>(step)));
+  const float bc2_sqrt = std::sqrt(1.f - std::pow(beta2, static_cast<float>(step)));
   parallel_for(param.numel(), 1 << 15, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      float gi = g[i];
-      if (decoupled)
-        p[i] *= 1.f - lr * weight_decay;
-      else
-        gi += weight_decay * p[i];
-      mp[i] = beta1 * mp[i] + (1.f - beta1) * gi;
-      vp[i] = beta2 * vp[i] + (1.f - beta2) * gi * gi;
-      float denom = std::sqrt(vp[i]) / bc2_sqrt + eps;
-      p[i] -= step_size * mp[i] / denom;
-    }
+    for (int64_t i = b; i < e; ++i)
+      scalar::adam_update(p[i], g[i], mp[i], vp[i], lr, beta1, beta2, eps, weight_decay, decoupled,
+                          step_size, bc2_sqrt);
   });
 }
 
