@@ -68,8 +68,7 @@ int cmd_prune(const std::vector<std::string>& args) {
     std::cerr << "shrink prune: " << config_path << ": " << e.what() << "\n";
     return 2;
   }
-  FashionSession session = make_fashion_session(model, topts, device, finetune_epochs);
-  session.trainer->set_log(&log, false);
+  FashionSession session = make_fashion_session(model, topts, device, finetune_epochs, log);
   const double acc_before = session.trainer->evaluate().accuracy;
 
   std::unique_ptr<compression::PruningRun> run;

@@ -39,7 +39,7 @@ int cmd_train(const std::vector<std::string>& args) {
   const bool json = vm.count("json") > 0;
 
   manual_seed(opts.seed);
-  FashionSession s = make_fashion_session(models::make_model(model_name), opts, device, epochs);
+  FashionSession s = make_fashion_session(models::make_model(model_name), opts, device, epochs, std::cout);
   std::cout << "training " << model_name << " on Fashion-MNIST (" << s.train_set->size()
             << " images), " << epochs << " epochs, batch " << opts.batch << ", lr " << opts.lr
             << ", seed " << opts.seed << ", " << num_threads() << " threads\n";

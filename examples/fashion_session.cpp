@@ -38,7 +38,7 @@ Device apply_runtime_options(const TrainOptions& o) {
 }
 
 FashionSession make_fashion_session(std::shared_ptr<nn::Module> model, const TrainOptions& o,
-                                    Device device, int64_t schedule_epochs) {
+                                    Device device, int64_t schedule_epochs, std::ostream& log) {
   FashionSession s;
   s.model = std::move(model);
   s.model->to(device);
@@ -51,11 +51,11 @@ FashionSession make_fashion_session(std::shared_ptr<nn::Module> model, const Tra
                                              static_cast<float>(o.weight_decay));
   s.trainer = std::make_shared<train::Trainer>(s.model, s.optimizer, train_loader, test_loader);
   s.trainer->set_device(device);
-  s.trainer->set_log(&std::cout, isatty(STDOUT_FILENO) != 0);
+  s.trainer->set_log(&log, &log == &std::cout && isatty(STDOUT_FILENO) != 0);
   if (schedule_epochs > 0)
     s.trainer->set_scheduler(std::make_shared<optim::CosineAnnealingLR>(*s.optimizer, schedule_epochs));
-  s.trainer->on_epoch_end([](train::Trainer&, const train::EpochStats& st) {
-    std::cout << "epoch " << st.epoch + 1 << "  loss " << std::fixed << std::setprecision(4)
+  s.trainer->on_epoch_end([&log](train::Trainer&, const train::EpochStats& st) {
+    log << "epoch " << st.epoch + 1 << "  loss " << std::fixed << std::setprecision(4)
               << st.loss << "  train_acc " << st.train_accuracy << "  test_acc "
               << st.test_accuracy << "  " << std::setprecision(0) << st.samples_per_s
               << " samples/s  " << std::setprecision(1) << st.seconds << "s\n"

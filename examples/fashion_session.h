@@ -2,6 +2,7 @@
 // ready Trainer on Fashion-MNIST (SGD with momentum, cosine learning rate, per-epoch lines).
 #pragma once
 #include <boost/program_options.hpp>
+#include <iosfwd>
 #include <memory>
 #include <string>
 
@@ -33,8 +34,8 @@ struct FashionSession {
 };
 
 // A Trainer for `model` on Fashion-MNIST; `schedule_epochs` > 0 adds a cosine LR schedule over
-// that many epochs. Prints a line per epoch to stdout.
+// that many epochs. Progress and a line per epoch go to `log` (a live bar only on a terminal).
 FashionSession make_fashion_session(std::shared_ptr<nn::Module> model, const TrainOptions& o,
-                                    Device device, int64_t schedule_epochs);
+                                    Device device, int64_t schedule_epochs, std::ostream& log);
 
 }  // namespace shrink::cli

@@ -48,7 +48,7 @@ BOOST_AUTO_TEST_CASE(json_and_mask_file) {
       << R"([{"op_types": ["Conv2d"], "exclude_op_names": ["conv1"], "sparse_ratio": 0.5}])";
   const std::string masks = (dir / "masks.safetensors").string();
   Result r = run("--model lenet5 --config " + (dir / "cfg.json").string() +
-                 " --pruner l1 --limit 256 --save-masks " + masks + " --json");
+                 " --pruner l1 --limit 256 --finetune-epochs 1 --save-masks " + masks + " --json");
   BOOST_REQUIRE_EQUAL(r.status, 0);
   boost::json::value v = boost::json::parse(r.out);  // exactly one JSON object on stdout
   const auto& t = v.at("targets").as_object();
