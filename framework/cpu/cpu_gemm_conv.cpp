@@ -123,6 +123,10 @@ int64_t images_per_gemm(const Conv2dParams& p) {
   return std::max<int64_t>(1, std::min({by_cols * 2, by_mem, p.n}));
 }
 
+// Row stride of a chunk's column and gradient matrices. A chunk of one image uses its NCHW
+// slices directly (stride ohw), so its matrices must use that stride too.
+int64_t chunk_ld(int64_t n0, int64_t n1, int64_t s, int64_t ohw) { return n1 - n0 == 1 ? ohw : s * ohw; }
+
 // Splits the batch into chunks of images; each chunk is processed by one thread.
 template <typename Fn>
 void for_image_chunks(const Conv2dParams& p, Fn fn) {
@@ -215,7 +219,7 @@ void CpuBackend::conv2d_backward_input(const Conv2dParams& p, const Tensor& gy, 
   const float* wp = w.data<float>();
   float* gxp = gx.data<float>();
   for_image_chunks(p, [&](int64_t n0, int64_t n1, int64_t s) {
-    const int64_t cols = (n1 - n0) * ohw, ld = s * ohw;
+    const int64_t cols = (n1 - n0) * ohw, ld = chunk_ld(n0, n1, s, ohw);
     float* col = scratch(0, kdim * ld);
     float* g_mat = scratch(1, ocg * ld);
     std::fill(gxp + n0 * p.c * p.h * p.w, gxp + n1 * p.c * p.h * p.w, 0.f);
@@ -247,7 +251,8 @@ void CpuBackend::conv2d_backward_weight(const Conv2dParams& p, const Tensor& gy,
     float* g_mat = scratch(1, ocg * s * ohw);
     float* acc = partial[t].data();
     for (int64_t c = c0; c < c1; ++c) {
-      const int64_t n0 = c * s, n1 = std::min(p.n, n0 + s), cols = (n1 - n0) * ohw, ld = s * ohw;
+      const int64_t n0 = c * s, n1 = std::min(p.n, n0 + s), cols = (n1 - n0) * ohw;
+      const int64_t ld = chunk_ld(n0, n1, s, ohw);
       for (int64_t g = 0; g < p.groups; ++g) {
         const float* src = col;
         if (n1 - n0 == 1)
