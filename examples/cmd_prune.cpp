@@ -6,6 +6,7 @@
 // and progress goes to stderr.
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
+#include <iomanip>
 #include <iostream>
 #include <sstream>
 
@@ -82,7 +83,8 @@ int cmd_prune(const std::vector<std::string>& args) {
   compression::Masks masks = run->compress(finetune_epochs);
   double acc_after = session.trainer->evaluate().accuracy;
   compression::save_masks(masks_path, masks);
-  log << "pruned with " << popts.pruner << ": test accuracy " << acc_before << " -> " << acc_after
+  log << "pruned with " << popts.pruner << ": test accuracy " << std::fixed << std::setprecision(4)
+      << acc_before << " -> " << acc_after
       << "; masks saved to " << masks_path << "\n";
 
   boost::json::object targets;

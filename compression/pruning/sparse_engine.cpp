@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "framework/core/scalar_ops.h"
 #include "framework/ops/ops.h"
 
 namespace shrink::compression {
@@ -42,11 +43,12 @@ std::vector<float> and_masks(const std::vector<float>& a, const std::vector<floa
   return out;
 }
 
-// Sorted (value, index) order: the order in which blocks are pruned.
+// Sorted (value, index) order: the order in which blocks are pruned (a NaN metric last).
 std::vector<int64_t> prune_order(const float* v, int64_t n) {
   std::vector<int64_t> idx(n);
   std::iota(idx.begin(), idx.end(), 0);
-  std::stable_sort(idx.begin(), idx.end(), [v](int64_t a, int64_t b) { return v[a] < v[b]; });
+  std::sort(idx.begin(), idx.end(),
+            [v](int64_t a, int64_t b) { return scalar::ascending_before(v[a], a, v[b], b); });
   return idx;
 }
 
@@ -106,8 +108,9 @@ void allocate_global(std::vector<EngineTarget*>& members, double ratio,
   for (size_t i = 0; i < m.size(); ++i)
     for (int64_t j = 0; j < static_cast<int64_t>(m[i].metric.size()); ++j)
       if (masks[i][j] != 0.f) cands.push_back({m[i].metric[j], i, j});
-  std::stable_sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
-    if (a.v != b.v) return a.v < b.v;
+  std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
+    if (a.v != b.v && !(a.v != a.v) && !(b.v != b.v)) return a.v < b.v;
+    if ((a.v != a.v) != (b.v != b.v)) return b.v != b.v;  // NaN metrics last
     if (a.member != b.member) return a.member < b.member;
     return a.index < b.index;
   });
@@ -161,7 +164,7 @@ std::vector<float> ratio_mask(const std::vector<float>& metric, double ratio, in
     // the same set as a full stable sort.
     const float* v = metric.data() + r * per_row;
     std::iota(idx.begin(), idx.end(), 0);
-    auto before = [v](int64_t a, int64_t b) { return v[a] < v[b] || (v[a] == v[b] && a < b); };
+    auto before = [v](int64_t a, int64_t b) { return scalar::ascending_before(v[a], a, v[b], b); };
     if (k < per_row) std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(), before);
     for (int64_t j = 0; j < k; ++j) mask[r * per_row + idx[j]] = 0.f;
   }

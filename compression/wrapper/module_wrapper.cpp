@@ -73,9 +73,13 @@ void ModuleWrapper::set_mask(TargetState& t, const Tensor& mask) {
     return;
   }
   NoGradGuard ng;
-  if (t.mask.defined() && module_->has_buffer(t.name + "_mask")) {
-    // In place, so the module's buffer (and anything holding it) sees the new mask.
-    t.mask.copy_(expand(mask.to(t.mask.device()), t.mask.shape()));
+  const std::string buf = t.name + "_mask";
+  if (module_->has_buffer(buf)) {
+    // In place into the module's buffer (also after the mask was cleared), so the module's
+    // state and everything holding the buffer see the new mask.
+    Tensor& b = module_->buffer(buf);
+    b.copy_(expand(mask.to(b.device()), b.shape()));
+    t.mask = b;
   } else {
     t.mask = mask.detach().contiguous_copy();
   }

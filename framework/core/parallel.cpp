@@ -42,7 +42,10 @@ class Pool {
     stop();
     size_ = std::max(1, n);
     quit_ = false;
-    for (int i = 1; i < size_; ++i) workers_.emplace_back([this, i] { loop(i); });
+    // New workers start at the current generation, or they would take the last (finished) run
+    // for a new one.
+    const uint64_t current = generation_.load(std::memory_order_acquire);
+    for (int i = 1; i < size_; ++i) workers_.emplace_back([this, i, current] { loop(i, current); });
   }
 
   void run(int chunks, const std::function<void(int)>& task) {
@@ -72,8 +75,7 @@ class Pool {
  private:
   static constexpr int kSpins = 2000;  // with a pause each: tens of microseconds
 
-  void loop(int id) {
-    uint64_t seen = 0;
+  void loop(int id, uint64_t seen) {
     for (;;) {
       for (int spin = 0; generation_.load(std::memory_order_acquire) == seen && !quit_; ++spin) {
         if (spin < kSpins) {

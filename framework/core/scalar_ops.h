@@ -122,4 +122,18 @@ SHRINK_HD void adam_update(float& p, float g, float& m, float& v, float lr, floa
   p -= step_size * m / denom;
 }
 
+// Ascending (value, index) order with NaN after every number (as torch.sort / topk rank NaN
+// as the largest value): a strict weak ordering even when values are NaN.
+SHRINK_HD bool ascending_before(float va, int64_t ia, float vb, int64_t ib) {
+  const bool na = va != va, nb = vb != vb;
+  if (na || nb) return na == nb ? ia < ib : nb;
+  return va < vb || (va == vb && ia < ib);
+}
+// Descending order (largest first, NaN first), ties by lower index.
+SHRINK_HD bool descending_before(float va, int64_t ia, float vb, int64_t ib) {
+  const bool na = va != va, nb = vb != vb;
+  if (na || nb) return na == nb ? ia < ib : na;
+  return va > vb || (va == vb && ia < ib);
+}
+
 }  // namespace shrink::scalar

@@ -257,6 +257,16 @@ void Tensor::copy_(const Tensor& src) {
   backend(device()).copy(raw_data(), s.raw_data(), numel() * dtype_size(dtype()));
 }
 
+void Tensor::move_to_(Device dev) {
+  check_defined("move_to_");
+  SHRINK_CHECK(is_leaf(), "move_to_: only leaves (parameters, buffers) move in place, got ", describe());
+  if (device() == dev) return;
+  Tensor moved = detach().to(dev);
+  impl_->storage = moved.impl_->storage;
+  impl_->offset = moved.impl_->offset;
+  if (impl_->grad) Tensor(impl_->grad).move_to_(dev);
+}
+
 void Tensor::fill_(float value) { backend(device()).fill(*this, value); }
 
 bool Tensor::requires_grad() const {

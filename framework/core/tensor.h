@@ -83,6 +83,9 @@ class Tensor {
   Tensor to(Device device) const;  // differentiable copy to device (self if same device)
   Tensor to(DType dtype) const;    // value conversion, no history
   void copy_(const Tensor& src);   // in-place data copy, shapes must match (no autograd)
+  // Moves the data to `device` in place, so every handle to this tensor (optimizers, wrappers)
+  // follows it, as module.to() moves .data in PyTorch. Its gradient moves too.
+  void move_to_(Device device);
   void fill_(float value);         // in-place (no autograd)
   void zero_() { fill_(0.f); }
 

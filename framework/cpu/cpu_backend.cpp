@@ -49,7 +49,7 @@ void CpuBackend::copy_to_host(void* dst, const void* src, size_t n) {
   if (n) std::memcpy(dst, src, n);
 }
 void CpuBackend::copy(void* dst, const void* src, size_t n) {
-  if (n && dst != src) std::memcpy(dst, src, n);
+  if (n && dst != src) std::memmove(dst, src, n);  // views of one storage may overlap
 }
 
 void CpuBackend::embedding_forward(const Tensor& weight, const Tensor& index, Tensor& y) {

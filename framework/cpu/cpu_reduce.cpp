@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "framework/core/parallel.h"
+#include "framework/core/scalar_ops.h"
 #include "framework/cpu/cpu_backend.h"
 
 namespace shrink::cpu {
@@ -120,14 +121,15 @@ void CpuBackend::nll_backward(const Tensor& target, const Tensor& gloss, int64_t
 }
 
 namespace {
-// Orders (value, index) pairs by value, then by index, so selection is deterministic.
+// Orders (value, index) pairs by value, then by index, so selection is deterministic; NaN ranks
+// as the largest value.
 struct ByValue {
   const float* v;
-  bool operator()(int64_t a, int64_t b) const { return v[a] < v[b] || (v[a] == v[b] && a < b); }
+  bool operator()(int64_t a, int64_t b) const { return scalar::ascending_before(v[a], a, v[b], b); }
 };
 struct ByValueDesc {
   const float* v;
-  bool operator()(int64_t a, int64_t b) const { return v[a] > v[b] || (v[a] == v[b] && a < b); }
+  bool operator()(int64_t a, int64_t b) const { return scalar::descending_before(v[a], a, v[b], b); }
 };
 }  // namespace
 

@@ -377,16 +377,12 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state, bool st
 }
 
 void Module::to(Device device) {
+  // In place: optimizers and compression wrappers keep the same tensors across the move.
   NoGradGuard ng;
   for (auto& [n, p] : params_)
-    if (p.defined() && p.device() != device) {
-      bool rg = p.requires_grad();
-      Tensor moved = p.detach().to(device);
-      moved.set_requires_grad(rg);
-      p = moved;
-    }
+    if (p.defined()) p.move_to_(device);
   for (auto& [n, b] : buffers_)
-    if (b.defined() && b.device() != device) b = b.to(device);
+    if (b.defined()) b.move_to_(device);
   for (auto& [n, c] : children_) c->to(device);
 }
 

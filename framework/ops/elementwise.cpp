@@ -116,11 +116,14 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
     }
     case BinaryOp::Max:
     case BinaryOp::Min: {
-      Tensor pick_a = binary_raw(op == BinaryOp::Max ? BinaryOp::Ge : BinaryOp::Le, a, b, name);
-      bw = [pick_a, sa, sb, ga, gb](const Tensor& g) {
+      // The winner gets the gradient; on ties each side gets half (as torch.maximum/minimum).
+      Tensor wins = binary_raw(op == BinaryOp::Max ? BinaryOp::Gt : BinaryOp::Lt, a, b, name);
+      Tensor ties = binary_raw(BinaryOp::Eq, a, b, name);
+      Tensor share_a = add(wins, mul(ties, 0.5f));
+      bw = [share_a, sa, sb, ga, gb](const Tensor& g) {
         Tensor one = Tensor::scalar(1.f, g.device());
-        return std::vector<Tensor>{ga ? sum_to_shape(mul(g, pick_a), sa) : Tensor(),
-                                   gb ? sum_to_shape(mul(g, sub(one, pick_a)), sb) : Tensor()};
+        return std::vector<Tensor>{ga ? sum_to_shape(mul(g, share_a), sa) : Tensor(),
+                                   gb ? sum_to_shape(mul(g, sub(one, share_a)), sb) : Tensor()};
       };
       break;
     }

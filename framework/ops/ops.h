@@ -19,7 +19,7 @@ Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor div(const Tensor& a, const Tensor& b);
 Tensor pow(const Tensor& a, const Tensor& b);
-Tensor maximum(const Tensor& a, const Tensor& b);  // gradient to the larger (a on ties)
+Tensor maximum(const Tensor& a, const Tensor& b);  // gradient to the larger (half each on ties)
 Tensor minimum(const Tensor& a, const Tensor& b);
 Tensor add(const Tensor& a, float b);
 Tensor mul(const Tensor& a, float b);

@@ -67,7 +67,7 @@ Tensor sum_like(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepd
   if (needs_grad({&x})) {
     Shape xs = x.shape(), ks = kept.shape();
     float scale = 1.f;
-    if (op == ReduceOp::Mean) {
+    if (op == ReduceOp::Mean && !xs.empty()) {
       int64_t count = 1;
       for (int64_t d : dims) count *= xs[d];
       scale = 1.f / static_cast<float>(count);

@@ -38,6 +38,9 @@ void Optimizer::step() {
       if (!grad.defined()) continue;
       SHRINK_CHECK(grad.device() == p.device(), "optimizer: gradient on ", grad.device(),
                    " for parameter on ", p.device());
+      State& st = state(p);  // state follows a parameter that moved to another device
+      for (Tensor* buf : {&st.buf1, &st.buf2})
+        if (buf->defined() && buf->device() != p.device()) buf->move_to_(p.device());
       update(p, grad, g.options);
     }
 }

@@ -81,6 +81,9 @@ std::vector<EpochStats> Trainer::train(int64_t max_epochs, int64_t max_steps) {
       progress(batches, total, loss_sum / batches, seconds_since(t0));
     }
     if (log_ && tty_) *log_ << "\n";
+    SHRINK_CHECK(batches > 0 || (max_steps >= 0 && steps_this_call >= max_steps),
+                 "Trainer::train: the training loader yielded no batch (empty dataset, or "
+                 "drop_last with fewer examples than a batch)");
     st.seconds = seconds_since(t0);
     st.loss = batches ? loss_sum / batches : 0.0;
     st.train_accuracy = seen ? static_cast<double>(correct) / seen : 0.0;

@@ -201,4 +201,21 @@ BOOST_AUTO_TEST_CASE(update_get_masks_and_errors) {
   BOOST_CHECK_THROW(pruner.update_masks({{"fc.weight", Tensor::ones({3})}}), Error);
 }
 
+// A cleared mask set again must land in the module's "<target>_mask" buffer.
+BOOST_AUTO_TEST_CASE(mask_buffer_survives_clear_and_set) {
+  auto model = std::make_shared<nn::Sequential>();
+  auto fc = std::make_shared<nn::Linear>(2, 2);
+  model->push_back("fc", fc);
+  L1NormPruner pruner(model, cfg(R"([{"op_names": ["fc"], "sparse_ratio": 0.5}])"));
+  pruner.update_masks({{"fc.weight", Tensor()}});
+  pruner.update_masks({{"fc.weight", Tensor::from_vector({0, 1, 1, 1}, {2, 2})}});
+  BOOST_TEST(fc->buffer("weight_mask").to_vector() == (std::vector<float>{0, 1, 1, 1}));
+}
+
+// NaN metrics (a diverged score) rank after every number: pruned last, deterministically.
+BOOST_AUTO_TEST_CASE(nan_metrics_are_pruned_last) {
+  std::vector<float> m = ratio_mask({3.f, NAN, 1.f, 2.f}, 0.75);
+  BOOST_TEST(m == (std::vector<float>{0, 1, 0, 0}));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
