@@ -8,6 +8,14 @@
 
 namespace shrink::cpu {
 
+namespace {
+bool has_nan(const float* __restrict p, int64_t n) {
+  int nan = 0;
+  for (int64_t i = 0; i < n; ++i) nan |= p[i] != p[i];
+  return nan != 0;
+}
+}  // namespace
+
 void CpuBackend::max_pool2d_forward(const Pool2dParams& p, const Tensor& x, Tensor& y,
                                     Tensor& index) {
   const float* xp = x.data<float>();
@@ -18,24 +26,27 @@ void CpuBackend::max_pool2d_forward(const Pool2dParams& p, const Tensor& x, Tens
       const float* plane = xp + nc * p.h * p.w;
       float* out = yp + nc * p.oh * p.ow;
       int64_t* arg_out = ip + nc * p.oh * p.ow;
-      if (p.kh == 2 && p.kw == 2 && p.stride_h == 2 && p.stride_w == 2 && p.pad_h == 0 &&
-          p.pad_w == 0) {  // the common case, unrolled
+      const bool two_by_two = p.kh == 2 && p.kw == 2 && p.stride_h == 2 && p.stride_w == 2 &&
+                              p.pad_h == 0 && p.pad_w == 0;
+      if (two_by_two && !has_nan(plane, p.h * p.w)) {
+        // The common case, branch-free: std::max compiles to maxss (its tie keeps the first
+        // operand, PyTorch's first-max rule) and the arg index is integer arithmetic on the
+        // comparison results. Random data would mispredict half of any branch here. Planes with
+        // a NaN take the general path below, which implements PyTorch's NaN rule.
+        const int64_t w = p.w;
         for (int64_t oi = 0; oi < p.oh; ++oi) {
-          const float* r0 = plane + 2 * oi * p.w;
-          const float* r1 = r0 + p.w;
-          for (int64_t oj = 0; oj < p.ow; ++oj) {
+          const float* __restrict r0 = plane + 2 * oi * w;
+          const float* __restrict r1 = r0 + w;
+          float* __restrict o = out + oi * p.ow;
+          int64_t* __restrict ao = arg_out + oi * p.ow;
+          const int64_t base = 2 * oi * w;
+          for (int64_t oj = 0, ow = p.ow; oj < ow; ++oj) {
             const int64_t j = 2 * oj;
-            const float cand[3] = {r0[j + 1], r1[j], r1[j + 1]};
-            const int64_t pos[3] = {1, p.w, p.w + 1};
-            float best = r0[j];
-            int64_t arg = 0;
-            for (int k = 0; k < 3; ++k) {
-              const bool take = (cand[k] > best) | std::isnan(cand[k]);
-              best = take ? cand[k] : best;
-              arg = take ? pos[k] : arg;
-            }
-            out[oi * p.ow + oj] = best;
-            arg_out[oi * p.ow + oj] = 2 * oi * p.w + j + arg;
+            const float a = r0[j], b = r0[j + 1], c = r1[j], d = r1[j + 1];
+            const float ab = std::max(a, b), cd = std::max(c, d);
+            const int64_t iab = b > a, icd = w + (d > c), tc = cd > ab;
+            o[oj] = std::max(ab, cd);
+            ao[oj] = base + j + iab + tc * (icd - iab);
           }
         }
         continue;
