@@ -41,29 +41,14 @@ void CudaBackend::fill(Tensor& out, float value) {
   }
 }
 
-namespace {
-template <typename S>
-void convert_from(const Tensor& src, Tensor& dst) {
-  const S* s = static_cast<const S*>(src.raw_data());
-  const int64_t n = src.numel();
-  switch (dst.dtype()) {
-    case DType::F32: kern::convert(s, dst.data<float>(), n); break;
-    case DType::I64: kern::convert(s, dst.data<int64_t>(), n); break;
-    case DType::I32: kern::convert(s, dst.data<int32_t>(), n); break;
-    case DType::U8: kern::convert(s, dst.data<uint8_t>(), n); break;
-    case DType::I8: kern::convert(s, dst.data<int8_t>(), n); break;
-  }
-}
-}  // namespace
-
 void CudaBackend::convert(const Tensor& src, Tensor& dst) {
-  switch (src.dtype()) {
-    case DType::F32: convert_from<float>(src, dst); break;
-    case DType::I64: convert_from<int64_t>(src, dst); break;
-    case DType::I32: convert_from<int32_t>(src, dst); break;
-    case DType::U8: convert_from<uint8_t>(src, dst); break;
-    case DType::I8: convert_from<int8_t>(src, dst); break;
-  }
+  visit_dtype(src.dtype(), [&](auto s_tag) {
+    using S = decltype(s_tag);
+    visit_dtype(dst.dtype(), [&](auto d_tag) {
+      using D = decltype(d_tag);
+      kern::convert(static_cast<const S*>(src.raw_data()), static_cast<D*>(dst.raw_data()), src.numel());
+    });
+  });
 }
 
 void CudaBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, float p0, float p1) {

@@ -147,6 +147,20 @@ template <> struct DTypeOf<int32_t> { static constexpr DType value = DType::I32;
 template <> struct DTypeOf<uint8_t> { static constexpr DType value = DType::U8; };
 template <> struct DTypeOf<int8_t> { static constexpr DType value = DType::I8; };
 
+// Calls fn(T{}) with the C++ element type of `d` (float, int64_t, int32_t, uint8_t, int8_t):
+// the one place a kernel turns a runtime dtype into a type.
+template <typename Fn>
+decltype(auto) visit_dtype(DType d, Fn&& fn) {
+  switch (d) {
+    case DType::F32: return fn(float{});
+    case DType::I64: return fn(int64_t{});
+    case DType::I32: return fn(int32_t{});
+    case DType::U8: return fn(uint8_t{});
+    case DType::I8: break;
+  }
+  return fn(int8_t{});
+}
+
 template <typename T>
 T* Tensor::data() const {
   check_defined("data");

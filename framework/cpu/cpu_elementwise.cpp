@@ -31,33 +31,17 @@ void CpuBackend::fill(Tensor& out, float value) {
   }
 }
 
-namespace {
-template <typename S, typename D>
-void convert_loop(const Tensor& src, Tensor& dst) {
-  const S* s = static_cast<const S*>(src.raw_data());
-  D* d = static_cast<D*>(dst.raw_data());
-  for (int64_t i = 0; i < src.numel(); ++i) d[i] = static_cast<D>(s[i]);
-}
-template <typename S>
-void convert_from(const Tensor& src, Tensor& dst) {
-  switch (dst.dtype()) {
-    case DType::F32: convert_loop<S, float>(src, dst); break;
-    case DType::I64: convert_loop<S, int64_t>(src, dst); break;
-    case DType::I32: convert_loop<S, int32_t>(src, dst); break;
-    case DType::U8: convert_loop<S, uint8_t>(src, dst); break;
-    case DType::I8: convert_loop<S, int8_t>(src, dst); break;
-  }
-}
-}  // namespace
-
 void CpuBackend::convert(const Tensor& src, Tensor& dst) {
-  switch (src.dtype()) {
-    case DType::F32: convert_from<float>(src, dst); break;
-    case DType::I64: convert_from<int64_t>(src, dst); break;
-    case DType::I32: convert_from<int32_t>(src, dst); break;
-    case DType::U8: convert_from<uint8_t>(src, dst); break;
-    case DType::I8: convert_from<int8_t>(src, dst); break;
-  }
+  const int64_t n = src.numel();
+  visit_dtype(src.dtype(), [&](auto s_tag) {
+    using S = decltype(s_tag);
+    visit_dtype(dst.dtype(), [&](auto d_tag) {
+      using D = decltype(d_tag);
+      const S* s = static_cast<const S*>(src.raw_data());
+      D* d = static_cast<D*>(dst.raw_data());
+      for (int64_t i = 0; i < n; ++i) d[i] = static_cast<D>(s[i]);
+    });
+  });
 }
 
 void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, float p0, float p1) {
