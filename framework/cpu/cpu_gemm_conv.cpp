@@ -1,5 +1,6 @@
 // CPU kernels: GEMM through OpenBLAS (single-threaded calls, split over rows by our own pool so
-// the partition is fixed) and convolution as im2col + GEMM per sample.
+// the partition is fixed) and convolution as im2col + GEMM per sample. Convolutions the direct
+// AVX-512 kernels handle (conv_direct.h) go there instead.
 #include <cblas.h>
 
 #include <algorithm>
@@ -7,7 +8,9 @@
 #include <vector>
 
 #include "framework/core/parallel.h"
+#include "framework/cpu/conv_direct.h"
 #include "framework/cpu/cpu_backend.h"
+#include "framework/cpu/scratch.h"
 
 namespace shrink::cpu {
 
@@ -103,15 +106,6 @@ void col2im(const float* col, int64_t cg, const Conv2dParams& p, float* x, int64
   }
 }
 
-// Per-thread scratch that only grows: conv buffers are needed every call and must not be
-// re-allocated (and zero-filled) each time.
-float* scratch(int slot, size_t n) {
-  thread_local std::vector<float> buffers[3];
-  std::vector<float>& b = buffers[slot];
-  if (b.size() < n) b.resize(n);
-  return b.data();
-}
-
 // Images per GEMM: enough columns for OpenBLAS to run efficiently, bounded col memory.
 int64_t images_per_gemm(const Conv2dParams& p) {
   const int64_t kdim = p.c / p.groups * p.kh * p.kw, ohw = p.oh * p.ow;
@@ -156,6 +150,11 @@ void CpuBackend::gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float a
 
 void CpuBackend::conv2d_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w,
                                 const Tensor* bias, Tensor& y) {
+  if (direct_conv::handles_forward(p)) {
+    direct_conv::forward(p, x.data<float>(), w.data<float>(), bias ? bias->data<float>() : nullptr,
+                         y.data<float>());
+    return;
+  }
   const int64_t cg = p.c / p.groups, ocg = p.oc / p.groups;
   const int64_t kdim = cg * p.kh * p.kw, ohw = p.oh * p.ow;
   const float* xp = x.data<float>();
@@ -165,8 +164,8 @@ void CpuBackend::conv2d_forward(const Conv2dParams& p, const Tensor& x, const Te
   // Several images share one GEMM: col [kdim, S*ohw], out [ocg, S*ohw], then scattered to NCHW.
   for_image_chunks(p, [&](int64_t n0, int64_t n1, int64_t s) {
     const int64_t cols = (n1 - n0) * ohw, ld = s * ohw;
-    float* col = scratch(0, kdim * ld);
-    float* out = scratch(1, ocg * ld);
+    float* col = scratch(kScratchCol, kdim * ld);
+    float* out = scratch(kScratchOut, ocg * ld);
     for (int64_t g = 0; g < p.groups; ++g) {
       if (n1 - n0 == 1) {  // write straight into y's slice
         const float* src = unfold(xp + (n0 * p.c + g * cg) * p.h * p.w, cg, p, col, ohw);
@@ -213,6 +212,10 @@ const float* grad_matrix(const float* gyp, const Conv2dParams& p, int64_t g, int
 
 void CpuBackend::conv2d_backward_input(const Conv2dParams& p, const Tensor& gy, const Tensor& w,
                                        Tensor& gx) {
+  if (direct_conv::handles_backward_input(p)) {
+    direct_conv::backward_input(p, gy.data<float>(), w.data<float>(), gx.data<float>());
+    return;
+  }
   const int64_t cg = p.c / p.groups, ocg = p.oc / p.groups;
   const int64_t kdim = cg * p.kh * p.kw, ohw = p.oh * p.ow;
   const float* gyp = gy.data<float>();
@@ -220,8 +223,8 @@ void CpuBackend::conv2d_backward_input(const Conv2dParams& p, const Tensor& gy, 
   float* gxp = gx.data<float>();
   for_image_chunks(p, [&](int64_t n0, int64_t n1, int64_t s) {
     const int64_t cols = (n1 - n0) * ohw, ld = chunk_ld(n0, n1, s, ohw);
-    float* col = scratch(0, kdim * ld);
-    float* g_mat = scratch(1, ocg * ld);
+    float* col = scratch(kScratchCol, kdim * ld);
+    float* g_mat = scratch(kScratchOut, ocg * ld);
     std::fill(gxp + n0 * p.c * p.h * p.w, gxp + n1 * p.c * p.h * p.w, 0.f);
     for (int64_t g = 0; g < p.groups; ++g) {
       const float* gm = grad_matrix(gyp, p, g, n0, n1, ld, g_mat);
@@ -235,6 +238,10 @@ void CpuBackend::conv2d_backward_input(const Conv2dParams& p, const Tensor& gy, 
 
 void CpuBackend::conv2d_backward_weight(const Conv2dParams& p, const Tensor& gy, const Tensor& x,
                                         Tensor& gw) {
+  if (direct_conv::handles_backward_weight(p)) {
+    direct_conv::backward_weight(p, gy.data<float>(), x.data<float>(), gw.data<float>());
+    return;
+  }
   const int64_t cg = p.c / p.groups, ocg = p.oc / p.groups;
   const int64_t kdim = cg * p.kh * p.kw, ohw = p.oh * p.ow;
   const float* gyp = gy.data<float>();
@@ -247,8 +254,8 @@ void CpuBackend::conv2d_backward_weight(const Conv2dParams& p, const Tensor& gy,
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), std::max<int64_t>(nchunks, 1)));
   std::vector<std::vector<float>> partial(threads, std::vector<float>(wsize, 0.f));
   parallel_chunks(nchunks, threads, [&](int t, int64_t c0, int64_t c1) {
-    float* col = scratch(0, kdim * s * ohw);
-    float* g_mat = scratch(1, ocg * s * ohw);
+    float* col = scratch(kScratchCol, kdim * s * ohw);
+    float* g_mat = scratch(kScratchOut, ocg * s * ohw);
     float* acc = partial[t].data();
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t n0 = c * s, n1 = std::min(p.n, n0 + s), cols = (n1 - n0) * ohw;

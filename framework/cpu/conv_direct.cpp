@@ -1,0 +1,296 @@
+// Direct AVX-512 convolution (see conv_direct.h).
+//
+// Every pass is the same implicit GEMM over one image stored NHWC with zero borders:
+//   out[oi][oj][o] = sum over taps (ki, kj) and channels c of
+//                    in[(oi*sh + ki) * wp + oj*sw + kj][c] * w[ki][kj][c][o]
+// A micro-kernel keeps MR output pixels of one output row times 16 or 32 output channels in
+// zmm registers for the whole reduction: per channel it loads 1-2 weight vectors and
+// broadcasts one input value per pixel, so weights and the image come from cache once per tile.
+//   forward:          in = x,                    w = weight as [tap][c][oc]
+//   input gradient:   in = gy padded by k-1-pad, w = weight rotated 180 degrees, as [tap][oc][c]
+//                     (stride 1 only: the transposed convolution of a stride-1 convolution)
+//   weight gradient:  a second micro-kernel reduces over output pixels instead, keeping MR input
+//                     channels times 16-32 output channels of one tap in registers.
+// Channel counts are padded to 16 in the packed weights and the NHWC outputs only.
+#include "framework/cpu/conv_direct.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "framework/core/parallel.h"
+#include "framework/cpu/scratch.h"
+
+#define SHRINK_AVX512 __attribute__((target("avx512f,fma")))
+
+namespace shrink::cpu::direct_conv {
+
+namespace {
+
+constexpr int64_t kLanes = 16;
+// Register budget (32 zmm): MR*NV accumulators + NV weight vectors + one broadcast.
+constexpr int kMaxRows1 = 28;  // NV = 1
+constexpr int kMaxRows2 = 14;  // NV = 2
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+std::atomic<bool>& enabled_flag() {
+  static std::atomic<bool> flag{[] {
+    const char* env = std::getenv("SHRINK_CONV");
+    return !(env && std::strcmp(env, "im2col") == 0);
+  }()};
+  return flag;
+}
+
+// ---- micro-kernels ------------------------------------------------------------------------
+
+// MR pixels (pix_step floats apart) x NV*16 channels, reduced over taps and cin.
+template <int MR, int NV>
+SHRINK_AVX512 void conv_tile(const float* in, int64_t pix_step, const int64_t* tap_off,
+                             int64_t ntaps, int64_t cin, const float* w, int64_t ocp, float* out) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t t = 0; t < ntaps; ++t) {
+    const float* a = in + tap_off[t];
+    const float* b = w + t * cin * ocp;
+    for (int64_t c = 0; c < cin; ++c, b += ocp) {
+      __m512 bv[NV];
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + kLanes * v);
+#pragma GCC unroll 32
+      for (int r = 0; r < MR; ++r) {
+        const __m512 av = _mm512_set1_ps(a[r * pix_step + c]);
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+      }
+    }
+  }
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + r * ocp + kLanes * v, acc[r][v]);
+}
+
+// MR input channels (consecutive) x NV*16 output channels of one tap, reduced over the output
+// pixels; added into acc_out [MR][ocp].
+template <int MR, int NV>
+SHRINK_AVX512 void wgrad_tile(const float* x, int64_t row_step, int64_t pix_step, const float* gy,
+                              int64_t ocp, int64_t oh, int64_t ow, float* acc_out) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t oi = 0; oi < oh; ++oi) {
+    const float* a = x + oi * row_step;
+    const float* b = gy + oi * ow * ocp;
+    for (int64_t oj = 0; oj < ow; ++oj, a += pix_step, b += ocp) {
+      __m512 bv[NV];
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + kLanes * v);
+#pragma GCC unroll 32
+      for (int r = 0; r < MR; ++r) {
+        const __m512 av = _mm512_set1_ps(a[r]);
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+      }
+    }
+  }
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      float* o = acc_out + r * ocp + kLanes * v;
+      _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), acc[r][v]));
+    }
+}
+
+using ConvTileFn = void (*)(const float*, int64_t, const int64_t*, int64_t, int64_t, const float*,
+                            int64_t, float*);
+using WgradTileFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, int64_t,
+                             int64_t, float*);
+
+template <int NV, int... I>
+constexpr std::array<ConvTileFn, sizeof...(I)> conv_tiles(std::integer_sequence<int, I...>) {
+  return {&conv_tile<I + 1, NV>...};
+}
+template <int NV, int... I>
+constexpr std::array<WgradTileFn, sizeof...(I)> wgrad_tiles(std::integer_sequence<int, I...>) {
+  return {&wgrad_tile<I + 1, NV>...};
+}
+const auto kConv1 = conv_tiles<1>(std::make_integer_sequence<int, kMaxRows1>{});
+const auto kConv2 = conv_tiles<2>(std::make_integer_sequence<int, kMaxRows2>{});
+const auto kWgrad1 = wgrad_tiles<1>(std::make_integer_sequence<int, kMaxRows1>{});
+const auto kWgrad2 = wgrad_tiles<2>(std::make_integer_sequence<int, kMaxRows2>{});
+
+// Splits `extent` into equal tiles of at most `max_rows` (the last may be shorter).
+int64_t tile_rows(int64_t extent, int64_t max_rows) {
+  return ceil_div(extent, ceil_div(extent, max_rows));
+}
+
+// ---- one image -----------------------------------------------------------------------------
+
+// Geometry of one implicit-GEMM pass (see the top of the file).
+struct Pass {
+  int64_t cin, hp, wp, kh, kw, sh, sw, oh, ow;
+  int64_t ocp;  // output channels rounded up to 16: row length of w and out
+  std::vector<int64_t> tap_off;  // (ki*wp + kj) * cin
+
+  Pass(int64_t cin_, int64_t hp_, int64_t wp_, int64_t kh_, int64_t kw_, int64_t sh_, int64_t sw_,
+       int64_t oh_, int64_t ow_, int64_t oc)
+      : cin(cin_), hp(hp_), wp(wp_), kh(kh_), kw(kw_), sh(sh_), sw(sw_), oh(oh_), ow(ow_),
+        ocp(round_up(oc, kLanes)) {
+    for (int64_t ki = 0; ki < kh; ++ki)
+      for (int64_t kj = 0; kj < kw; ++kj) tap_off.push_back((ki * wp + kj) * cin);
+  }
+  int64_t in_size() const { return hp * wp * cin; }
+  int64_t out_size() const { return oh * ow * ocp; }
+};
+
+// out [oh][ow][ocp] = the pass over in [hp][wp][cin] with packed weights w [tap][cin][ocp].
+void conv_image(const Pass& g, const float* in, const float* w, float* out) {
+  const int64_t ntaps = g.kh * g.kw;
+  for (int64_t ob = 0; ob < g.ocp; ob += 2 * kLanes) {
+    const bool two = g.ocp - ob >= 2 * kLanes;
+    const ConvTileFn* table = two ? kConv2.data() : kConv1.data();
+    const int64_t mr = tile_rows(g.ow, two ? kMaxRows2 : kMaxRows1);
+    for (int64_t oi = 0; oi < g.oh; ++oi)
+      for (int64_t oj = 0; oj < g.ow; oj += mr) {
+        const int64_t m = std::min(mr, g.ow - oj);
+        table[m - 1](in + (oi * g.sh * g.wp + oj * g.sw) * g.cin, g.sw * g.cin, g.tap_off.data(),
+                     ntaps, g.cin, w + ob, g.ocp, out + (oi * g.ow + oj) * g.ocp + ob);
+      }
+  }
+}
+
+// x [c][h][w] -> dst [hp][wp][ld] with the image at row pt, column pl; borders and channels
+// c..ld-1 are zero.
+void to_nhwc(const float* x, int64_t c, int64_t h, int64_t w, int64_t pt, int64_t pl, int64_t hp,
+             int64_t wp, int64_t ld, float* dst) {
+  std::fill_n(dst, hp * wp * ld, 0.f);
+  for (int64_t i = 0; i < h; ++i) {
+    float* row = dst + ((i + pt) * wp + pl) * ld;
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const float* __restrict s = x + (ch * h + i) * w;
+      float* __restrict d = row + ch;
+      for (int64_t j = 0; j < w; ++j) d[j * ld] = s[j];
+    }
+  }
+}
+
+// src [hw][ld] (first c channels) -> y [c][hw], plus bias[c] when given.
+void from_nhwc(const float* src, int64_t ld, int64_t c, int64_t hw, const float* bias, float* y) {
+  for (int64_t ch = 0; ch < c; ++ch) {
+    const float b = bias ? bias[ch] : 0.f;
+    const float* __restrict s = src + ch;
+    float* __restrict d = y + ch * hw;
+    for (int64_t q = 0; q < hw; ++q) d[q] = s[q * ld] + b;
+  }
+}
+
+// Runs fn(in, out) for each image n, in and out being per-thread scratch of the pass's sizes.
+template <typename Fn>
+void for_each_image(int64_t n, const Pass& g, Fn fn) {
+  parallel_for(n, 1, [&](int64_t n0, int64_t n1) {
+    float* in = scratch(kScratchIn, g.in_size());
+    float* out = scratch(kScratchOut, g.out_size());
+    for (int64_t i = n0; i < n1; ++i) fn(i, in, out);
+  });
+}
+
+bool usable(const Conv2dParams& p) {
+  return enabled() && available() && p.groups == 1 && p.dil_h == 1 && p.dil_w == 1;
+}
+
+}  // namespace
+
+bool available() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  return has;
+}
+bool enabled() { return enabled_flag().load(std::memory_order_relaxed); }
+void set_enabled(bool on) { enabled_flag().store(on, std::memory_order_relaxed); }
+
+bool handles_forward(const Conv2dParams& p) { return usable(p); }
+bool handles_backward_weight(const Conv2dParams& p) { return usable(p); }
+bool handles_backward_input(const Conv2dParams& p) {
+  return usable(p) && p.stride_h == 1 && p.stride_w == 1 && p.pad_h < p.kh && p.pad_w < p.kw;
+}
+
+void forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y) {
+  const Pass g(p.c, p.h + 2 * p.pad_h, p.w + 2 * p.pad_w, p.kh, p.kw, p.stride_h, p.stride_w, p.oh,
+               p.ow, p.oc);
+  const int64_t taps = p.kh * p.kw;
+  std::vector<float> wpk(taps * p.c * g.ocp, 0.f);  // [tap][c][oc]
+  for (int64_t o = 0; o < p.oc; ++o)
+    for (int64_t c = 0; c < p.c; ++c)
+      for (int64_t t = 0; t < taps; ++t) wpk[(t * p.c + c) * g.ocp + o] = w[(o * p.c + c) * taps + t];
+  for_each_image(p.n, g, [&](int64_t n, float* in, float* out) {
+    to_nhwc(x + n * p.c * p.h * p.w, p.c, p.h, p.w, p.pad_h, p.pad_w, g.hp, g.wp, p.c, in);
+    conv_image(g, in, wpk.data(), out);
+    from_nhwc(out, g.ocp, p.oc, p.oh * p.ow, bias, y + n * p.oc * p.oh * p.ow);
+  });
+}
+
+void backward_input(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
+  const int64_t qh = p.kh - 1 - p.pad_h, qw = p.kw - 1 - p.pad_w;  // padding of gy
+  const Pass g(p.oc, p.oh + 2 * qh, p.ow + 2 * qw, p.kh, p.kw, 1, 1, p.h, p.w, p.c);
+  const int64_t taps = p.kh * p.kw;
+  std::vector<float> wrot(taps * p.oc * g.ocp, 0.f);  // [tap][oc][c], taps reversed
+  for (int64_t o = 0; o < p.oc; ++o)
+    for (int64_t c = 0; c < p.c; ++c)
+      for (int64_t t = 0; t < taps; ++t)
+        wrot[((taps - 1 - t) * p.oc + o) * g.ocp + c] = w[(o * p.c + c) * taps + t];
+  for_each_image(p.n, g, [&](int64_t n, float* in, float* out) {
+    to_nhwc(gy + n * p.oc * p.oh * p.ow, p.oc, p.oh, p.ow, qh, qw, g.hp, g.wp, p.oc, in);
+    conv_image(g, in, wrot.data(), out);
+    from_nhwc(out, g.ocp, p.c, p.h * p.w, nullptr, gx + n * p.c * p.h * p.w);
+  });
+}
+
+void backward_weight(const Conv2dParams& p, const float* gy, const float* x, float* gw) {
+  const Pass g(p.c, p.h + 2 * p.pad_h, p.w + 2 * p.pad_w, p.kh, p.kw, p.stride_h, p.stride_w, p.oh,
+               p.ow, p.oc);
+  const int64_t taps = p.kh * p.kw, wsize = taps * p.c * g.ocp;
+  // Each chunk of images accumulates its own [tap][c][oc] partial; partials are summed in chunk
+  // order, so the result is reproducible for a given thread count.
+  const int chunks = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads(), p.n)));
+  std::vector<std::vector<float>> partial(chunks, std::vector<float>(wsize, 0.f));
+  parallel_chunks(p.n, chunks, [&](int chunk, int64_t n0, int64_t n1) {
+    float* in = scratch(kScratchIn, g.in_size());
+    float* gyt = scratch(kScratchGrad, g.out_size());
+    float* acc = partial[chunk].data();
+    for (int64_t n = n0; n < n1; ++n) {
+      to_nhwc(x + n * p.c * p.h * p.w, p.c, p.h, p.w, p.pad_h, p.pad_w, g.hp, g.wp, p.c, in);
+      to_nhwc(gy + n * p.oc * p.oh * p.ow, p.oc, p.oh, p.ow, 0, 0, p.oh, p.ow, g.ocp, gyt);
+      for (int64_t ob = 0; ob < g.ocp; ob += 2 * kLanes) {
+        const bool two = g.ocp - ob >= 2 * kLanes;
+        const WgradTileFn* table = two ? kWgrad2.data() : kWgrad1.data();
+        const int64_t mr = tile_rows(p.c, two ? kMaxRows2 : kMaxRows1);
+        for (int64_t t = 0; t < taps; ++t)
+          for (int64_t c0 = 0; c0 < p.c; c0 += mr)
+            table[std::min(mr, p.c - c0) - 1](in + g.tap_off[t] + c0, g.sh * g.wp * p.c,
+                                              g.sw * p.c, gyt + ob, g.ocp, p.oh, p.ow,
+                                              acc + (t * p.c + c0) * g.ocp + ob);
+      }
+    }
+  });
+  for (int k = 1; k < chunks; ++k)
+    for (int64_t i = 0; i < wsize; ++i) partial[0][i] += partial[k][i];
+  for (int64_t o = 0; o < p.oc; ++o)
+    for (int64_t c = 0; c < p.c; ++c)
+      for (int64_t t = 0; t < taps; ++t)
+        gw[(o * p.c + c) * taps + t] = partial[0][(t * p.c + c) * g.ocp + o];
+}
+
+}  // namespace shrink::cpu::direct_conv

@@ -1,0 +1,28 @@
+// Direct convolution for CPUs with AVX-512: an implicit GEMM over an NHWC copy of each image,
+// computed by register-blocked micro-kernels. It replaces im2col + OpenBLAS where it applies
+// (groups 1, dilation 1; input gradients also need stride 1): no k*k-times column matrix, no
+// GEMM packing, one transpose into NHWC and one back per image. Everything else, and every CPU
+// without AVX-512F, takes the im2col path in cpu_gemm_conv.cpp, which stays the reference.
+#pragma once
+#include "framework/core/backend.h"
+
+namespace shrink::cpu::direct_conv {
+
+// Whether the direct kernels run for these parameters on this CPU (and are enabled).
+bool handles_forward(const Conv2dParams& p);
+bool handles_backward_input(const Conv2dParams& p);
+bool handles_backward_weight(const Conv2dParams& p);
+
+// NCHW in, NCHW out, like the Backend methods they serve.
+void forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y);
+void backward_input(const Conv2dParams& p, const float* gy, const float* w, float* gx);
+void backward_weight(const Conv2dParams& p, const float* gy, const float* x, float* gw);
+
+// On by default; SHRINK_CONV=im2col in the environment turns it off. Tests switch it to compare
+// both paths on the same inputs.
+bool enabled();
+void set_enabled(bool on);
+// Whether this CPU can run the direct kernels at all.
+bool available();
+
+}  // namespace shrink::cpu::direct_conv

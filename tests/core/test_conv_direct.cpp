@@ -1,0 +1,176 @@
+// The two CPU convolution paths, direct AVX-512 kernels (framework/cpu/conv_direct.h) and
+// im2col + OpenBLAS, against a plain double-precision convolution written here: forward, input
+// gradient and weight gradient, on shapes chosen to cross every tiling boundary of the direct
+// kernels (16/32-channel blocks and their tails, rows split into several tiles, channel tiles of
+// the weight gradient, strides, 1x1 and 5x5 kernels, padding wider than the kernel).
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+
+#include "framework/cpu/conv_direct.h"
+#include "framework/shrink.h"
+#include "gradcheck.h"
+
+using namespace shrink;
+namespace direct = shrink::cpu::direct_conv;
+
+namespace {
+
+struct Case {
+  Shape x, w;
+  Conv2dOptions o;
+};
+
+Conv2dOptions opts(int64_t pad_h, int64_t pad_w, int64_t stride_h = 1, int64_t stride_w = 1,
+                   int64_t dil = 1) {
+  Conv2dOptions o;
+  o.pad_h = pad_h;
+  o.pad_w = pad_w;
+  o.stride_h = stride_h;
+  o.stride_w = stride_w;
+  o.dil_h = o.dil_w = dil;
+  return o;
+}
+
+struct Reference {
+  std::vector<double> y, gx, gw;
+};
+
+// Direct definition: y[n][o][i][j] = sum_{c,ki,kj} x[n][c][i*s-p+ki*d][j*s-p+kj*d] w[o][c][ki][kj],
+// and the two gradients of sum(y * gy) by the same index relation.
+Reference reference(const Case& k, const std::vector<float>& x, const std::vector<float>& w,
+                    const std::vector<float>& gy, int64_t oh, int64_t ow) {
+  const int64_t n = k.x[0], c = k.x[1], h = k.x[2], wd = k.x[3], oc = k.w[0], kh = k.w[2],
+                kw = k.w[3];
+  const Conv2dOptions& o = k.o;
+  Reference r{std::vector<double>(n * oc * oh * ow), std::vector<double>(x.size()),
+              std::vector<double>(w.size())};
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t q = 0; q < oc; ++q)
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j) {
+          const int64_t yi = ((b * oc + q) * oh + i) * ow + j;
+          double acc = 0;
+          for (int64_t ch = 0; ch < c; ++ch)
+            for (int64_t ki = 0; ki < kh; ++ki)
+              for (int64_t kj = 0; kj < kw; ++kj) {
+                const int64_t ii = i * o.stride_h - o.pad_h + ki * o.dil_h;
+                const int64_t jj = j * o.stride_w - o.pad_w + kj * o.dil_w;
+                if (ii < 0 || ii >= h || jj < 0 || jj >= wd) continue;
+                const int64_t xi = ((b * c + ch) * h + ii) * wd + jj;
+                const int64_t wi = ((q * c + ch) * kh + ki) * kw + kj;
+                acc += double(x[xi]) * w[wi];
+                r.gx[xi] += double(gy[yi]) * w[wi];
+                r.gw[wi] += double(gy[yi]) * x[xi];
+              }
+          r.y[yi] = acc;
+        }
+  return r;
+}
+
+void check_against(const std::vector<float>& got, const std::vector<double>& want, double tol,
+                   const std::string& what) {
+  BOOST_REQUIRE_EQUAL(got.size(), want.size());
+  double worst = 0;
+  size_t at = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double err = std::fabs(got[i] - want[i]);
+    if (err > worst) worst = err, at = i;
+  }
+  BOOST_CHECK_MESSAGE(worst <= tol, what << ": largest error " << worst << " at " << at
+                                         << " (got " << got[at] << ", want " << want[at]
+                                         << "), tolerance " << tol);
+}
+
+// Runs one case on the current path and compares all three results with the reference.
+void check_case(const Case& k, const std::string& path) {
+  Tensor x = testing::seeded_randn(k.x, 11).set_requires_grad(true);
+  Tensor w = testing::seeded_randn(k.w, 12, 0.2f).set_requires_grad(true);
+  Tensor y = conv2d(x, w, Tensor(), k.o);
+  Tensor gy = testing::seeded_randn(y.shape(), 13);
+  sum(mul(y, gy)).backward();
+  const Reference r = reference(k, x.to_vector(), w.to_vector(), gy.to_vector(), y.size(2),
+                                y.size(3));
+  // fp32 sums of up to a few thousand unit-variance products: errors grow like sqrt(terms).
+  const int64_t fwd_terms = k.x[1] * k.w[2] * k.w[3];
+  const int64_t wgrad_terms = k.x[0] * y.size(2) * y.size(3);
+  std::ostringstream name;
+  name << path << " x" << k.x << " w" << k.w;
+  check_against(y.to_vector(), r.y, 2e-6 * std::sqrt(double(fwd_terms)) * 4, name.str() + " forward");
+  check_against(x.grad().to_vector(), r.gx, 2e-6 * std::sqrt(double(k.w[0] * fwd_terms)) * 4,
+                name.str() + " grad input");
+  check_against(w.grad().to_vector(), r.gw, 2e-6 * std::sqrt(double(wgrad_terms)) * 8,
+                name.str() + " grad weight");
+}
+
+const std::vector<Case>& cases() {
+  static const std::vector<Case> all{
+      {{2, 16, 28, 28}, {16, 16, 3, 3}, opts(1, 1)},        // one 16-block, a 28-pixel tile
+      {{3, 32, 14, 14}, {32, 32, 3, 3}, opts(1, 1)},        // one 32-block, a 14-pixel tile
+      {{2, 64, 7, 7}, {64, 64, 3, 3}, opts(1, 1)},          // two 32-blocks; C tiles 13,13,...
+      {{2, 16, 28, 28}, {32, 16, 3, 3}, opts(1, 1, 2, 2)},  // stride 2 (input grad: im2col)
+      {{2, 16, 14, 14}, {32, 16, 1, 1}, opts(0, 0, 2, 2)},  // strided 1x1 shortcut
+      {{2, 6, 14, 14}, {16, 6, 5, 5}, opts(0, 0)},          // lenet5 conv2
+      {{3, 1, 28, 28}, {6, 1, 5, 5}, opts(2, 2)},           // lenet5 conv1, 6 of 16 lanes
+      {{2, 3, 9, 40}, {48, 3, 3, 3}, opts(1, 1)},           // rows of 14+14+12, then a 16 tail
+      {{1, 40, 5, 6}, {20, 40, 1, 1}, opts(0, 0)},          // weight-grad C tiles 14,14,12
+      {{2, 5, 8, 9}, {7, 5, 2, 3}, opts(1, 2, 1, 2)},       // unequal strides and padding
+      {{2, 2, 5, 5}, {3, 2, 1, 1}, opts(1, 1)},             // padding beyond a 1x1 kernel
+      {{2, 4, 9, 9}, {5, 4, 3, 3}, opts(2, 2, 1, 1, 2)},    // dilation: im2col only
+  };
+  return all;
+}
+
+struct RestoreDirect {
+  bool was = direct::enabled();
+  ~RestoreDirect() { direct::set_enabled(was); }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(conv_direct)
+
+BOOST_AUTO_TEST_CASE(im2col_path_matches_reference) {
+  RestoreDirect restore;
+  direct::set_enabled(false);
+  for (const Case& k : cases()) check_case(k, "im2col");
+}
+
+BOOST_AUTO_TEST_CASE(direct_path_matches_reference) {
+  RestoreDirect restore;
+  if (!direct::available()) {
+    BOOST_TEST_MESSAGE("conv_direct: this CPU lacks AVX-512F; only the im2col path is tested");
+    return;
+  }
+  direct::set_enabled(true);
+  for (const Case& k : cases()) check_case(k, "direct");
+}
+
+BOOST_AUTO_TEST_CASE(direct_path_takes_what_it_should) {
+  RestoreDirect restore;
+  direct::set_enabled(true);
+  Conv2dParams p{};
+  p.n = 1; p.c = 16; p.h = p.w = 8; p.oc = 16; p.kh = p.kw = 3; p.oh = p.ow = 8;
+  p.stride_h = p.stride_w = 1; p.pad_h = p.pad_w = 1; p.dil_h = p.dil_w = 1; p.groups = 1;
+  const bool avx = direct::available();
+  BOOST_TEST(direct::handles_forward(p) == avx);
+  BOOST_TEST(direct::handles_backward_input(p) == avx);
+  BOOST_TEST(direct::handles_backward_weight(p) == avx);
+  Conv2dParams strided = p;
+  strided.stride_h = 2;
+  BOOST_TEST(direct::handles_forward(strided) == avx);
+  BOOST_TEST(!direct::handles_backward_input(strided));  // transposed stride: im2col
+  Conv2dParams wide_pad = p;
+  wide_pad.pad_h = 3;
+  BOOST_TEST(!direct::handles_backward_input(wide_pad));
+  Conv2dParams grouped = p;
+  grouped.groups = 2;
+  BOOST_TEST(!direct::handles_forward(grouped));
+  Conv2dParams dilated = p;
+  dilated.dil_w = 2;
+  BOOST_TEST(!direct::handles_backward_weight(dilated));
+  direct::set_enabled(false);
+  BOOST_TEST(!direct::handles_forward(p));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
