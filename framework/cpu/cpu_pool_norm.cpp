@@ -5,6 +5,7 @@
 
 #include "framework/core/parallel.h"
 #include "framework/cpu/cpu_backend.h"
+#include "framework/cpu/lane_sum.h"
 
 namespace shrink::cpu {
 
@@ -174,14 +175,10 @@ namespace {
 // Sum of a contiguous row in float lanes (vectorisable), returned as double so that the
 // per-channel totals over many rows keep double precision.
 double row_sum(const float* __restrict p, int64_t n) {
-  float s = 0.f;
-  for (int64_t i = 0; i < n; ++i) s += p[i];
-  return s;
+  return lane_sum(n, [p](int64_t i) { return p[i]; });
 }
 double row_sq_dev(const float* __restrict p, int64_t n, float m) {
-  float s = 0.f;
-  for (int64_t i = 0; i < n; ++i) s += (p[i] - m) * (p[i] - m);
-  return s;
+  return lane_sum(n, [p, m](int64_t i) { return (p[i] - m) * (p[i] - m); });
 }
 }  // namespace
 
@@ -245,13 +242,8 @@ void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& gy, int64_t 
       for (int64_t o = 0; o < outer; ++o) {
         const float* __restrict p = xp + (o * c + ch) * inner;
         const float* __restrict g = gp + (o * c + ch) * inner;
-        float a = 0.f, bsum = 0.f;
-        for (int64_t i = 0; i < inner; ++i) {
-          a += g[i];
-          bsum += g[i] * (p[i] - m);
-        }
-        sum_g += a;
-        sum_gxm += bsum;
+        sum_g += lane_sum(inner, [g](int64_t i) { return g[i]; });
+        sum_gxm += lane_sum(inner, [g, p, m](int64_t i) { return g[i] * (p[i] - m); });
       }
       const double sum_gx = sum_gxm * s;  // sum(gy * xhat)
       if (gwp) gwp[ch] = static_cast<float>(sum_gx);

@@ -1,0 +1,24 @@
+// Float sums that vectorise. GCC keeps `s += p[i]` scalar, one add per element behind the
+// previous one (reassociating would change the result); these sum in 16 fixed lanes and add the
+// lanes pairwise at the end. The order is fixed, so the result is reproducible, and it is
+// usually closer to the exact sum than one running total.
+#pragma once
+#include <cstdint>
+
+namespace shrink::cpu {
+
+// Sum of term(i) for i in [0, n).
+template <typename Term>
+inline float lane_sum(int64_t n, Term term) {
+  constexpr int kLanes = 16;
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += term(i + l);
+  for (int l = 0; i + l < n; ++l) acc[l] += term(i + l);
+  for (int width = kLanes / 2; width > 0; width /= 2)
+    for (int l = 0; l < width; ++l) acc[l] += acc[l + width];
+  return acc[0];
+}
+
+}  // namespace shrink::cpu
