@@ -51,25 +51,27 @@ std::atomic<bool>& enabled_flag() {
 
 // ---- micro-kernels ------------------------------------------------------------------------
 
-// MR pixels (pix_step floats apart) x NV*16 channels, reduced over taps and cin.
+// MR pixels (pix_step floats apart) x NV*16 channels. The reduction runs over kernel rows ki
+// (in + ki*row_step, w + ki*run*ocp); within one, the kw*cin values (kj, c) are contiguous in
+// the NHWC image, and so are their weight rows.
 template <int MR, int NV>
-SHRINK_AVX512 void conv_tile(const float* in, int64_t pix_step, const int64_t* tap_off,
-                             int64_t ntaps, int64_t cin, const float* w, int64_t ocp, float* out) {
+SHRINK_AVX512 void conv_tile(const float* in, int64_t pix_step, int64_t row_step, int64_t kh,
+                             int64_t run, const float* w, int64_t ocp, float* out) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (int64_t t = 0; t < ntaps; ++t) {
-    const float* a = in + tap_off[t];
-    const float* b = w + t * cin * ocp;
-    for (int64_t c = 0; c < cin; ++c, b += ocp) {
+  for (int64_t ki = 0; ki < kh; ++ki) {
+    const float* a = in + ki * row_step;
+    const float* b = w + ki * run * ocp;
+    for (int64_t k = 0; k < run; ++k, b += ocp) {
       __m512 bv[NV];
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + kLanes * v);
 #pragma GCC unroll 32
       for (int r = 0; r < MR; ++r) {
-        const __m512 av = _mm512_set1_ps(a[r * pix_step + c]);
+        const __m512 av = _mm512_set1_ps(a[r * pix_step + k]);
 #pragma GCC unroll 2
         for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
       }
@@ -81,28 +83,37 @@ SHRINK_AVX512 void conv_tile(const float* in, int64_t pix_step, const int64_t* t
     for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + r * ocp + kLanes * v, acc[r][v]);
 }
 
-// MR input channels (consecutive) x NV*16 output channels of one tap, reduced over the output
-// pixels; added into acc_out [MR][ocp].
+// MR consecutive values of a kernel row's (kj, c) run x NV*16 output channels, reduced over the
+// output pixels; added into acc_out [MR][ocp]. Small tiles keep two accumulator sets (even and
+// odd pixels) so that more than a handful of FMA chains are in flight.
 template <int MR, int NV>
 SHRINK_AVX512 void wgrad_tile(const float* x, int64_t row_step, int64_t pix_step, const float* gy,
                               int64_t ocp, int64_t oh, int64_t ow, float* acc_out) {
-  __m512 acc[MR][NV];
-#pragma GCC unroll 32
-  for (int r = 0; r < MR; ++r)
+  constexpr int S = 2 * MR * NV + NV + 1 <= 32 ? 2 : 1;
+  __m512 acc[S][MR][NV];
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int s = 0; s < S; ++s)
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[s][r][v] = _mm512_setzero_ps();
   for (int64_t oi = 0; oi < oh; ++oi) {
     const float* a = x + oi * row_step;
     const float* b = gy + oi * ow * ocp;
-    for (int64_t oj = 0; oj < ow; ++oj, a += pix_step, b += ocp) {
-      __m512 bv[NV];
+    for (int64_t oj = 0; oj < ow; oj += S) {
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + kLanes * v);
+      for (int s = 0; s < S; ++s) {
+        if (S > 1 && oj + s >= ow) break;
+        const float* as = a + (oj + s) * pix_step;
+        __m512 bv[NV];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + (oj + s) * ocp + kLanes * v);
 #pragma GCC unroll 32
-      for (int r = 0; r < MR; ++r) {
-        const __m512 av = _mm512_set1_ps(a[r]);
+        for (int r = 0; r < MR; ++r) {
+          const __m512 av = _mm512_set1_ps(as[r]);
 #pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+          for (int v = 0; v < NV; ++v) acc[s][r][v] = _mm512_fmadd_ps(av, bv[v], acc[s][r][v]);
+        }
       }
     }
   }
@@ -110,13 +121,15 @@ SHRINK_AVX512 void wgrad_tile(const float* x, int64_t row_step, int64_t pix_step
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) {
+      __m512 sum = acc[0][r][v];
+      if (S > 1) sum = _mm512_add_ps(sum, acc[S - 1][r][v]);
       float* o = acc_out + r * ocp + kLanes * v;
-      _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), acc[r][v]));
+      _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), sum));
     }
 }
 
-using ConvTileFn = void (*)(const float*, int64_t, const int64_t*, int64_t, int64_t, const float*,
-                            int64_t, float*);
+using ConvTileFn = void (*)(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t,
+                            float*);
 using WgradTileFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, int64_t,
                              int64_t, float*);
 
@@ -144,22 +157,17 @@ int64_t tile_rows(int64_t extent, int64_t max_rows) {
 struct Pass {
   int64_t cin, hp, wp, kh, kw, sh, sw, oh, ow;
   int64_t ocp;  // output channels rounded up to 16: row length of w and out
-  std::vector<int64_t> tap_off;  // (ki*wp + kj) * cin
 
   Pass(int64_t cin_, int64_t hp_, int64_t wp_, int64_t kh_, int64_t kw_, int64_t sh_, int64_t sw_,
        int64_t oh_, int64_t ow_, int64_t oc)
       : cin(cin_), hp(hp_), wp(wp_), kh(kh_), kw(kw_), sh(sh_), sw(sw_), oh(oh_), ow(ow_),
-        ocp(round_up(oc, kLanes)) {
-    for (int64_t ki = 0; ki < kh; ++ki)
-      for (int64_t kj = 0; kj < kw; ++kj) tap_off.push_back((ki * wp + kj) * cin);
-  }
+        ocp(round_up(oc, kLanes)) {}
   int64_t in_size() const { return hp * wp * cin; }
   int64_t out_size() const { return oh * ow * ocp; }
 };
 
 // out [oh][ow][ocp] = the pass over in [hp][wp][cin] with packed weights w [tap][cin][ocp].
 void conv_image(const Pass& g, const float* in, const float* w, float* out) {
-  const int64_t ntaps = g.kh * g.kw;
   for (int64_t ob = 0; ob < g.ocp; ob += 2 * kLanes) {
     const bool two = g.ocp - ob >= 2 * kLanes;
     const ConvTileFn* table = two ? kConv2.data() : kConv1.data();
@@ -167,8 +175,8 @@ void conv_image(const Pass& g, const float* in, const float* w, float* out) {
     for (int64_t oi = 0; oi < g.oh; ++oi)
       for (int64_t oj = 0; oj < g.ow; oj += mr) {
         const int64_t m = std::min(mr, g.ow - oj);
-        table[m - 1](in + (oi * g.sh * g.wp + oj * g.sw) * g.cin, g.sw * g.cin, g.tap_off.data(),
-                     ntaps, g.cin, w + ob, g.ocp, out + (oi * g.ow + oj) * g.ocp + ob);
+        table[m - 1](in + (oi * g.sh * g.wp + oj * g.sw) * g.cin, g.sw * g.cin, g.wp * g.cin, g.kh,
+                     g.kw * g.cin, w + ob, g.ocp, out + (oi * g.ow + oj) * g.ocp + ob);
       }
   }
 }
@@ -337,12 +345,14 @@ void backward_weight(const Conv2dParams& p, const float* gy, const float* x, flo
       for (int64_t ob = 0; ob < g.ocp; ob += 2 * kLanes) {
         const bool two = g.ocp - ob >= 2 * kLanes;
         const WgradTileFn* table = two ? kWgrad2.data() : kWgrad1.data();
-        const int64_t mr = tile_rows(p.c, two ? kMaxRows2 : kMaxRows1);
-        for (int64_t t = 0; t < taps; ++t)
-          for (int64_t c0 = 0; c0 < p.c; c0 += mr)
-            table[std::min(mr, p.c - c0) - 1](in + g.tap_off[t] + c0, g.sh * g.wp * p.c,
+        // Rows of the gradient tile: a kernel row's (kj, c) run, contiguous in the image and
+        // in the [tap][c][oc] layout alike.
+        const int64_t run = p.kw * p.c, mr = tile_rows(run, two ? kMaxRows2 : kMaxRows1);
+        for (int64_t ki = 0; ki < p.kh; ++ki)
+          for (int64_t r0 = 0; r0 < run; r0 += mr)
+            table[std::min(mr, run - r0) - 1](in + ki * g.wp * p.c + r0, g.sh * g.wp * p.c,
                                               g.sw * p.c, gyt + ob, g.ocp, p.oh, p.ow,
-                                              acc + (t * p.c + c0) * g.ocp + ob);
+                                              acc + (ki * run + r0) * g.ocp + ob);
       }
     }
   });
