@@ -74,29 +74,44 @@ void CpuBackend::embedding_backward(const Tensor& gy, const Tensor& index, Tenso
     for (int64_t j = 0; j < dim; ++j) gw[ip[i] * dim + j] += gp[i * dim + j];
 }
 
+// The update loops name their pointers __restrict and take the momentum-buffer test out of the
+// loop, so the compiler may vectorise them (parameters, gradients and buffers never alias).
 void CpuBackend::sgd_step(Tensor& param, const Tensor& grad, Tensor* momentum_buf, float lr,
                           float momentum, float dampening, float weight_decay, bool nesterov,
                           bool first_step) {
-  float* p = param.data<float>();
-  const float* g = grad.data<float>();
-  float* buf = momentum_buf ? momentum_buf->data<float>() : nullptr;
-  parallel_for(param.numel(), 1 << 15, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i)
-      scalar::sgd_update(p[i], g[i], buf ? buf + i : nullptr, lr, momentum, dampening,
-                         weight_decay, nesterov, first_step);
+  float* p_ = param.data<float>();
+  const float* g_ = grad.data<float>();
+  float* buf_ = momentum_buf ? momentum_buf->data<float>() : nullptr;
+  parallel_for(param.numel(), 1 << 15, [=](int64_t b, int64_t e) {
+    float* __restrict p = p_;
+    const float* __restrict g = g_;
+    float* __restrict buf = buf_;
+    if (buf) {
+      for (int64_t i = b; i < e; ++i)
+        scalar::sgd_update(p[i], g[i], buf + i, lr, momentum, dampening, weight_decay, nesterov,
+                           first_step);
+    } else {
+      for (int64_t i = b; i < e; ++i)
+        scalar::sgd_update(p[i], g[i], nullptr, lr, momentum, dampening, weight_decay, nesterov,
+                           first_step);
+    }
   });
 }
 
 void CpuBackend::adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, float lr,
                            float beta1, float beta2, float eps, float weight_decay,
                            bool decoupled, int64_t step) {
-  float* p = param.data<float>();
-  const float* g = grad.data<float>();
-  float* mp = m.data<float>();
-  float* vp = v.data<float>();
+  float* p_ = param.data<float>();
+  const float* g_ = grad.data<float>();
+  float* m_ = m.data<float>();
+  float* v_ = v.data<float>();
   const float step_size = lr / (1.f - std::pow(beta1, static_cast<float>(step)));
   const float bc2_sqrt = std::sqrt(1.f - std::pow(beta2, static_cast<float>(step)));
-  parallel_for(param.numel(), 1 << 15, [&](int64_t b, int64_t e) {
+  parallel_for(param.numel(), 1 << 15, [=](int64_t b, int64_t e) {
+    float* __restrict p = p_;
+    const float* __restrict g = g_;
+    float* __restrict mp = m_;
+    float* __restrict vp = v_;
     for (int64_t i = b; i < e; ++i)
       scalar::adam_update(p[i], g[i], mp[i], vp[i], lr, beta1, beta2, eps, weight_decay, decoupled,
                           step_size, bc2_sqrt);

@@ -6,23 +6,57 @@
 #include "framework/core/parallel.h"
 #include "framework/core/scalar_ops.h"
 #include "framework/cpu/cpu_backend.h"
+#include "framework/cpu/lane_sum.h"
 
 namespace shrink::cpu {
+
+namespace {
+// out[o][i] = sum (or mean) over j of x[o][j][i], accumulated in double: exact enough that the
+// order of terms hardly matters, and in an order that vectorises (lanes along contiguous i, or
+// lane_sum's fixed lanes along j when inner is 1).
+void sum_rows(const float* xp, int64_t outer, int64_t n, int64_t inner, bool mean, float* out) {
+  const double scale = mean ? 1.0 / static_cast<double>(n) : 1.0;
+  if (inner == 1) {
+    parallel_for(outer, 64, [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) {
+        const float* __restrict p = xp + o * n;
+        out[o] = static_cast<float>(lane_sum<double>(n, [p](int64_t j) { return p[j]; }) * scale);
+      }
+    });
+    return;
+  }
+  constexpr int64_t kBlock = 256;  // columns summed together, their sums kept in registers/L1
+  const int64_t blocks = (inner + kBlock - 1) / kBlock;
+  parallel_for(outer * blocks, 1, [&](int64_t b, int64_t e) {
+    double acc[kBlock];
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t o = t / blocks, i0 = (t % blocks) * kBlock, len = std::min(kBlock, inner - i0);
+      std::fill_n(acc, len, 0.0);
+      for (int64_t j = 0; j < n; ++j) {
+        const float* __restrict p = xp + (o * n + j) * inner + i0;
+        for (int64_t i = 0; i < len; ++i) acc[i] += p[i];
+      }
+      float* __restrict q = out + o * inner + i0;
+      for (int64_t i = 0; i < len; ++i) q[i] = static_cast<float>(acc[i] * scale);
+    }
+  });
+}
+}  // namespace
 
 void CpuBackend::reduce(ReduceOp op, const Tensor& x, int64_t outer, int64_t n, int64_t inner,
                         Tensor& out, Tensor* index) {
   const float* xp = x.data<float>();
   float* op_ = out.data<float>();
+  if (op == ReduceOp::Sum || op == ReduceOp::Mean) {
+    sum_rows(xp, outer, n, inner, op == ReduceOp::Mean, op_);
+    return;
+  }
   int64_t* ip = (index && index->defined()) ? index->data<int64_t>() : nullptr;
   parallel_for(outer * inner, 256, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       int64_t o = r / inner, i = r % inner;
       const float* p = xp + o * n * inner + i;
-      if (op == ReduceOp::Sum || op == ReduceOp::Mean) {
-        double acc = 0.0;  // double accumulation: exact enough to be order-insensitive here
-        for (int64_t j = 0; j < n; ++j) acc += p[j * inner];
-        op_[r] = static_cast<float>(op == ReduceOp::Mean ? acc / static_cast<double>(n) : acc);
-      } else {
+      {
         float best = p[0];
         int64_t arg = 0;
         for (int64_t j = 1; j < n; ++j) {

@@ -7,11 +7,11 @@
 
 namespace shrink::cpu {
 
-// Sum of term(i) for i in [0, n).
-template <typename Term>
-inline float lane_sum(int64_t n, Term term) {
+// Sum of term(i) for i in [0, n), accumulated in Acc.
+template <typename Acc = float, typename Term>
+inline Acc lane_sum(int64_t n, Term term) {
   constexpr int kLanes = 16;
-  float acc[kLanes] = {};
+  Acc acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
     for (int l = 0; l < kLanes; ++l) acc[l] += term(i + l);

@@ -34,19 +34,29 @@ std::vector<int64_t> normalize_dims(const std::vector<int64_t>& dims, int64_t ra
   return out;
 }
 
-// Sums (no autograd) over sorted dims, last dim first, keeping reduced dims as size 1.
+// Sums (no autograd) over sorted dims, keeping reduced dims as size 1. Adjacent dims are one
+// reduction (H and W of NCHW together), runs are reduced last run first.
 Tensor sum_raw(const Tensor& x, const std::vector<int64_t>& dims, ReduceOp op) {
   Tensor cur = x;
-  for (auto it = dims.rbegin(); it != dims.rend(); ++it) {
-    auto s = split_at(cur.shape(), *it);
-    Shape out_shape = cur.shape();
-    out_shape[*it] = 1;
+  for (size_t end = dims.size(); end > 0;) {
+    size_t begin = end - 1;
+    while (begin > 0 && dims[begin - 1] + 1 == dims[begin]) --begin;
+    const int64_t d0 = dims[begin], d1 = dims[end - 1];
+    const Shape& shape = cur.shape();
+    int64_t outer = 1, n = 1, inner = 1;
+    Shape out_shape = shape;
+    for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
+      if (d < d0) outer *= shape[d];
+      else if (d > d1) inner *= shape[d];
+      else n *= shape[d], out_shape[d] = 1;
+    }
     Tensor out = Tensor::empty(out_shape, DType::F32, x.device());
-    if (s.n == 0 || out.numel() == 0)
+    if (n == 0 || out.numel() == 0)
       out.fill_(0.f);
     else
-      backend(x.device()).reduce(ReduceOp::Sum, cur, s.outer, s.n, s.inner, out, nullptr);
+      backend(x.device()).reduce(ReduceOp::Sum, cur, outer, n, inner, out, nullptr);
     cur = out;
+    end = begin;
   }
   if (op == ReduceOp::Mean) {
     int64_t count = 1;

@@ -218,4 +218,39 @@ BOOST_AUTO_TEST_CASE(dropout_scales_and_is_seeded) {
   BOOST_TEST(dropout(x, 0.25f, false, g1).is_same(x));
 }
 
+// Sums over every subset of dims of a [3, 5, 2, 300] tensor (adjacent runs merged into one
+// reduction, rows longer than the 256-column block, inner size 1) against double loops.
+BOOST_AUTO_TEST_CASE(sum_and_mean_over_dim_subsets) {
+  const Shape shape{3, 5, 2, 300};
+  Tensor x = shrink::testing::seeded_randn(shape, 21);
+  const std::vector<float> xv = x.to_vector();
+  for (int mask = 1; mask < 16; ++mask) {
+    std::vector<int64_t> dims;
+    Shape out_shape = shape;
+    for (int64_t d = 0; d < 4; ++d)
+      if (mask & (1 << d)) dims.push_back(d), out_shape[d] = 1;
+    std::vector<double> want(Tensor::zeros(out_shape).numel(), 0.0);
+    int64_t count = 1;
+    for (int64_t d : dims) count *= shape[d];
+    for (int64_t a = 0; a < 3; ++a)
+      for (int64_t b = 0; b < 5; ++b)
+        for (int64_t c = 0; c < 2; ++c)
+          for (int64_t e = 0; e < 300; ++e) {
+            const int64_t i[4] = {a, b, c, e};
+            int64_t o = 0;
+            for (int64_t d = 0; d < 4; ++d) o = o * out_shape[d] + (mask & (1 << d) ? 0 : i[d]);
+            want[o] += xv[((a * 5 + b) * 2 + c) * 300 + e];
+          }
+    const std::vector<float> got = sum(x, dims, true).to_vector();
+    const std::vector<float> got_mean = mean(x, dims, true).to_vector();
+    BOOST_REQUIRE_EQUAL(got.size(), want.size());
+    for (size_t k = 0; k < want.size(); ++k) {
+      BOOST_CHECK_MESSAGE(std::fabs(got[k] - want[k]) <= 1e-5 * (1 + std::fabs(want[k])),
+                          "sum mask " << mask << " [" << k << "]: " << got[k] << " vs " << want[k]);
+      BOOST_CHECK_MESSAGE(std::fabs(got_mean[k] - want[k] / count) <= 1e-6,
+                          "mean mask " << mask << " [" << k << "]");
+    }
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
