@@ -188,15 +188,27 @@ void CpuBackend::batch_norm_stats(const Tensor& x, int64_t outer, int64_t c, int
   float* mp = mean.data<float>();
   float* vp = var_biased.data<float>();
   const double count = static_cast<double>(outer * inner);
+  // One pass over memory: each row's mean and squared deviations are taken while the row is in
+  // L1, and rows are combined exactly (Chan et al.): M2 = sum M2_r + inner * sum (m_r - m)^2.
   parallel_for(c, 1, [&](int64_t b, int64_t e) {
+    std::vector<double> row_mean(outer);
     for (int64_t ch = b; ch < e; ++ch) {
-      double s = 0.0;
-      for (int64_t o = 0; o < outer; ++o) s += row_sum(xp + (o * c + ch) * inner, inner);
-      const float m = static_cast<float>(s / count);
-      double ss = 0.0;
-      for (int64_t o = 0; o < outer; ++o) ss += row_sq_dev(xp + (o * c + ch) * inner, inner, m);
-      mp[ch] = m;
-      vp[ch] = static_cast<float>(ss / count);
+      double s = 0.0, m2 = 0.0;
+      for (int64_t o = 0; o < outer; ++o) {
+        const float* p = xp + (o * c + ch) * inner;
+        const double sum_r = row_sum(p, inner);
+        const float m_r = static_cast<float>(sum_r / static_cast<double>(inner));
+        m2 += row_sq_dev(p, inner, m_r);
+        // row_sq_dev is about the rounded m_r; correct it to the row's exact mean
+        const double d = sum_r / static_cast<double>(inner) - m_r;
+        m2 -= static_cast<double>(inner) * d * d;
+        row_mean[o] = sum_r / static_cast<double>(inner);
+        s += sum_r;
+      }
+      const double m = s / count;
+      for (int64_t o = 0; o < outer; ++o) m2 += static_cast<double>(inner) * (row_mean[o] - m) * (row_mean[o] - m);
+      mp[ch] = static_cast<float>(m);
+      vp[ch] = static_cast<float>(std::max(0.0, m2) / count);
     }
   });
 }
