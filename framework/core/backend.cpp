@@ -22,6 +22,12 @@ void register_backend(Device device, Backend* impl) {
   g_cuda = impl;
 }
 
+void Backend::conv2d_backward(const Conv2dParams& p, const Tensor& gy, const Tensor& x,
+                              const Tensor& w, Tensor* gx, Tensor* gw) {
+  if (gx) conv2d_backward_input(p, gy, w, *gx);
+  if (gw) conv2d_backward_weight(p, gy, x, *gw);
+}
+
 bool backend_available(Device device) { return device == Device::CPU || g_cuda != nullptr; }
 
 Broadcast make_broadcast(const Shape& a, const Shape& b, const char* op) {

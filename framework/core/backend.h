@@ -90,6 +90,10 @@ class Backend {
                                      Tensor& gx) = 0;
   virtual void conv2d_backward_weight(const Conv2dParams& p, const Tensor& gy, const Tensor& x,
                                       Tensor& gw) = 0;
+  // Both gradients at once (gx or gw may be null, not both). Backends that share work between
+  // the two (the CPU's NHWC copy of gy) override it; this default calls the two methods above.
+  virtual void conv2d_backward(const Conv2dParams& p, const Tensor& gy, const Tensor& x,
+                               const Tensor& w, Tensor* gx, Tensor* gw);
 
   virtual void max_pool2d_forward(const Pool2dParams& p, const Tensor& x, Tensor& y,
                                   Tensor& index) = 0;

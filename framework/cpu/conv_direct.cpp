@@ -84,11 +84,12 @@ SHRINK_AVX512 void conv_tile(const float* in, int64_t pix_step, int64_t row_step
 }
 
 // MR consecutive values of a kernel row's (kj, c) run x NV*16 output channels, reduced over the
-// output pixels; added into acc_out [MR][ocp]. Small tiles keep two accumulator sets (even and
+// output pixels (gy rows gy_row floats apart, pixels ocp apart); added into acc_out [MR][ocp]. Small tiles keep two accumulator sets (even and
 // odd pixels) so that more than a handful of FMA chains are in flight.
 template <int MR, int NV>
 SHRINK_AVX512 void wgrad_tile(const float* x, int64_t row_step, int64_t pix_step, const float* gy,
-                              int64_t ocp, int64_t oh, int64_t ow, float* acc_out) {
+                              int64_t gy_row, int64_t ocp, int64_t oh, int64_t ow,
+                              float* acc_out) {
   constexpr int S = 2 * MR * NV + NV + 1 <= 32 ? 2 : 1;
   __m512 acc[S][MR][NV];
 #pragma GCC unroll 2
@@ -99,7 +100,7 @@ SHRINK_AVX512 void wgrad_tile(const float* x, int64_t row_step, int64_t pix_step
       for (int v = 0; v < NV; ++v) acc[s][r][v] = _mm512_setzero_ps();
   for (int64_t oi = 0; oi < oh; ++oi) {
     const float* a = x + oi * row_step;
-    const float* b = gy + oi * ow * ocp;
+    const float* b = gy + oi * gy_row;
     for (int64_t oj = 0; oj < ow; oj += S) {
 #pragma GCC unroll 2
       for (int s = 0; s < S; ++s) {
@@ -131,7 +132,7 @@ SHRINK_AVX512 void wgrad_tile(const float* x, int64_t row_step, int64_t pix_step
 using ConvTileFn = void (*)(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t,
                             float*);
 using WgradTileFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, int64_t,
-                             int64_t, float*);
+                             int64_t, int64_t, float*);
 
 template <int NV, int... I>
 constexpr std::array<ConvTileFn, sizeof...(I)> conv_tiles(std::integer_sequence<int, I...>) {
@@ -277,6 +278,25 @@ void for_each_image(int64_t n, const Pass& g, Fn fn) {
   });
 }
 
+// Adds one image's weight gradient into acc [tap][c][ocp]: in is the image as the forward pass
+// reads it, gyt its output gradient [oh][ow][ocp] with rows gy_row floats apart.
+void wgrad_image(const Conv2dParams& p, const Pass& g, const float* in, const float* gyt,
+                 int64_t gy_row, float* acc) {
+  // Rows of a gradient tile: a kernel row's (kj, c) run, contiguous in the image and in the
+  // [tap][c][oc] layout alike.
+  const int64_t run = p.kw * p.c;
+  for (int64_t ob = 0; ob < g.ocp; ob += 2 * kLanes) {
+    const bool two = g.ocp - ob >= 2 * kLanes;
+    const WgradTileFn* table = two ? kWgrad2.data() : kWgrad1.data();
+    const int64_t mr = tile_rows(run, two ? kMaxRows2 : kMaxRows1);
+    for (int64_t ki = 0; ki < p.kh; ++ki)
+      for (int64_t r0 = 0; r0 < run; r0 += mr)
+        table[std::min(mr, run - r0) - 1](in + ki * g.wp * p.c + r0, g.sh * g.wp * p.c,
+                                          g.sw * p.c, gyt + ob, gy_row, g.ocp, p.oh, p.ow,
+                                          acc + (ki * run + r0) * g.ocp + ob);
+  }
+}
+
 bool usable(const Conv2dParams& p) {
   return enabled() && available() && p.groups == 1 && p.dil_h == 1 && p.dil_w == 1;
 }
@@ -312,56 +332,62 @@ void forward(const Conv2dParams& p, const float* x, const float* w, const float*
 }
 
 void backward_input(const Conv2dParams& p, const float* gy, const float* w, float* gx) {
-  const int64_t qh = p.kh - 1 - p.pad_h, qw = p.kw - 1 - p.pad_w;  // padding of gy
-  const Pass g(p.oc, p.oh + 2 * qh, p.ow + 2 * qw, p.kh, p.kw, 1, 1, p.h, p.w, p.c);
-  const int64_t taps = p.kh * p.kw;
-  std::vector<float> wrot(taps * p.oc * g.ocp, 0.f);  // [tap][oc][c], taps reversed
-  for (int64_t o = 0; o < p.oc; ++o)
-    for (int64_t c = 0; c < p.c; ++c)
-      for (int64_t t = 0; t < taps; ++t)
-        wrot[((taps - 1 - t) * p.oc + o) * g.ocp + c] = w[(o * p.c + c) * taps + t];
-  for_each_image(p.n, g, [&](int64_t n, float* in, float* out) {
-    to_nhwc(gy + n * p.oc * p.oh * p.ow, p.oc, p.oh, p.ow, qh, qw, g.hp, g.wp, p.oc, in);
-    conv_image(g, in, wrot.data(), out);
-    from_nhwc(out, g.ocp, p.c, p.h * p.w, nullptr, gx + n * p.c * p.h * p.w);
-  });
+  backward(p, gy, nullptr, w, gx, nullptr);
 }
 
 void backward_weight(const Conv2dParams& p, const float* gy, const float* x, float* gw) {
-  const Pass g(p.c, p.h + 2 * p.pad_h, p.w + 2 * p.pad_w, p.kh, p.kw, p.stride_h, p.stride_w, p.oh,
-               p.ow, p.oc);
-  const int64_t taps = p.kh * p.kw, wsize = taps * p.c * g.ocp;
-  // Each chunk of images accumulates its own [tap][c][oc] partial; partials are summed in chunk
-  // order, so the result is reproducible for a given thread count.
+  backward(p, gy, x, nullptr, nullptr, gw);
+}
+
+void backward(const Conv2dParams& p, const float* gy, const float* x, const float* w, float* gx,
+              float* gw) {
+  const int64_t taps = p.kh * p.kw;
+  // Per image, gy goes to NHWC once: padded by k-1-pad for the input gradient, its channels
+  // rounded up to 16 when the weight gradient reads them as vectors.
+  const int64_t qh = gx ? p.kh - 1 - p.pad_h : 0, qw = gx ? p.kw - 1 - p.pad_w : 0;
+  const int64_t gy_ld = gw ? round_up(p.oc, kLanes) : p.oc;
+  const int64_t ghp = p.oh + 2 * qh, gwp = p.ow + 2 * qw;
+  // Input gradient: the forward pass over padded gy with the weights rotated 180 degrees.
+  const Pass gin(gy_ld, ghp, gwp, p.kh, p.kw, 1, 1, p.h, p.w, p.c);
+  std::vector<float> wrot;  // [tap][gy_ld][c rounded to 16]
+  if (gx) {
+    wrot.assign(taps * gy_ld * gin.ocp, 0.f);
+    for (int64_t o = 0; o < p.oc; ++o)
+      for (int64_t c = 0; c < p.c; ++c)
+        for (int64_t t = 0; t < taps; ++t)
+          wrot[((taps - 1 - t) * gy_ld + o) * gin.ocp + c] = w[(o * p.c + c) * taps + t];
+  }
+  // Weight gradient: the forward geometry over x, accumulated as [tap][c][oc rounded to 16].
+  const Pass gfw(p.c, p.h + 2 * p.pad_h, p.w + 2 * p.pad_w, p.kh, p.kw, p.stride_h, p.stride_w,
+                 p.oh, p.ow, p.oc);
+  const int64_t wsize = gw ? taps * p.c * gfw.ocp : 0;
+  // Each chunk of images accumulates its own weight-gradient partial; partials are summed in
+  // chunk order, so the result is reproducible for a given thread count.
   const int chunks = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads(), p.n)));
   std::vector<std::vector<float>> partial(chunks, std::vector<float>(wsize, 0.f));
   parallel_chunks(p.n, chunks, [&](int chunk, int64_t n0, int64_t n1) {
-    float* in = scratch(kScratchIn, g.in_size());
-    float* gyt = scratch(kScratchGrad, g.out_size());
-    float* acc = partial[chunk].data();
+    float* gyt = scratch(kScratchGrad, ghp * gwp * gy_ld);
+    float* in = gw ? scratch(kScratchIn, gfw.in_size()) : nullptr;
+    float* out = gx ? scratch(kScratchOut, gin.out_size()) : nullptr;
     for (int64_t n = n0; n < n1; ++n) {
-      to_nhwc(x + n * p.c * p.h * p.w, p.c, p.h, p.w, p.pad_h, p.pad_w, g.hp, g.wp, p.c, in);
-      to_nhwc(gy + n * p.oc * p.oh * p.ow, p.oc, p.oh, p.ow, 0, 0, p.oh, p.ow, g.ocp, gyt);
-      for (int64_t ob = 0; ob < g.ocp; ob += 2 * kLanes) {
-        const bool two = g.ocp - ob >= 2 * kLanes;
-        const WgradTileFn* table = two ? kWgrad2.data() : kWgrad1.data();
-        // Rows of the gradient tile: a kernel row's (kj, c) run, contiguous in the image and
-        // in the [tap][c][oc] layout alike.
-        const int64_t run = p.kw * p.c, mr = tile_rows(run, two ? kMaxRows2 : kMaxRows1);
-        for (int64_t ki = 0; ki < p.kh; ++ki)
-          for (int64_t r0 = 0; r0 < run; r0 += mr)
-            table[std::min(mr, run - r0) - 1](in + ki * g.wp * p.c + r0, g.sh * g.wp * p.c,
-                                              g.sw * p.c, gyt + ob, g.ocp, p.oh, p.ow,
-                                              acc + (ki * run + r0) * g.ocp + ob);
+      to_nhwc(gy + n * p.oc * p.oh * p.ow, p.oc, p.oh, p.ow, qh, qw, ghp, gwp, gy_ld, gyt);
+      if (gx) {
+        conv_image(gin, gyt, wrot.data(), out);
+        from_nhwc(out, gin.ocp, p.c, p.h * p.w, nullptr, gx + n * p.c * p.h * p.w);
+      }
+      if (gw) {
+        to_nhwc(x + n * p.c * p.h * p.w, p.c, p.h, p.w, p.pad_h, p.pad_w, gfw.hp, gfw.wp, p.c, in);
+        wgrad_image(p, gfw, in, gyt + (qh * gwp + qw) * gy_ld, gwp * gy_ld, partial[chunk].data());
       }
     }
   });
+  if (!gw) return;
   for (int k = 1; k < chunks; ++k)
     for (int64_t i = 0; i < wsize; ++i) partial[0][i] += partial[k][i];
   for (int64_t o = 0; o < p.oc; ++o)
     for (int64_t c = 0; c < p.c; ++c)
       for (int64_t t = 0; t < taps; ++t)
-        gw[(o * p.c + c) * taps + t] = partial[0][(t * p.c + c) * g.ocp + o];
+        gw[(o * p.c + c) * taps + t] = partial[0][(t * p.c + c) * gfw.ocp + o];
 }
 
 }  // namespace shrink::cpu::direct_conv

@@ -17,6 +17,10 @@ bool handles_backward_weight(const Conv2dParams& p);
 void forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y);
 void backward_input(const Conv2dParams& p, const float* gy, const float* w, float* gx);
 void backward_weight(const Conv2dParams& p, const float* gy, const float* x, float* gw);
+// Either or both gradients (null to skip; gx needs handles_backward_input), with one NHWC copy
+// of each image of gy serving both.
+void backward(const Conv2dParams& p, const float* gy, const float* x, const float* w, float* gx,
+              float* gw);
 
 // On by default; SHRINK_CONV=im2col in the environment turns it off. Tests switch it to compare
 // both paths on the same inputs.

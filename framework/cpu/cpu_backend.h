@@ -11,6 +11,8 @@ class CpuBackend final : public Backend {
   CpuBackend();
   Device device() const override { return Device::CPU; }
   SHRINK_BACKEND_KERNEL_OVERRIDES
+  void conv2d_backward(const Conv2dParams& p, const Tensor& gy, const Tensor& x, const Tensor& w,
+                       Tensor* gx, Tensor* gw) override;
 };
 
 }  // namespace shrink::cpu

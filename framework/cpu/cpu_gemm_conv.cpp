@@ -236,6 +236,19 @@ void CpuBackend::conv2d_backward_input(const Conv2dParams& p, const Tensor& gy, 
   });
 }
 
+void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& gy, const Tensor& x,
+                                 const Tensor& w, Tensor* gx, Tensor* gw) {
+  // The direct kernels share one NHWC copy of gy between the two gradients.
+  const bool direct_gx = gx && direct_conv::handles_backward_input(p);
+  const bool direct_gw = gw && direct_conv::handles_backward_weight(p);
+  if (direct_gx || direct_gw)
+    direct_conv::backward(p, gy.data<float>(), x.data<float>(), w.data<float>(),
+                          direct_gx ? gx->data<float>() : nullptr,
+                          direct_gw ? gw->data<float>() : nullptr);
+  if (gx && !direct_gx) conv2d_backward_input(p, gy, w, *gx);
+  if (gw && !direct_gw) conv2d_backward_weight(p, gy, x, *gw);
+}
+
 void CpuBackend::conv2d_backward_weight(const Conv2dParams& p, const Tensor& gy, const Tensor& x,
                                         Tensor& gw) {
   if (direct_conv::handles_backward_weight(p)) {

@@ -47,14 +47,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
            [p, xd, wd, gx, gw, gb, has_bias](const Tensor& g) {
              std::vector<Tensor> r(has_bias ? 3 : 2);
              Backend& be = backend(g.device());
-             if (gx) {
-               r[0] = Tensor::empty(xd.shape(), DType::F32, g.device());
-               be.conv2d_backward_input(p, g, wd, r[0]);
-             }
-             if (gw) {
-               r[1] = Tensor::empty(wd.shape(), DType::F32, g.device());
-               be.conv2d_backward_weight(p, g, xd, r[1]);
-             }
+             if (gx) r[0] = Tensor::empty(xd.shape(), DType::F32, g.device());
+             if (gw) r[1] = Tensor::empty(wd.shape(), DType::F32, g.device());
+             if (gx || gw) be.conv2d_backward(p, g, xd, wd, gx ? &r[0] : nullptr, gw ? &r[1] : nullptr);
              if (gb) r[2] = sum(g, {0, 2, 3});
              return r;
            },
