@@ -7,8 +7,9 @@
 // zmm registers for the whole reduction: per channel it loads 1-2 weight vectors and
 // broadcasts one input value per pixel, so weights and the image come from cache once per tile.
 //   forward:          in = x,                    w = weight as [tap][c][oc]
-//   input gradient:   in = gy padded by k-1-pad, w = weight rotated 180 degrees, as [tap][oc][c]
-//                     (stride 1 only: the transposed convolution of a stride-1 convolution)
+//   input gradient:   in = gy with zero margins, w = weight rotated 180 degrees, as [tap][oc][c]
+//                     (the transposed convolution; with stride s, one such pass per phase of
+//                     gx pixels, each with the sub-kernel of the taps that reach it)
 //   weight gradient:  a second micro-kernel reduces over output pixels instead, keeping MR input
 //                     channels times 16-32 output channels of one tap in registers.
 // Channel counts are padded to 16 in the packed weights and the NHWC outputs only.
@@ -51,12 +52,13 @@ std::atomic<bool>& enabled_flag() {
 
 // ---- micro-kernels ------------------------------------------------------------------------
 
-// MR pixels (pix_step floats apart) x NV*16 channels. The reduction runs over kernel rows ki
+// MR pixels (pix_step floats apart in `in`, out_step apart in `out`) x NV*16 channels. The reduction runs over kernel rows ki
 // (in + ki*row_step, w + ki*run*ocp); within one, the kw*cin values (kj, c) are contiguous in
 // the NHWC image, and so are their weight rows.
 template <int MR, int NV>
 SHRINK_AVX512 void conv_tile(const float* in, int64_t pix_step, int64_t row_step, int64_t kh,
-                             int64_t run, const float* w, int64_t ocp, float* out) {
+                             int64_t run, const float* w, int64_t ocp, float* out,
+                             int64_t out_step) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r)
@@ -80,7 +82,7 @@ SHRINK_AVX512 void conv_tile(const float* in, int64_t pix_step, int64_t row_step
 #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + r * ocp + kLanes * v, acc[r][v]);
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + r * out_step + kLanes * v, acc[r][v]);
 }
 
 // MR consecutive values of a kernel row's (kj, c) run x NV*16 output channels, reduced over the
@@ -130,7 +132,7 @@ SHRINK_AVX512 void wgrad_tile(const float* x, int64_t row_step, int64_t pix_step
 }
 
 using ConvTileFn = void (*)(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t,
-                            float*);
+                            float*, int64_t);
 using WgradTileFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, int64_t,
                              int64_t, int64_t, float*);
 
@@ -167,8 +169,10 @@ struct Pass {
   int64_t out_size() const { return oh * ow * ocp; }
 };
 
-// out [oh][ow][ocp] = the pass over in [hp][wp][cin] with packed weights w [tap][cin][ocp].
-void conv_image(const Pass& g, const float* in, const float* w, float* out) {
+// The pass over in [hp][wp][cin] with packed weights w [tap][cin][ocp]; output pixel (oi, oj)
+// goes to out + oi*out_row + oj*out_pix (ocp values).
+void conv_image(const Pass& g, const float* in, const float* w, float* out, int64_t out_row,
+                int64_t out_pix) {
   for (int64_t ob = 0; ob < g.ocp; ob += 2 * kLanes) {
     const bool two = g.ocp - ob >= 2 * kLanes;
     const ConvTileFn* table = two ? kConv2.data() : kConv1.data();
@@ -177,9 +181,12 @@ void conv_image(const Pass& g, const float* in, const float* w, float* out) {
       for (int64_t oj = 0; oj < g.ow; oj += mr) {
         const int64_t m = std::min(mr, g.ow - oj);
         table[m - 1](in + (oi * g.sh * g.wp + oj * g.sw) * g.cin, g.sw * g.cin, g.wp * g.cin, g.kh,
-                     g.kw * g.cin, w + ob, g.ocp, out + (oi * g.ow + oj) * g.ocp + ob);
+                     g.kw * g.cin, w + ob, g.ocp, out + oi * out_row + oj * out_pix + ob, out_pix);
       }
   }
+}
+void conv_image(const Pass& g, const float* in, const float* w, float* out) {
+  conv_image(g, in, w, out, g.ow * g.ocp, g.ocp);
 }
 
 // GCC 12's unpack and shuffle intrinsics start from _mm512_undefined_ps(), a self-initialised
@@ -297,6 +304,81 @@ void wgrad_image(const Conv2dParams& p, const Pass& g, const float* in, const fl
   }
 }
 
+// The input gradient splits by phase: the gx pixels (ph + sh*a, pw + sw*b) only receive taps
+// ki = ph + pad_h (mod sh), kj = pw + pad_w (mod sw), and for them it is a stride-1 pass over
+// gy with that sub-kernel rotated 180 degrees. Stride 1 is one phase with the whole kernel.
+struct InputGradPhase {
+  int64_t ph, pw;         // first gx row and column of the phase
+  Pass pass;              // over padded gy: rows a, columns b, the sub-kernel
+  int64_t in_off;         // where pixel (0, 0)'s first tap starts in padded gy
+  std::vector<float> w;   // [u][v][gy_ld][c rounded to 16]
+};
+struct InputGradPlan {
+  int64_t mt = 0, ml = 0, ghp = 0, gwp = 0;  // zero rows/cols above/left of gy; padded size
+  std::vector<InputGradPhase> phases;        // phases with pixels and taps
+  bool covers_all = true;                    // false: some gx pixels get no tap at all
+};
+
+// One axis of a phase: first tap k0, taps ku, gy offset a0 of pixel a's last tap, pixels na.
+struct PhaseAxis {
+  int64_t k0, ku, a0, na;
+  PhaseAxis(int64_t phase, int64_t pad, int64_t stride, int64_t k, int64_t n)
+      : k0((phase + pad) % stride),
+        ku(k0 < k ? ceil_div(k - k0, stride) : 0),
+        a0((phase + pad - k0) / stride),
+        na(phase < n ? ceil_div(n - phase, stride) : 0) {}
+};
+
+InputGradPlan plan_input_grad(const Conv2dParams& p, const float* w, int64_t gy_ld) {
+  InputGradPlan plan;
+  for (int64_t ph = 0; ph < p.stride_h; ++ph) {
+    const PhaseAxis r(ph, p.pad_h, p.stride_h, p.kh, p.h);
+    if (r.ku) plan.mt = std::max(plan.mt, r.ku - 1 - r.a0);
+  }
+  for (int64_t pw = 0; pw < p.stride_w; ++pw) {
+    const PhaseAxis c(pw, p.pad_w, p.stride_w, p.kw, p.w);
+    if (c.ku) plan.ml = std::max(plan.ml, c.ku - 1 - c.a0);
+  }
+  plan.ghp = plan.mt + p.oh;
+  plan.gwp = plan.ml + p.ow;
+  for (int64_t ph = 0; ph < p.stride_h; ++ph) {
+    const PhaseAxis r(ph, p.pad_h, p.stride_h, p.kh, p.h);
+    if (r.ku) plan.ghp = std::max(plan.ghp, plan.mt + r.a0 + r.na);
+  }
+  for (int64_t pw = 0; pw < p.stride_w; ++pw) {
+    const PhaseAxis c(pw, p.pad_w, p.stride_w, p.kw, p.w);
+    if (c.ku) plan.gwp = std::max(plan.gwp, plan.ml + c.a0 + c.na);
+  }
+  const int64_t taps = p.kh * p.kw;
+  for (int64_t ph = 0; ph < p.stride_h; ++ph)
+    for (int64_t pw = 0; pw < p.stride_w; ++pw) {
+      const PhaseAxis r(ph, p.pad_h, p.stride_h, p.kh, p.h);
+      const PhaseAxis c(pw, p.pad_w, p.stride_w, p.kw, p.w);
+      if (r.na == 0 || c.na == 0) continue;
+      if (r.ku == 0 || c.ku == 0) {
+        plan.covers_all = false;
+        continue;
+      }
+      InputGradPhase phase{ph, pw,
+                           Pass(gy_ld, plan.ghp, plan.gwp, r.ku, c.ku, 1, 1, r.na, c.na, p.c),
+                           ((r.a0 - r.ku + 1 + plan.mt) * plan.gwp + (c.a0 - c.ku + 1 + plan.ml)) *
+                               gy_ld,
+                           {}};
+      const int64_t cp = phase.pass.ocp;
+      phase.w.assign(r.ku * c.ku * gy_ld * cp, 0.f);
+      for (int64_t u = 0; u < r.ku; ++u)
+        for (int64_t v = 0; v < c.ku; ++v) {
+          const int64_t tap = (r.k0 + p.stride_h * (r.ku - 1 - u)) * p.kw +
+                              (c.k0 + p.stride_w * (c.ku - 1 - v));
+          for (int64_t o = 0; o < p.oc; ++o)
+            for (int64_t ch = 0; ch < p.c; ++ch)
+              phase.w[((u * c.ku + v) * gy_ld + o) * cp + ch] = w[(o * p.c + ch) * taps + tap];
+        }
+      plan.phases.push_back(std::move(phase));
+    }
+  return plan;
+}
+
 bool usable(const Conv2dParams& p) {
   return enabled() && available() && p.groups == 1 && p.dil_h == 1 && p.dil_w == 1;
 }
@@ -312,9 +394,7 @@ void set_enabled(bool on) { enabled_flag().store(on, std::memory_order_relaxed);
 
 bool handles_forward(const Conv2dParams& p) { return usable(p); }
 bool handles_backward_weight(const Conv2dParams& p) { return usable(p); }
-bool handles_backward_input(const Conv2dParams& p) {
-  return usable(p) && p.stride_h == 1 && p.stride_w == 1 && p.pad_h < p.kh && p.pad_w < p.kw;
-}
+bool handles_backward_input(const Conv2dParams& p) { return usable(p); }
 
 void forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y) {
   const Pass g(p.c, p.h + 2 * p.pad_h, p.w + 2 * p.pad_w, p.kh, p.kw, p.stride_h, p.stride_w, p.oh,
@@ -342,21 +422,14 @@ void backward_weight(const Conv2dParams& p, const float* gy, const float* x, flo
 void backward(const Conv2dParams& p, const float* gy, const float* x, const float* w, float* gx,
               float* gw) {
   const int64_t taps = p.kh * p.kw;
-  // Per image, gy goes to NHWC once: padded by k-1-pad for the input gradient, its channels
-  // rounded up to 16 when the weight gradient reads them as vectors.
-  const int64_t qh = gx ? p.kh - 1 - p.pad_h : 0, qw = gx ? p.kw - 1 - p.pad_w : 0;
+  // Per image, gy goes to NHWC once: with the zero margins the input-gradient phases read, its
+  // channels rounded up to 16 when the weight gradient reads them as vectors.
   const int64_t gy_ld = gw ? round_up(p.oc, kLanes) : p.oc;
-  const int64_t ghp = p.oh + 2 * qh, gwp = p.ow + 2 * qw;
-  // Input gradient: the forward pass over padded gy with the weights rotated 180 degrees.
-  const Pass gin(gy_ld, ghp, gwp, p.kh, p.kw, 1, 1, p.h, p.w, p.c);
-  std::vector<float> wrot;  // [tap][gy_ld][c rounded to 16]
-  if (gx) {
-    wrot.assign(taps * gy_ld * gin.ocp, 0.f);
-    for (int64_t o = 0; o < p.oc; ++o)
-      for (int64_t c = 0; c < p.c; ++c)
-        for (int64_t t = 0; t < taps; ++t)
-          wrot[((taps - 1 - t) * gy_ld + o) * gin.ocp + c] = w[(o * p.c + c) * taps + t];
-  }
+  InputGradPlan plan;
+  if (gx) plan = plan_input_grad(p, w, gy_ld);
+  const int64_t ghp = gx ? plan.ghp : p.oh, gwp = gx ? plan.gwp : p.ow;
+  const int64_t gy_origin = (plan.mt * gwp + plan.ml) * gy_ld;  // gy pixel (0, 0)
+  const int64_t cp = round_up(p.c, kLanes);
   // Weight gradient: the forward geometry over x, accumulated as [tap][c][oc rounded to 16].
   const Pass gfw(p.c, p.h + 2 * p.pad_h, p.w + 2 * p.pad_w, p.kh, p.kw, p.stride_h, p.stride_w,
                  p.oh, p.ow, p.oc);
@@ -368,16 +441,20 @@ void backward(const Conv2dParams& p, const float* gy, const float* x, const floa
   parallel_chunks(p.n, chunks, [&](int chunk, int64_t n0, int64_t n1) {
     float* gyt = scratch(kScratchGrad, ghp * gwp * gy_ld);
     float* in = gw ? scratch(kScratchIn, gfw.in_size()) : nullptr;
-    float* out = gx ? scratch(kScratchOut, gin.out_size()) : nullptr;
+    float* out = gx ? scratch(kScratchOut, p.h * p.w * cp) : nullptr;
     for (int64_t n = n0; n < n1; ++n) {
-      to_nhwc(gy + n * p.oc * p.oh * p.ow, p.oc, p.oh, p.ow, qh, qw, ghp, gwp, gy_ld, gyt);
+      to_nhwc(gy + n * p.oc * p.oh * p.ow, p.oc, p.oh, p.ow, plan.mt, plan.ml, ghp, gwp, gy_ld,
+              gyt);
       if (gx) {
-        conv_image(gin, gyt, wrot.data(), out);
-        from_nhwc(out, gin.ocp, p.c, p.h * p.w, nullptr, gx + n * p.c * p.h * p.w);
+        if (!plan.covers_all) std::fill_n(out, p.h * p.w * cp, 0.f);
+        for (const InputGradPhase& ph : plan.phases)
+          conv_image(ph.pass, gyt + ph.in_off, ph.w.data(), out + (ph.ph * p.w + ph.pw) * cp,
+                     p.stride_h * p.w * cp, p.stride_w * cp);
+        from_nhwc(out, cp, p.c, p.h * p.w, nullptr, gx + n * p.c * p.h * p.w);
       }
       if (gw) {
         to_nhwc(x + n * p.c * p.h * p.w, p.c, p.h, p.w, p.pad_h, p.pad_w, gfw.hp, gfw.wp, p.c, in);
-        wgrad_image(p, gfw, in, gyt + (qh * gwp + qw) * gy_ld, gwp * gy_ld, partial[chunk].data());
+        wgrad_image(p, gfw, in, gyt + gy_origin, gwp * gy_ld, partial[chunk].data());
       }
     }
   });

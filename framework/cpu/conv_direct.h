@@ -1,7 +1,7 @@
 // Direct convolution for CPUs with AVX-512: an implicit GEMM over an NHWC copy of each image,
 // computed by register-blocked micro-kernels. It replaces im2col + OpenBLAS where it applies
-// (groups 1, dilation 1; input gradients also need stride 1): no k*k-times column matrix, no
-// GEMM packing, one transpose into NHWC and one back per image. Everything else, and every CPU
+// (groups 1, dilation 1; any stride and padding): no k*k-times column matrix, no GEMM packing,
+// one transpose into NHWC and one back per image. Everything else, and every CPU
 // without AVX-512F, takes the im2col path in cpu_gemm_conv.cpp, which stays the reference.
 #pragma once
 #include "framework/core/backend.h"

@@ -2,7 +2,8 @@
 // im2col + OpenBLAS, against a plain double-precision convolution written here: forward, input
 // gradient and weight gradient, on shapes chosen to cross every tiling boundary of the direct
 // kernels (16/32-channel blocks and their tails, rows split into several tiles, channel tiles of
-// the weight gradient, strides, 1x1 and 5x5 kernels, padding wider than the kernel).
+// the weight gradient, strides and the input-gradient phases they make, 1x1 and 5x5 kernels,
+// padding wider than the kernel).
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
@@ -114,8 +115,10 @@ const std::vector<Case>& cases() {
       {{2, 16, 28, 28}, {16, 16, 3, 3}, opts(1, 1)},        // one 16-block, a 28-pixel tile
       {{3, 32, 14, 14}, {32, 32, 3, 3}, opts(1, 1)},        // one 32-block, a 14-pixel tile
       {{2, 64, 7, 7}, {64, 64, 3, 3}, opts(1, 1)},          // two 32-blocks; C tiles 13,13,...
-      {{2, 16, 28, 28}, {32, 16, 3, 3}, opts(1, 1, 2, 2)},  // stride 2 (input grad: im2col)
-      {{2, 16, 14, 14}, {32, 16, 1, 1}, opts(0, 0, 2, 2)},  // strided 1x1 shortcut
+      {{2, 16, 28, 28}, {32, 16, 3, 3}, opts(1, 1, 2, 2)},  // stride 2: 4 input-grad phases
+      {{2, 16, 14, 14}, {32, 16, 1, 1}, opts(0, 0, 2, 2)},  // 1x1 stride 2: phases with no tap
+      {{2, 3, 11, 13}, {5, 3, 5, 4}, opts(2, 1, 3, 2)},     // stride 3x2, odd sizes
+      {{1, 2, 7, 7}, {4, 2, 3, 3}, opts(0, 0, 4, 4)},       // stride above the kernel
       {{2, 6, 14, 14}, {16, 6, 5, 5}, opts(0, 0)},          // lenet5 conv2
       {{3, 1, 28, 28}, {6, 1, 5, 5}, opts(2, 2)},           // lenet5 conv1, 6 of 16 lanes
       {{2, 3, 9, 40}, {48, 3, 3, 3}, opts(1, 1)},           // rows of 14+14+12, then a 16 tail
@@ -164,11 +167,9 @@ BOOST_AUTO_TEST_CASE(direct_path_takes_what_it_should) {
   BOOST_TEST(direct::handles_backward_weight(p) == avx);
   Conv2dParams strided = p;
   strided.stride_h = 2;
+  strided.pad_w = 3;
   BOOST_TEST(direct::handles_forward(strided) == avx);
-  BOOST_TEST(!direct::handles_backward_input(strided));  // transposed stride: im2col
-  Conv2dParams wide_pad = p;
-  wide_pad.pad_h = 3;
-  BOOST_TEST(!direct::handles_backward_input(wide_pad));
+  BOOST_TEST(direct::handles_backward_input(strided) == avx);  // by phases
   Conv2dParams grouped = p;
   grouped.groups = 2;
   BOOST_TEST(!direct::handles_forward(grouped));
