@@ -188,29 +188,31 @@ void CpuBackend::batch_norm_stats(const Tensor& x, int64_t outer, int64_t c, int
   float* mp = mean.data<float>();
   float* vp = var_biased.data<float>();
   const double count = static_cast<double>(outer * inner);
-  // One pass over memory: each row's mean and squared deviations are taken while the row is in
-  // L1, and rows are combined exactly (Chan et al.): M2 = sum M2_r + inner * sum (m_r - m)^2.
-  parallel_for(c, 1, [&](int64_t b, int64_t e) {
-    std::vector<double> row_mean(outer);
-    for (int64_t ch = b; ch < e; ++ch) {
-      double s = 0.0, m2 = 0.0;
-      for (int64_t o = 0; o < outer; ++o) {
-        const float* p = xp + (o * c + ch) * inner;
-        const double sum_r = row_sum(p, inner);
-        const float m_r = static_cast<float>(sum_r / static_cast<double>(inner));
-        m2 += row_sq_dev(p, inner, m_r);
-        // row_sq_dev is about the rounded m_r; correct it to the row's exact mean
-        const double d = sum_r / static_cast<double>(inner) - m_r;
-        m2 -= static_cast<double>(inner) * d * d;
-        row_mean[o] = sum_r / static_cast<double>(inner);
-        s += sum_r;
-      }
-      const double m = s / count;
-      for (int64_t o = 0; o < outer; ++o) m2 += static_cast<double>(inner) * (row_mean[o] - m) * (row_mean[o] - m);
-      mp[ch] = static_cast<float>(m);
-      vp[ch] = static_cast<float>(std::max(0.0, m2) / count);
+  // One pass over memory, in memory order: each row (o, ch) gets its sum and its squared
+  // deviations from its own mean while it is in L1; rows then combine exactly per channel
+  // (Chan et al.): M2 = sum M2_r + inner * sum (m_r - m)^2.
+  std::vector<double> row_total(outer * c), row_m2(outer * c);
+  parallel_for(outer * c, 8, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const float* p = xp + r * inner;
+      const double total = row_sum(p, inner), exact_mean = total / static_cast<double>(inner);
+      const float m_r = static_cast<float>(exact_mean);
+      const double d = exact_mean - m_r;  // row_sq_dev is about the rounded mean
+      row_total[r] = total;
+      row_m2[r] = row_sq_dev(p, inner, m_r) - static_cast<double>(inner) * d * d;
     }
   });
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double s = 0.0, m2 = 0.0;
+    for (int64_t o = 0; o < outer; ++o) s += row_total[o * c + ch];
+    const double m = s / count;
+    for (int64_t o = 0; o < outer; ++o) {
+      const double dm = row_total[o * c + ch] / static_cast<double>(inner) - m;
+      m2 += row_m2[o * c + ch] + static_cast<double>(inner) * dm * dm;
+    }
+    mp[ch] = static_cast<float>(m);
+    vp[ch] = static_cast<float>(std::max(0.0, m2) / count);
+  }
 }
 
 void CpuBackend::batch_norm_apply(const Tensor& x, int64_t outer, int64_t c, int64_t inner,
@@ -247,32 +249,45 @@ void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& gy, int64_t 
   float* gwp = gweight ? gweight->data<float>() : nullptr;
   float* gbp = gbias ? gbias->data<float>() : nullptr;
   const double count = static_cast<double>(outer * inner);
-  parallel_for(c, 1, [&](int64_t b, int64_t e) {
-    for (int64_t ch = b; ch < e; ++ch) {
-      const float m = mp[ch], s = sp[ch];
-      double sum_g = 0.0, sum_gxm = 0.0;  // sum(gy), sum(gy * (x - mean))
-      for (int64_t o = 0; o < outer; ++o) {
-        const float* __restrict p = xp + (o * c + ch) * inner;
-        const float* __restrict g = gp + (o * c + ch) * inner;
-        sum_g += lane_sum(inner, [g](int64_t i) { return g[i]; });
-        sum_gxm += lane_sum(inner, [g, p, m](int64_t i) { return g[i] * (p[i] - m); });
+  // Two passes in memory order: per-row sums of gy and gy * (x - mean), combined per channel;
+  // then gx.
+  std::vector<double> row_g(outer * c), row_gxm(outer * c);
+  if (training || gwp || gbp)
+    parallel_for(outer * c, 8, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const float* __restrict p = xp + r * inner;
+        const float* __restrict g = gp + r * inner;
+        const float m = mp[r % c];
+        row_g[r] = lane_sum(inner, [g](int64_t i) { return g[i]; });
+        row_gxm[r] = lane_sum(inner, [g, p, m](int64_t i) { return g[i] * (p[i] - m); });
       }
-      const double sum_gx = sum_gxm * s;  // sum(gy * xhat)
-      if (gwp) gwp[ch] = static_cast<float>(sum_gx);
-      if (gbp) gbp[ch] = static_cast<float>(sum_g);
-      const float w = wp ? wp[ch] : 1.f;
-      const float ws = w * s;
-      const float mg = static_cast<float>(sum_g / count);
-      const float k = static_cast<float>(sum_gx / count) * s;  // mean(gy*xhat) * invstd
-      for (int64_t o = 0; o < outer; ++o) {
-        const float* __restrict p = xp + (o * c + ch) * inner;
-        const float* __restrict g = gp + (o * c + ch) * inner;
-        float* __restrict q = gxp + (o * c + ch) * inner;
-        if (training) {
-          for (int64_t i = 0; i < inner; ++i) q[i] = ws * (g[i] - mg - (p[i] - m) * k);
-        } else {
-          for (int64_t i = 0; i < inner; ++i) q[i] = ws * g[i];
-        }
+    });
+  std::vector<float> scale(c), mean_g(c), k(c);  // gx = scale * (gy - mean_g - (x - mean) * k)
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double sum_g = 0.0, sum_gxm = 0.0;
+    for (int64_t o = 0; o < outer; ++o) {
+      sum_g += row_g[o * c + ch];
+      sum_gxm += row_gxm[o * c + ch];
+    }
+    const float s = sp[ch];
+    const double sum_gx = sum_gxm * s;  // sum(gy * xhat)
+    if (gwp) gwp[ch] = static_cast<float>(sum_gx);
+    if (gbp) gbp[ch] = static_cast<float>(sum_g);
+    scale[ch] = (wp ? wp[ch] : 1.f) * s;
+    mean_g[ch] = training ? static_cast<float>(sum_g / count) : 0.f;
+    k[ch] = training ? static_cast<float>(sum_gx / count) * s : 0.f;  // mean(gy*xhat) * invstd
+  }
+  parallel_for(outer * c, 8, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const int64_t ch = r % c;
+      const float* __restrict p = xp + r * inner;
+      const float* __restrict g = gp + r * inner;
+      float* __restrict q = gxp + r * inner;
+      const float ws = scale[ch], mg = mean_g[ch], kk = k[ch], m = mp[ch];
+      if (training) {
+        for (int64_t i = 0; i < inner; ++i) q[i] = ws * (g[i] - mg - (p[i] - m) * kk);
+      } else {
+        for (int64_t i = 0; i < inner; ++i) q[i] = ws * g[i];
       }
     }
   });
