@@ -4,15 +4,18 @@
 //   out[oi][oj][o] = sum over taps (ki, kj) and channels c of
 //                    in[(oi*sh + ki) * wp + oj*sw + kj][c] * w[ki][kj][c][o]
 // A micro-kernel keeps MR output pixels of one output row times 16 or 32 output channels in
-// zmm registers for the whole reduction: per channel it loads 1-2 weight vectors and
+// zmm registers for the whole reduction: per (kj, c) it loads 1-2 weight vectors and
 // broadcasts one input value per pixel, so weights and the image come from cache once per tile.
 //   forward:          in = x,                    w = weight as [tap][c][oc]
 //   input gradient:   in = gy with zero margins, w = weight rotated 180 degrees, as [tap][oc][c]
 //                     (the transposed convolution; with stride s, one such pass per phase of
 //                     gx pixels, each with the sub-kernel of the taps that reach it)
-//   weight gradient:  a second micro-kernel reduces over output pixels instead, keeping MR input
-//                     channels times 16-32 output channels of one tap in registers.
-// Channel counts are padded to 16 in the packed weights and the NHWC outputs only.
+//   weight gradient:  a second micro-kernel reduces over output pixels instead, keeping MR
+//                     (kj, c) pairs of one kernel row times 16-32 output channels in registers.
+// Channel counts are padded to 16 in the packed weights and the NHWC outputs only (and in gy
+// when the weight gradient reads its channels as vectors).
+// Results differ from the im2col path by rounding only (another summation order); for a given
+// thread count they are bitwise reproducible, like every CPU kernel.
 #include "framework/cpu/conv_direct.h"
 
 #include <immintrin.h>
@@ -52,9 +55,9 @@ std::atomic<bool>& enabled_flag() {
 
 // ---- micro-kernels ------------------------------------------------------------------------
 
-// MR pixels (pix_step floats apart in `in`, out_step apart in `out`) x NV*16 channels. The reduction runs over kernel rows ki
-// (in + ki*row_step, w + ki*run*ocp); within one, the kw*cin values (kj, c) are contiguous in
-// the NHWC image, and so are their weight rows.
+// MR pixels (pix_step floats apart in `in`, out_step apart in `out`) x NV*16 channels. The
+// reduction runs over kernel rows ki (in + ki*row_step, w + ki*run*ocp); within one, the
+// kw*cin values (kj, c) are contiguous in the NHWC image, and so are their weight rows.
 template <int MR, int NV>
 SHRINK_AVX512 void conv_tile(const float* in, int64_t pix_step, int64_t row_step, int64_t kh,
                              int64_t run, const float* w, int64_t ocp, float* out,
@@ -86,11 +89,12 @@ SHRINK_AVX512 void conv_tile(const float* in, int64_t pix_step, int64_t row_step
 }
 
 // MR consecutive values of a kernel row's (kj, c) run x NV*16 output channels, reduced over the
-// output pixels (gy rows gy_row floats apart, pixels ocp apart); added into acc_out [MR][ocp]. Small tiles keep two accumulator sets (even and
-// odd pixels) so that more than a handful of FMA chains are in flight.
+// output pixels (gy rows gy_row floats apart, pixels gy_pix apart); added into acc_out [MR][ocp].
+// Small tiles keep two accumulator sets (even and odd pixels) so that more than a handful of FMA
+// chains are in flight.
 template <int MR, int NV>
 SHRINK_AVX512 void wgrad_tile(const float* x, int64_t row_step, int64_t pix_step, const float* gy,
-                              int64_t gy_row, int64_t ocp, int64_t oh, int64_t ow,
+                              int64_t gy_row, int64_t gy_pix, int64_t ocp, int64_t oh, int64_t ow,
                               float* acc_out) {
   constexpr int S = 2 * MR * NV + NV + 1 <= 32 ? 2 : 1;
   __m512 acc[S][MR][NV];
@@ -110,7 +114,7 @@ SHRINK_AVX512 void wgrad_tile(const float* x, int64_t row_step, int64_t pix_step
         const float* as = a + (oj + s) * pix_step;
         __m512 bv[NV];
 #pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + (oj + s) * ocp + kLanes * v);
+        for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + (oj + s) * gy_pix + kLanes * v);
 #pragma GCC unroll 32
         for (int r = 0; r < MR; ++r) {
           const __m512 av = _mm512_set1_ps(as[r]);
@@ -134,7 +138,7 @@ SHRINK_AVX512 void wgrad_tile(const float* x, int64_t row_step, int64_t pix_step
 using ConvTileFn = void (*)(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t,
                             float*, int64_t);
 using WgradTileFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, int64_t,
-                             int64_t, int64_t, float*);
+                             int64_t, int64_t, int64_t, float*);
 
 template <int NV, int... I>
 constexpr std::array<ConvTileFn, sizeof...(I)> conv_tiles(std::integer_sequence<int, I...>) {
@@ -151,6 +155,7 @@ const auto kWgrad2 = wgrad_tiles<2>(std::make_integer_sequence<int, kMaxRows2>{}
 
 // Splits `extent` into equal tiles of at most `max_rows` (the last may be shorter).
 int64_t tile_rows(int64_t extent, int64_t max_rows) {
+  if (extent <= 0) return 1;  // nothing to tile (a weight with no input channels)
   return ceil_div(extent, ceil_div(extent, max_rows));
 }
 
@@ -292,9 +297,10 @@ void for_each_image(int64_t n, const Pass& g, Fn fn) {
 }
 
 // Adds one image's weight gradient into acc [tap][c][ocp]: in is the image as the forward pass
-// reads it, gyt its output gradient [oh][ow][ocp] with rows gy_row floats apart.
+// reads it, gyt its output gradient with rows gy_row and pixels gy_pix floats apart (at least
+// ocp channels each, zero past oc).
 void wgrad_image(const Conv2dParams& p, const Pass& g, const float* in, const float* gyt,
-                 int64_t gy_row, float* acc) {
+                 int64_t gy_row, int64_t gy_pix, float* acc) {
   // Rows of a gradient tile: a kernel row's (kj, c) run, contiguous in the image and in the
   // [tap][c][oc] layout alike.
   const int64_t run = p.kw * p.c;
@@ -305,7 +311,7 @@ void wgrad_image(const Conv2dParams& p, const Pass& g, const float* in, const fl
     for (int64_t ki = 0; ki < p.kh; ++ki)
       for (int64_t r0 = 0; r0 < run; r0 += mr)
         table[std::min(mr, run - r0) - 1](in + ki * g.wp * p.c + r0, g.sh * g.wp * p.c,
-                                          g.sw * p.c, gyt + ob, gy_row, g.ocp, p.oh, p.ow,
+                                          g.sw * p.c, gyt + ob, gy_row, gy_pix, g.ocp, p.oh, p.ow,
                                           acc + (ki * run + r0) * g.ocp + ob);
   }
 }
@@ -325,7 +331,8 @@ struct InputGradPlan {
   bool covers_all = true;                    // false: some gx pixels get no tap at all
 };
 
-// One axis of a phase: first tap k0, taps ku, gy offset a0 of pixel a's last tap, pixels na.
+// One axis of a phase: pixels na; taps k0, k0 + stride, ... (ku of them); pixel a's tap k0 reads
+// gy row a + a0 (the last tap, u = ku-1, of the rotated sub-kernel).
 struct PhaseAxis {
   int64_t k0, ku, a0, na;
   PhaseAxis(int64_t phase, int64_t pad, int64_t stride, int64_t k, int64_t n)
@@ -409,7 +416,8 @@ void forward(const Conv2dParams& p, const float* x, const float* w, const float*
   std::vector<float> wpk(taps * p.c * g.ocp, 0.f);  // [tap][c][oc]
   for (int64_t o = 0; o < p.oc; ++o)
     for (int64_t c = 0; c < p.c; ++c)
-      for (int64_t t = 0; t < taps; ++t) wpk[(t * p.c + c) * g.ocp + o] = w[(o * p.c + c) * taps + t];
+      for (int64_t t = 0; t < taps; ++t)
+        wpk[(t * p.c + c) * g.ocp + o] = w[(o * p.c + c) * taps + t];
   for_each_image(p.n, g, [&](int64_t n, float* in, float* out) {
     to_nhwc(x + n * p.c * p.h * p.w, p.c, p.h, p.w, p.pad_h, p.pad_w, g.hp, g.wp, p.c, in);
     conv_image(g, in, wpk.data(), out);
@@ -460,7 +468,7 @@ void backward(const Conv2dParams& p, const float* gy, const float* x, const floa
       }
       if (gw) {
         to_nhwc(x + n * p.c * p.h * p.w, p.c, p.h, p.w, p.pad_h, p.pad_w, gfw.hp, gfw.wp, p.c, in);
-        wgrad_image(p, gfw, in, gyt + gy_origin, gwp * gy_ld, partial[chunk].data());
+        wgrad_image(p, gfw, in, gyt + gy_origin, gwp * gy_ld, gy_ld, partial[chunk].data());
       }
     }
   });

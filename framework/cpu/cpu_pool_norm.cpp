@@ -211,7 +211,7 @@ void CpuBackend::batch_norm_stats(const Tensor& x, int64_t outer, int64_t c, int
       m2 += row_m2[o * c + ch] + static_cast<double>(inner) * dm * dm;
     }
     mp[ch] = static_cast<float>(m);
-    vp[ch] = static_cast<float>(std::max(0.0, m2) / count);
+    vp[ch] = static_cast<float>((m2 < 0.0 ? 0.0 : m2) / count);  // rounding below 0; NaN stays
   }
 }
 

@@ -6,7 +6,9 @@
 
 namespace shrink::cpu {
 
-// Each caller uses its own slot numbers; a slot's contents are only valid until its next use.
+// Buffers live at once on one thread must use different slots: the next scratch() call on a slot
+// may reallocate it, invalidating the pointer an earlier call returned. (The im2col and direct
+// convolutions share slots; neither runs inside the other.)
 enum ScratchSlot : int { kScratchCol, kScratchOut, kScratchIn, kScratchGrad, kScratchSlots };
 
 inline float* scratch(ScratchSlot slot, size_t n) {

@@ -155,6 +155,21 @@ BOOST_AUTO_TEST_CASE(direct_path_matches_reference) {
   for (const Case& k : cases()) check_case(k, "direct");
 }
 
+// A weight with no input channels (C = 0): zero output, an empty weight gradient, on both paths.
+BOOST_AUTO_TEST_CASE(no_input_channels) {
+  RestoreDirect restore;
+  for (bool on : {false, true}) {
+    direct::set_enabled(on);
+    Tensor x = Tensor::zeros({2, 0, 5, 5}).set_requires_grad(true);
+    Tensor w = Tensor::zeros({3, 0, 3, 3}).set_requires_grad(true);
+    Tensor y = conv2d(x, w, Tensor(), opts(1, 1));
+    BOOST_TEST(y.shape() == (Shape{2, 3, 5, 5}));
+    for (float v : y.to_vector()) BOOST_TEST(v == 0.f);
+    sum(y).backward();
+    BOOST_TEST(w.grad().numel() == 0);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(direct_path_takes_what_it_should) {
   RestoreDirect restore;
   direct::set_enabled(true);

@@ -187,6 +187,35 @@ BOOST_AUTO_TEST_CASE(batch_norm_training_updates_running_stats) {
   BOOST_TEST(y.to_vector()[0] == (1 - 2.75f) / std::sqrt(2.1875f), boost::test_tools::tolerance(1e-5f));
 }
 
+// Statistics over [2, 2, 3, 5] rows (inner 15, several rows per channel) against a direct
+// two-pass computation in double; a NaN in one channel makes that channel's mean and variance
+// NaN (as in PyTorch) and leaves the other channel alone.
+BOOST_AUTO_TEST_CASE(batch_norm_statistics_per_channel_and_nan) {
+  Tensor x = shrink::testing::seeded_randn({2, 2, 3, 5}, 31);
+  x = add(x, Tensor::from_vector({100.f, -3.f}, {1, 2, 1, 1}));  // large offset: cancellation
+  const std::vector<float> xv = x.to_vector();
+  Tensor rm = Tensor::zeros({2}), rv = Tensor::zeros({2});
+  batch_norm(x, Tensor(), Tensor(), rm, rv, true, 1.f, 0.f);  // momentum 1: running = batch
+  for (int64_t ch = 0; ch < 2; ++ch) {
+    double s = 0, ss = 0;
+    for (int64_t n = 0; n < 2; ++n)
+      for (int64_t i = 0; i < 15; ++i) s += xv[(n * 2 + ch) * 15 + i];
+    const double m = s / 30;
+    for (int64_t n = 0; n < 2; ++n)
+      for (int64_t i = 0; i < 15; ++i) ss += std::pow(xv[(n * 2 + ch) * 15 + i] - m, 2);
+    BOOST_TEST(rm.to_vector()[ch] == m, boost::test_tools::tolerance(1e-6));
+    BOOST_TEST(rv.to_vector()[ch] == ss / 29, boost::test_tools::tolerance(1e-4));  // unbiased
+  }
+  std::vector<float> with_nan = xv;
+  with_nan[17] = NAN;  // image 0, channel 1
+  Tensor rm2 = Tensor::zeros({2}), rv2 = Tensor::zeros({2});
+  batch_norm(Tensor::from_vector(with_nan, {2, 2, 3, 5}), Tensor(), Tensor(), rm2, rv2, true, 1.f,
+             0.f);
+  BOOST_TEST(std::isnan(rm2.to_vector()[1]));
+  BOOST_TEST(std::isnan(rv2.to_vector()[1]));
+  BOOST_TEST(rv2.to_vector()[0] == rv.to_vector()[0]);
+}
+
 BOOST_AUTO_TEST_CASE(matmul_and_linear_values) {
   Tensor a = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
   Tensor b = Tensor::from_vector({1, 0, 0, 1, 1, 1}, {3, 2});
