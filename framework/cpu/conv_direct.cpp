@@ -392,9 +392,6 @@ InputGradPlan plan_input_grad(const Conv2dParams& p, const float* w, int64_t gy_
   return plan;
 }
 
-bool usable(const Conv2dParams& p) {
-  return enabled() && available() && p.groups == 1 && p.dil_h == 1 && p.dil_w == 1;
-}
 
 }  // namespace
 
@@ -405,9 +402,9 @@ bool available() {
 bool enabled() { return enabled_flag().load(std::memory_order_relaxed); }
 void set_enabled(bool on) { enabled_flag().store(on, std::memory_order_relaxed); }
 
-bool handles_forward(const Conv2dParams& p) { return usable(p); }
-bool handles_backward_weight(const Conv2dParams& p) { return usable(p); }
-bool handles_backward_input(const Conv2dParams& p) { return usable(p); }
+bool handles(const Conv2dParams& p) {
+  return enabled() && available() && p.groups == 1 && p.dil_h == 1 && p.dil_w == 1;
+}
 
 void forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y) {
   const Pass g(p.c, p.h + 2 * p.pad_h, p.w + 2 * p.pad_w, p.kh, p.kw, p.stride_h, p.stride_w, p.oh,

@@ -8,16 +8,15 @@
 
 namespace shrink::cpu::direct_conv {
 
-// Whether the direct kernels run for these parameters on this CPU (and are enabled).
-bool handles_forward(const Conv2dParams& p);
-bool handles_backward_input(const Conv2dParams& p);
-bool handles_backward_weight(const Conv2dParams& p);
+// Whether the direct kernels run for these parameters on this CPU (and are enabled): the
+// forward pass and both gradients alike.
+bool handles(const Conv2dParams& p);
 
 // NCHW in, NCHW out, like the Backend methods they serve.
 void forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y);
 void backward_input(const Conv2dParams& p, const float* gy, const float* w, float* gx);
 void backward_weight(const Conv2dParams& p, const float* gy, const float* x, float* gw);
-// Either or both gradients (null to skip; gx needs handles_backward_input), with one NHWC copy
+// Either or both gradients (null to skip), with one NHWC copy
 // of each image of gy serving both.
 void backward(const Conv2dParams& p, const float* gy, const float* x, const float* w, float* gx,
               float* gw);

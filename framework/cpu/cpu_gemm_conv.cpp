@@ -150,7 +150,7 @@ void CpuBackend::gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float a
 
 void CpuBackend::conv2d_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w,
                                 const Tensor* bias, Tensor& y) {
-  if (direct_conv::handles_forward(p)) {
+  if (direct_conv::handles(p)) {
     direct_conv::forward(p, x.data<float>(), w.data<float>(), bias ? bias->data<float>() : nullptr,
                          y.data<float>());
     return;
@@ -212,7 +212,7 @@ const float* grad_matrix(const float* gyp, const Conv2dParams& p, int64_t g, int
 
 void CpuBackend::conv2d_backward_input(const Conv2dParams& p, const Tensor& gy, const Tensor& w,
                                        Tensor& gx) {
-  if (direct_conv::handles_backward_input(p)) {
+  if (direct_conv::handles(p)) {
     direct_conv::backward_input(p, gy.data<float>(), w.data<float>(), gx.data<float>());
     return;
   }
@@ -239,19 +239,18 @@ void CpuBackend::conv2d_backward_input(const Conv2dParams& p, const Tensor& gy, 
 void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& gy, const Tensor& x,
                                  const Tensor& w, Tensor* gx, Tensor* gw) {
   // The direct kernels share one NHWC copy of gy between the two gradients.
-  const bool direct_gx = gx && direct_conv::handles_backward_input(p);
-  const bool direct_gw = gw && direct_conv::handles_backward_weight(p);
-  if (direct_gx || direct_gw)
+  if (direct_conv::handles(p)) {
     direct_conv::backward(p, gy.data<float>(), x.data<float>(), w.data<float>(),
-                          direct_gx ? gx->data<float>() : nullptr,
-                          direct_gw ? gw->data<float>() : nullptr);
-  if (gx && !direct_gx) conv2d_backward_input(p, gy, w, *gx);
-  if (gw && !direct_gw) conv2d_backward_weight(p, gy, x, *gw);
+                          gx ? gx->data<float>() : nullptr, gw ? gw->data<float>() : nullptr);
+    return;
+  }
+  if (gx) conv2d_backward_input(p, gy, w, *gx);
+  if (gw) conv2d_backward_weight(p, gy, x, *gw);
 }
 
 void CpuBackend::conv2d_backward_weight(const Conv2dParams& p, const Tensor& gy, const Tensor& x,
                                         Tensor& gw) {
-  if (direct_conv::handles_backward_weight(p)) {
+  if (direct_conv::handles(p)) {
     direct_conv::backward_weight(p, gy.data<float>(), x.data<float>(), gw.data<float>());
     return;
   }

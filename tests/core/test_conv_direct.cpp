@@ -177,22 +177,19 @@ BOOST_AUTO_TEST_CASE(direct_path_takes_what_it_should) {
   p.n = 1; p.c = 16; p.h = p.w = 8; p.oc = 16; p.kh = p.kw = 3; p.oh = p.ow = 8;
   p.stride_h = p.stride_w = 1; p.pad_h = p.pad_w = 1; p.dil_h = p.dil_w = 1; p.groups = 1;
   const bool avx = direct::available();
-  BOOST_TEST(direct::handles_forward(p) == avx);
-  BOOST_TEST(direct::handles_backward_input(p) == avx);
-  BOOST_TEST(direct::handles_backward_weight(p) == avx);
+  BOOST_TEST(direct::handles(p) == avx);  // forward and both gradients
   Conv2dParams strided = p;
   strided.stride_h = 2;
   strided.pad_w = 3;
-  BOOST_TEST(direct::handles_forward(strided) == avx);
-  BOOST_TEST(direct::handles_backward_input(strided) == avx);  // by phases
+  BOOST_TEST(direct::handles(strided) == avx);  // the input gradient by phases
   Conv2dParams grouped = p;
   grouped.groups = 2;
-  BOOST_TEST(!direct::handles_forward(grouped));
+  BOOST_TEST(!direct::handles(grouped));
   Conv2dParams dilated = p;
   dilated.dil_w = 2;
-  BOOST_TEST(!direct::handles_backward_weight(dilated));
+  BOOST_TEST(!direct::handles(dilated));
   direct::set_enabled(false);
-  BOOST_TEST(!direct::handles_forward(p));
+  BOOST_TEST(!direct::handles(p));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
