@@ -63,9 +63,10 @@ Tensor Scaling::shrink(const Tensor& t, Reduce reduce) const {
     default: break;
   }
   Tensor r;
-  if (reduce == Reduce::Max) {
+  if (reduce == Reduce::Max || reduce == Reduce::Min) {
     r = v;
-    for (auto it = block_dims.rbegin(); it != block_dims.rend(); ++it) r = max(r, *it, true);
+    for (auto it = block_dims.rbegin(); it != block_dims.rend(); ++it)
+      r = reduce == Reduce::Max ? max(r, *it, true) : min(r, *it, true);
   } else {
     r = sum(v, block_dims, true);
     if (reduce == Reduce::Mean) {

@@ -35,7 +35,7 @@ class Scaling {
   // Shape of shrink()'s result with keepdim: shape[d] / kernel[d].
   Shape shrunk_shape(const Shape& shape) const;
 
-  enum class Reduce { Mean, Sum, SumAbs, SumSquares, Max };
+  enum class Reduce { Mean, Sum, SumAbs, SumSquares, Max, Min };
   // Reduces each block (differentiable). Requires every dim divisible by its kernel.
   Tensor shrink(const Tensor& t, Reduce reduce) const;
   // Repeats each value of `t` (shrunk shape) over its block to `shape`. With full=false, dims

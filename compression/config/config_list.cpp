@@ -137,6 +137,7 @@ std::vector<TargetSpace> parse_config_list(const nn::Module& model, const json::
   out.reserve(targets.size());
   for (auto& p : targets) {
     p.space.settings = std::move(p.settings.values());
+    p.space.legacy = list.legacy;
     out.push_back(std::move(p.space));
   }
   return out;

@@ -92,11 +92,37 @@ void translate_quantization(const json::object& raw, const std::string& at, SubC
   if (bits_value && !types_value)
     throw ConfigError(key_path(at, "quant_bits"), "needs quant_types (what to quantize: 'input', 'weight', 'output')");
 
+  // v2's scheme and signedness (defaults per_tensor_affine, uint: DECISIONS row 6).
+  std::string scheme = "affine", sign = "uint";
+  bool per_channel = false;
   std::string scheme_path = types_value ? key_path(at, "quant_types") : at;
-  out.every_target.push_back(WrittenSetting{"quant_scheme", json::value("affine"), scheme_path});  // DECISIONS row 6
+  if (const json::value* v = raw.if_contains("quant_scheme")) {
+    scheme_path = key_path(at, "quant_scheme");
+    const json::string* text = v->if_string();
+    const std::string given = text ? std::string(*text) : "";
+    if (given == "per_tensor_affine") scheme = "affine";
+    else if (given == "per_tensor_symmetric") scheme = "symmetric";
+    else if (given == "per_channel_affine" || given == "per_channel_symmetric") {
+      scheme = given.substr(12);
+      per_channel = true;
+    } else {
+      throw ConfigError(scheme_path, "expected 'per_tensor_affine', 'per_tensor_symmetric', 'per_channel_affine' "
+                                     "or 'per_channel_symmetric', got " + describe(*v));
+    }
+    if (per_channel && !types_value)
+      throw ConfigError(scheme_path, "a per-channel scheme needs quant_types (per channel of what)");
+  }
+  if (const json::value* v = raw.if_contains("quant_dtype")) {
+    const json::string* text = v->if_string();
+    if (!text || (*text != "int" && *text != "uint"))
+      throw ConfigError(key_path(at, "quant_dtype"), "expected 'int' or 'uint' (v2: the bit width is quant_bits), got " +
+                                                         describe(*v));
+    sign = std::string(*text);
+  }
+  out.every_target.push_back(WrittenSetting{"quant_scheme", json::value(scheme), scheme_path});
   if (!types_value) {
     out.every_target.push_back(
-        WrittenSetting{"quant_dtype", json::value("uint" + std::to_string(kLegacyDefaultBits)), at});
+        WrittenSetting{"quant_dtype", json::value(sign + std::to_string(kLegacyDefaultBits)), at});
   } else {
     std::vector<std::string> types = quant_types(*types_value, key_path(at, "quant_types"));
     std::string bits_path = key_path(at, "quant_bits");
@@ -127,8 +153,11 @@ void translate_quantization(const json::object& raw, const std::string& at, SubC
       } else {
         bits = legacy_bits(*bits_value, path);
       }
-      WrittenSetting dtype{"quant_dtype", json::value("uint" + std::to_string(bits)), path};
-      out.target_settings.push_back(TargetSettingsEntry{target, out.target_names_path, {dtype}});
+      WrittenSetting dtype{"quant_dtype", json::value(sign + std::to_string(bits)), path};
+      TargetSettingsEntry entry{target, out.target_names_path, {dtype}};
+      if (per_channel)
+        entry.settings.push_back({"granularity", json::value(target == "weight" ? "out_channel" : "per_channel"), scheme_path});
+      out.target_settings.push_back(std::move(entry));
     }
   }
   if (const json::value* start = raw.if_contains("quant_start_step")) {
@@ -140,6 +169,12 @@ void translate_quantization(const json::object& raw, const std::string& at, SubC
 }
 
 }  // namespace
+
+bool is_legacy_quant_setting(const std::string& key, const json::value& value) {
+  const json::string* s = value.if_string();
+  if (key == "quant_dtype") return s && (*s == "int" || *s == "uint");
+  return key == "quant_scheme" && s && std::string(*s).rfind("per_", 0) == 0;
+}
 
 bool is_legacy_key(const std::string& key) {
   return key == "exclude" || key == "op_partial_names" || listed(kPruningKeys, key) || listed(kQuantizationKeys, key);

@@ -10,6 +10,10 @@
 //                            quant_scheme affine (v1/v2 defaults); a legacy quantization sub-config
 //                            without them quantizes its default targets as uint8, affine
 //   quant_start_step         quant_start_step on each target, read by the QAT quantizer
+//   quant_dtype 'int'|'uint' v2's signedness of every quant_bits width (default 'uint')
+//   quant_scheme (v2)        'per_tensor_affine' (default) | 'per_tensor_symmetric' |
+//                            'per_channel_affine' | 'per_channel_symmetric'; per_channel is
+//                            granularity out_channel for weights and per_channel for inputs/outputs
 #pragma once
 #include <boost/json.hpp>
 #include <optional>
@@ -22,6 +26,10 @@ namespace shrink::compression::config {
 
 // The keys that make a config list legacy (DECISIONS row 2).
 bool is_legacy_key(const std::string& key);
+// v2's quant_scheme ('per_...') / quant_dtype ('int', 'uint'): v3 keys too, so they do not make
+// a list legacy, but a legacy quantization sub-config takes them in their v2 form (a v3 value
+// there is the mix DECISIONS row 3 rejects).
+bool is_legacy_quant_setting(const std::string& key, const boost::json::value& value);
 // The kind a legacy key belongs to; nullopt for exclude and op_partial_names, which select modules
 // for any kind.
 std::optional<CompressorKind> legacy_key_kind(const std::string& key);

@@ -75,7 +75,7 @@ size_t TargetSpace::input_index() const {
 
 bool operator==(const TargetSpace& a, const TargetSpace& b) {
   return a.module_name == b.module_name && a.module_type == b.module_type && a.target_name == b.target_name &&
-         a.target_kind == b.target_kind && a.settings == b.settings && a.config_index == b.config_index &&
+         a.target_kind == b.target_kind && a.settings == b.settings && a.config_index == b.config_index && a.legacy == b.legacy &&
          a.fused_modules == b.fused_modules;
 }
 

@@ -67,6 +67,9 @@ struct TargetSpace {
   // Quantization only: the modules fused into this one by `fuse_names`, this module first
   // (e.g. {"conv1", "bn1", "relu1"}); empty when the module is not fused.
   std::vector<std::string> fused_modules;
+  // From a legacy (v1/v2) config list: quantizers then use v2's numerics where DECISIONS says
+  // so (row 14: the uint symmetric zero point).
+  bool legacy = false;
 
   // For input targets: the argument position i of "_input_<i>".
   size_t input_index() const;

@@ -67,6 +67,7 @@ std::vector<std::string> known_keys(CompressorKind kind, bool legacy) {
     for (const char* k : {"exclude", "op_partial_names", "sparsity", "sparsity_per_layer", "total_sparsity",
                           "max_sparsity_per_layer", "quant_types", "quant_bits", "quant_start_step"})
       if (!legacy_key_kind(k) || *legacy_key_kind(k) == kind) keys.push_back(k);
+    if (kind == CompressorKind::Quantization) keys.insert(keys.end(), {"quant_scheme", "quant_dtype"});
     return keys;
   }
   keys.insert(keys.end(), std::begin(kSelectorKeys), std::end(kSelectorKeys));
@@ -218,6 +219,8 @@ SubConfig read_sub_config(const json::object& raw, size_t index, CompressorKind 
       throw ConfigError(at, std::string("a quantization key, which the ") + to_string(kind) +
                                 " compressor does not accept");
     if (role == KeyRole::Setting && !is_setting_key(kind, key)) setting_value(kind, key, v, at, false);  // throws
+    if (legacy && kind == CompressorKind::Quantization && is_legacy_quant_setting(key, v))
+      continue;  // v2's quant_scheme / quant_dtype, read by translate_legacy_keys
     if (legacy && role != KeyRole::SharedSelector)  // DECISIONS row 3
       throw ConfigError(at, "cannot mix the v3 key '" + key + "' with the legacy key '" + legacy->key + "' (" +
                                 legacy->path + ") in one config list; write the whole list in one format");

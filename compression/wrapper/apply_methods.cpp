@@ -1,5 +1,6 @@
 #include "compression/wrapper/apply_methods.h"
 
+#include <cmath>
 #include <map>
 #include <mutex>
 
@@ -15,23 +16,27 @@ struct Registry {
   std::map<std::string, ApplyMethod> pruning, quantization;
 };
 
-// The extra tensor (score, factor) has the target's shrunk shape; the target's granularity
-// expands it back (broadcastably) over the value.
-Tensor expand_extra(const Tensor& extra, const Tensor& value, const TargetState& t) {
-  if (extra.shape() == value.shape()) return extra;
-  const auto& s = t.settings(CompressorKind::Pruning);
+// A per-block tensor (pruning score/factor, quantization scale/zero point) has the target's
+// shrunk shape; the target's granularity for `kind` expands it back (broadcastably) over the value.
+Tensor expand_blocks(const Tensor& blocks, const Tensor& value, const TargetState& t, CompressorKind kind) {
+  if (blocks.shape() == value.shape() || blocks.dim() == 0) return blocks;
+  const auto& s = t.settings(kind);
   auto it = s.find("granularity");
-  if (it == s.end()) return extra;
+  if (it == s.end()) return blocks;
   const auto& g = it->value();
   std::optional<Scaling> scaling;
   if (g.is_string()) scaling = Scaling::from_granularity(std::string(g.as_string()));
   else if (g.is_array()) {
-    std::vector<int64_t> blocks;
-    for (const auto& b : g.as_array()) blocks.push_back(b.to_number<int64_t>());
-    scaling = Scaling::from_blocks(blocks);
+    std::vector<int64_t> sizes;
+    for (const auto& b : g.as_array()) sizes.push_back(b.to_number<int64_t>());
+    scaling = Scaling::from_blocks(sizes);
   }
-  if (!scaling) return extra;  // broadcast as is
-  return scaling->expand(extra, value.shape(), /*full=*/false);
+  if (!scaling) return blocks;  // broadcast as is
+  return scaling->expand(blocks, value.shape(), /*full=*/false);
+}
+
+Tensor expand_extra(const Tensor& extra, const Tensor& value, const TargetState& t) {
+  return expand_blocks(extra, value, t, CompressorKind::Pruning);
 }
 
 // Forward: the mask; backward: the incoming gradient passes to the score unchanged.
@@ -43,9 +48,29 @@ Tensor maybe_mask(const Tensor& x, const TargetState& t, MaskMethod m) {
   return t.mask.defined() ? apply_mask(x, t.mask, m) : x;
 }
 
-Tensor quantize(const Tensor& x, const TargetState& t, bool clip_grad) {
+// Fake quantization of x with the target's scale and zero point (expanded over its blocks).
+// Until a quantizer has set them, the value passes through unchanged (NNI does the same).
+Tensor quantize(const Tensor& x, const TargetState& t, QuantMethod method) {
   if (!t.scale.defined() || !t.zero_point.defined()) return x;
-  return fake_quantize(x, t.scale, t.zero_point, t.qmin, t.qmax, clip_grad);
+  QuantArgs q;
+  q.method = method;
+  q.qmin = t.qmin;
+  q.qmax = t.qmax;
+  // LSQ's gradient scale 1/sqrt(qmax * numel(x)) (1 when that is 0, as NNI).
+  const double n = static_cast<double>(t.qmax) * static_cast<double>(x.numel());
+  q.grad_scale = n > 0 ? static_cast<float>(1.0 / std::sqrt(n)) : 1.f;
+  return fake_quantize(x, expand_blocks(t.scale, x, t, CompressorKind::Quantization),
+                       expand_blocks(t.zero_point, x, t, CompressorKind::Quantization), q);
+}
+
+// DoReFa's weight transform (Zhou et al. 2016): tanh, scaled into [0, 1] by the largest |tanh|,
+// clamp_round there, mapped back to [-1, 1]. Composed of differentiable ops, so the gradient
+// is tanh's and the max's (as in NNI) around clamp_round's straight-through estimator.
+Tensor dorefa_weight(const Tensor& w, const TargetState& t) {
+  if (!t.scale.defined() || !t.zero_point.defined()) return w;
+  Tensor th = tanh(w);
+  Tensor unit = add(div(th, mul(max(abs(th)), 2.f)), 0.5f);
+  return sub(mul(quantize(unit, t, QuantMethod::ClampRound), 2.f), Tensor::scalar(1.f, w.device()));
 }
 
 Registry& registry() {
@@ -74,8 +99,19 @@ Registry& registry() {
       return maybe_mask(y, t, MaskMethod::Mul);
     };
     reg->quantization["bypass"] = [](const Tensor& x, TargetState&) { return x; };
-    reg->quantization["clamp_round"] = [](const Tensor& x, TargetState& t) { return quantize(x, t, false); };
-    reg->quantization["qat_clamp_round"] = [](const Tensor& x, TargetState& t) { return quantize(x, t, true); };
+    auto method = [](QuantMethod m) {
+      return [m](const Tensor& x, TargetState& t) { return quantize(x, t, m); };
+    };
+    reg->quantization["clamp_round"] = method(QuantMethod::ClampRound);
+    reg->quantization["qat_clamp_round"] = method(QuantMethod::QatClampRound);
+    reg->quantization["lsq_clamp_round"] = method(QuantMethod::Lsq);
+    reg->quantization["lsq_plus_clamp_round"] = method(QuantMethod::LsqPlus);
+    reg->quantization["dorefa_clamp_round_output"] = method(QuantMethod::DoReFaOutput);
+    reg->quantization["dorefa_clamp_round_weight"] = dorefa_weight;
+    reg->quantization["bnn_clamp_round"] = [](const Tensor& x, TargetState& t) {
+      return quantize(x, t, t.kind == TargetKind::Output ? QuantMethod::BnnOutput : QuantMethod::Bnn);
+    };
+    reg->quantization["naive_truncate"] = method(QuantMethod::Truncate);
     return reg;
   }();
   return *r;

@@ -1,7 +1,9 @@
 // Apply methods by name, as NNI's apply_method.py: how a mask or a quantizer is applied to a
-// target's value. Pruning: bypass, mul, add, movement_mul, movement_add, slim_mul. Quantization:
-// bypass, clamp_round, qat_clamp_round (straight-through estimators). Compressors may register
-// more; an unknown name is an error listing the valid ones.
+// target's value. Pruning: bypass, mul, add, movement_mul, movement_add, slim_mul. Quantization
+// (straight-through estimators, nni-semantics §2.4): bypass, clamp_round, qat_clamp_round,
+// lsq_clamp_round, lsq_plus_clamp_round, dorefa_clamp_round_weight, dorefa_clamp_round_output,
+// bnn_clamp_round, naive_truncate (v1's NaiveQuantizer). Compressors may register more; an
+// unknown name is an error listing the valid ones.
 #pragma once
 #include <functional>
 #include <string>

@@ -180,8 +180,10 @@ void ModuleWrapper::bake(bool quantize) {
     Tensor p = module_->param(t->name);
     if (!p.defined()) continue;
     Tensor v = p;
-    if (quantize && t->is(CompressorKind::Quantization) && t->scale.defined())
-      v = fake_quantize(v, t->scale, t->zero_point, t->qmin, t->qmax, false);
+    if (quantize && t->is(CompressorKind::Quantization)) {
+      const auto& s = t->settings(CompressorKind::Quantization);
+      v = ApplyMethods::quantization(std::string(s.at("apply_method").as_string()))(v, *t);
+    }
     if (t->mask.defined()) v = apply_mask(v, t->mask);
     Tensor dst = module_->parameter(t->name);
     dst.copy_(v);

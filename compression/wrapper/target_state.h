@@ -26,9 +26,11 @@ struct TargetState {
   // Pruning: a 0/1 mask broadcastable to the target (parameters: full shape, registered on the
   // module as the buffer "<name>_mask"); undefined = not masked.
   Tensor mask;
-  // Quantization: scale and zero point broadcastable to the target; undefined = not quantized
-  // yet (apply methods then pass the value through).
+  // Quantization: scale and zero point in the target's shrunk shape (its granularity; a scalar
+  // per tensor); undefined = not quantized yet (apply methods then pass the value through). The
+  // observed range (tracked_min/max) has the same shape; undefined until a quantizer observes.
   Tensor scale, zero_point;
+  Tensor tracked_min, tracked_max;
   float qmin = 0.f, qmax = 0.f;
   // Trainable extras of apply methods, e.g. "slim_factor", "mvp_score" (shrunk shape).
   std::map<std::string, Tensor> extras;

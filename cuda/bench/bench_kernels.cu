@@ -88,6 +88,7 @@ int main() {
     };
     kern::StridedIndex same = kern::make_strided({n}, {1}, {1});
     kern::StridedIndex scalar = kern::make_strided({n}, {1}, {0});
+    QuantArgs qat{QuantMethod::QatClampRound, -127.f, 127.f, 1.f};
     row("copy", bench::bytes_copy(n), [&] { kern::copy(x, y, n); });
     row("fill", bench::bytes_fill(n), [&] { kern::fill(y, n, 1.f); });
     row("unary relu", bench::bytes_unary(n), [&] { kern::unary(UnaryOp::Relu, x, y, n, 0, 0); });
@@ -98,9 +99,9 @@ int main() {
     row("mask mul (full mask)", bench::bytes_mask(n, n), [&] { kern::binary(BinaryOp::Mul, x, m, y, n, same); });
     row("mask add (full mask)", bench::bytes_mask(n, n), [&] { kern::binary(BinaryOp::MaskAdd, x, m, y, n, same); });
     row("fake quant (tensor)", bench::bytes_fake_quant(n, 1),
-        [&] { kern::fake_quant(x, s, z, y, n, scalar, true, -127.f, 127.f); });
+        [&] { kern::fake_quant(qat, x, s, z, y, n, scalar, true); });
     row("fake quant backward", bench::bytes_fake_quant_backward(n, 1),
-        [&] { kern::fake_quant_backward(x, s, z, g, y, n, scalar, true, -127.f, 127.f, true); });
+        [&] { kern::fake_quant_backward(qat, x, s, z, g, y, nullptr, nullptr, n, scalar, true); });
     const int64_t rows = n / 1024;
     row("reduce sum rows (1024)", bench::bytes_reduce_rows(rows, 1024),
         [&] { kern::reduce(ReduceOp::Sum, x, rows, 1024, 1, y, nullptr); });

@@ -21,6 +21,24 @@ enum class UnaryOp : uint8_t {
 enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow, Max, Min, Gt, Lt, Ge, Le, Eq, MaskAdd };
 enum class ReduceOp : uint8_t { Sum, Mean, Max, Min };
 
+// The straight-through quantizers (NNI's quantization apply methods), per element with scale s
+// and zero point z; formulas in scalar_ops.h (quant_value, quant_grad).
+enum class QuantMethod : uint8_t {
+  ClampRound,     // (round(clamp(z + x/s, qmin, qmax)) - z) * s;  gx = g everywhere
+  QatClampRound,  // the same;  gx = g only where qmin <= z + x/s <= qmax
+  Lsq,            // round(clamp(x/s, qmin, qmax)) * s (z unused);  gx, and gs (learned step)
+  LsqPlus,        // (round(clamp(x/s + z, qmin, qmax)) - z) * s;  gx, gs and gz (learned offset)
+  DoReFaOutput,   // ClampRound(clamp(x, 0, 1));  gx = g on [0, 1]
+  Bnn,            // sign(x) with sign(0) = +1 (s, z unused);  gx = g
+  BnnOutput,      // the same;  gx = g only where |x| <= 1
+  Truncate,       // trunc(x/s) * s, v1's NaiveQuantizer (a cast to int8);  gx = g
+};
+struct QuantArgs {
+  QuantMethod method = QuantMethod::ClampRound;
+  float qmin = 0.f, qmax = 0.f;
+  float grad_scale = 1.f;  // LSQ/LSQ+: factor on the scale gradient, 1/sqrt(qmax * numel)
+};
+
 // Broadcast descriptor: the output shape and, per input, the input strides in output index
 // space (0 on broadcast dims). Dims are already merged where possible.
 struct Broadcast {
@@ -156,14 +174,15 @@ class Backend {
                          float beta1, float beta2, float eps, float weight_decay, bool decoupled,
                          int64_t step) = 0;
 
-  // Fake quantization y = (round(clamp(z + x/s, qmin, qmax)) - z) * s, with scale s and zero
-  // point z (same shape) broadcast to x as described by `bc` (x as a, s as b).
-  virtual void fake_quant(const Tensor& x, const Tensor& scale, const Tensor& zero_point,
-                          const Broadcast& bc, float qmin, float qmax, Tensor& y) = 0;
-  // Straight-through gradient: gx = gy, or gy only where qmin <= z + x/s <= qmax (clip_grad).
-  virtual void fake_quant_backward(const Tensor& x, const Tensor& scale, const Tensor& zero_point,
-                                   const Broadcast& bc, float qmin, float qmax, bool clip_grad,
-                                   const Tensor& gy, Tensor& gx) = 0;
+  // Straight-through fake quantization (QuantArgs::method), with scale s and zero point z (same
+  // shape) broadcast to x as described by `bc` (x as a, s as b).
+  virtual void fake_quant(const QuantArgs& q, const Tensor& x, const Tensor& scale,
+                          const Tensor& zero_point, const Broadcast& bc, Tensor& y) = 0;
+  // gx = dL/dx. gscale / gzero (x's shape, null when not wanted): each element's contribution to
+  // dL/ds and dL/dz; the op sums them to the scale's shape.
+  virtual void fake_quant_backward(const QuantArgs& q, const Tensor& x, const Tensor& scale,
+                                   const Tensor& zero_point, const Broadcast& bc, const Tensor& gy,
+                                   Tensor& gx, Tensor* gscale, Tensor* gzero) = 0;
 };
 
 Backend& backend(Device device);

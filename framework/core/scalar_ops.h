@@ -95,6 +95,58 @@ SHRINK_HD bool fake_quant_in_range(float x, float s, float z, float qmin, float 
   return q >= qmin && q <= qmax;
 }
 
+SHRINK_HD float binary_sign(float x) { return x < 0.f ? -1.f : (x >= 0.f ? 1.f : x); }  // NaN stays
+
+// Forward of every QuantMethod (backend.h). LSQ ignores z; BNN ignores s and z.
+SHRINK_HD float quant_value(QuantMethod m, float x, float s, float z, float qmin, float qmax) {
+  switch (m) {
+    case QuantMethod::ClampRound:
+    case QuantMethod::QatClampRound:
+    case QuantMethod::LsqPlus: return fake_quant_value(x, s, z, qmin, qmax);
+    case QuantMethod::Lsq: return fake_quant_value(x, s, 0.f, qmin, qmax);
+    case QuantMethod::DoReFaOutput:
+      return fake_quant_value(x < 0.f ? 0.f : (x > 1.f ? 1.f : x), s, z, qmin, qmax);
+    case QuantMethod::Bnn:
+    case QuantMethod::BnnOutput: return binary_sign(x);
+    case QuantMethod::Truncate: return truncf(x / s) * s;
+  }
+  return 0.f;
+}
+
+// Backward of every QuantMethod: gx, and for the learned-parameter methods the element's share
+// of the scale gradient (gs) and zero-point gradient (gz); gs and gz are 0 for the others.
+// LSQ (Esser et al.), through round's straight-through estimator, with v = x/s (+ z for LSQ+):
+//   inside [qmin, qmax]: dy/dx = 1, dy/ds = round(v) - v,  dy/dz = 0
+//   below / above:       dy/dx = 0, dy/ds = qmin - z / qmax - z,  dy/dz = -s
+// and gs is multiplied by grad_scale (NNI's 1/sqrt(qmax * numel)); gz is not.
+SHRINK_HD void quant_grad(QuantMethod m, float x, float s, float z, float qmin, float qmax,
+                          float grad_scale, float g, float& gx, float& gs, float& gz) {
+  gs = 0.f;
+  gz = 0.f;
+  switch (m) {
+    case QuantMethod::ClampRound:
+    case QuantMethod::Bnn:
+    case QuantMethod::Truncate: gx = g; return;
+    case QuantMethod::QatClampRound: gx = fake_quant_in_range(x, s, z, qmin, qmax) ? g : 0.f; return;
+    case QuantMethod::DoReFaOutput: gx = x >= 0.f && x <= 1.f ? g : 0.f; return;
+    case QuantMethod::BnnOutput: gx = fabsf(x) > 1.f ? 0.f : g; return;
+    case QuantMethod::Lsq:
+    case QuantMethod::LsqPlus: {
+      const float zz = m == QuantMethod::Lsq ? 0.f : z;
+      const float v = x / s + zz;
+      if (v < qmin || v > qmax) {
+        gx = 0.f;
+        gs = g * ((v < qmin ? qmin : qmax) - zz) * grad_scale;
+        gz = m == QuantMethod::Lsq ? 0.f : -s * g;
+      } else {
+        gx = g;
+        gs = g * (nearbyintf(v) - v) * grad_scale;
+      }
+      return;
+    }
+  }
+}
+
 // torch.optim.SGD for one element: d = g + wd * p; with momentum buf = first ? d :
 // momentum * buf + (1 - dampening) * d and d = nesterov ? d + momentum * buf : buf; p -= lr * d.
 SHRINK_HD void sgd_update(float& p, float g, float* buf, float lr, float momentum, float dampening,

@@ -1,46 +1,72 @@
-// CPU kernels for fake quantization (the STE op of the quantizers): the reference the CUDA
-// kernels in cuda/kernels/quant.cuh are tested against.
+// CPU kernels of the straight-through quantizers (QuantMethod): the reference the CUDA kernels
+// in cuda/kernels/quant.cuh are tested against. Formulas in scalar_ops.h.
 #include "framework/core/scalar_ops.h"
 #include "framework/cpu/cpu_backend.h"
 #include "framework/cpu/strided.h"
 
 namespace shrink::cpu {
 
-void CpuBackend::fake_quant(const Tensor& x, const Tensor& scale, const Tensor& zero_point,
-                            const Broadcast& bc, float qmin, float qmax, Tensor& y) {
-  const float* xp = x.data<float>();
-  const float* sp = scale.data<float>();
-  const float* zp = zero_point.data<float>();
-  float* yp = y.data<float>();
+namespace {
+
+// The method is a template argument so that each inner loop is specialised (the hot
+// ClampRound / QatClampRound loops carry no switch).
+template <QuantMethod M>
+void forward_loop(const QuantArgs& q, const float* xp, const float* sp, const float* zp, float* yp,
+                  const Broadcast& bc) {
   const int64_t sa = bc.a_strides.back(), sb = bc.b_strides.back();
-  parallel_runs(bc.out, bc.a_strides, bc.b_strides,
-                [&](int64_t o, int64_t ia, int64_t ib, int64_t len) {
-                  for (int64_t i = 0; i < len; ++i)
-                    yp[o + i] = scalar::fake_quant_value(xp[ia + i * sa], sp[ib + i * sb],
-                                                         zp[ib + i * sb], qmin, qmax);
-                });
+  parallel_runs(bc.out, bc.a_strides, bc.b_strides, [&](int64_t o, int64_t ia, int64_t ib, int64_t len) {
+    for (int64_t i = 0; i < len; ++i)
+      yp[o + i] = scalar::quant_value(M, xp[ia + i * sa], sp[ib + i * sb], zp[ib + i * sb], q.qmin, q.qmax);
+  });
 }
 
-void CpuBackend::fake_quant_backward(const Tensor& x, const Tensor& scale,
-                                     const Tensor& zero_point, const Broadcast& bc, float qmin,
-                                     float qmax, bool clip_grad, const Tensor& gy, Tensor& gx) {
-  const float* xp = x.data<float>();
-  const float* sp = scale.data<float>();
-  const float* zp = zero_point.data<float>();
-  const float* gp = gy.data<float>();
-  float* op = gx.data<float>();
+template <QuantMethod M>
+void backward_loop(const QuantArgs& q, const float* xp, const float* sp, const float* zp, const float* gp,
+                   float* gxp, float* gsp, float* gzp, const Broadcast& bc) {
   const int64_t sa = bc.a_strides.back(), sb = bc.b_strides.back();
-  parallel_runs(bc.out, bc.a_strides, bc.b_strides,
-                [&](int64_t o, int64_t ia, int64_t ib, int64_t len) {
-                  for (int64_t i = 0; i < len; ++i) {
-                    const float g = gp[o + i];
-                    op[o + i] = !clip_grad || scalar::fake_quant_in_range(
-                                                  xp[ia + i * sa], sp[ib + i * sb],
-                                                  zp[ib + i * sb], qmin, qmax)
-                                    ? g
-                                    : 0.f;
-                  }
-                });
+  parallel_runs(bc.out, bc.a_strides, bc.b_strides, [&](int64_t o, int64_t ia, int64_t ib, int64_t len) {
+    for (int64_t i = 0; i < len; ++i) {
+      float gs, gz;
+      scalar::quant_grad(M, xp[ia + i * sa], sp[ib + i * sb], zp[ib + i * sb], q.qmin, q.qmax, q.grad_scale,
+                         gp[o + i], gxp[o + i], gs, gz);
+      if (gsp) gsp[o + i] = gs;
+      if (gzp) gzp[o + i] = gz;
+    }
+  });
+}
+
+template <typename F>
+void dispatch(QuantMethod m, F&& f) {
+  switch (m) {
+    case QuantMethod::ClampRound: return f(std::integral_constant<QuantMethod, QuantMethod::ClampRound>{});
+    case QuantMethod::QatClampRound: return f(std::integral_constant<QuantMethod, QuantMethod::QatClampRound>{});
+    case QuantMethod::Lsq: return f(std::integral_constant<QuantMethod, QuantMethod::Lsq>{});
+    case QuantMethod::LsqPlus: return f(std::integral_constant<QuantMethod, QuantMethod::LsqPlus>{});
+    case QuantMethod::DoReFaOutput: return f(std::integral_constant<QuantMethod, QuantMethod::DoReFaOutput>{});
+    case QuantMethod::Bnn: return f(std::integral_constant<QuantMethod, QuantMethod::Bnn>{});
+    case QuantMethod::BnnOutput: return f(std::integral_constant<QuantMethod, QuantMethod::BnnOutput>{});
+    case QuantMethod::Truncate: return f(std::integral_constant<QuantMethod, QuantMethod::Truncate>{});
+  }
+}
+
+}  // namespace
+
+void CpuBackend::fake_quant(const QuantArgs& q, const Tensor& x, const Tensor& scale, const Tensor& zero_point,
+                            const Broadcast& bc, Tensor& y) {
+  dispatch(q.method, [&](auto m) {
+    forward_loop<decltype(m)::value>(q, x.data<float>(), scale.data<float>(), zero_point.data<float>(),
+                                     y.data<float>(), bc);
+  });
+}
+
+void CpuBackend::fake_quant_backward(const QuantArgs& q, const Tensor& x, const Tensor& scale,
+                                     const Tensor& zero_point, const Broadcast& bc, const Tensor& gy, Tensor& gx,
+                                     Tensor* gscale, Tensor* gzero) {
+  dispatch(q.method, [&](auto m) {
+    backward_loop<decltype(m)::value>(q, x.data<float>(), scale.data<float>(), zero_point.data<float>(),
+                                      gy.data<float>(), gx.data<float>(), gscale ? gscale->data<float>() : nullptr,
+                                      gzero ? gzero->data<float>() : nullptr, bc);
+  });
 }
 
 }  // namespace shrink::cpu

@@ -101,6 +101,11 @@ class Module : public std::enable_shared_from_this<Module> {
   // ---- hooks ----
   HookHandle register_forward_pre_hook(PreHook hook, bool prepend = false);
   HookHandle register_forward_hook(ForwardHook hook, bool prepend = false);
+  // Runs `fn` instead of forward() until the handle is removed (hooks still run around it); the
+  // latest override wins. What a monkey-patched `module.forward` is in PyTorch: compression's
+  // module fusion turns a batch norm folded into its convolution into the identity this way.
+  using ForwardOverride = std::function<Value(Module&, const std::vector<Value>&)>;
+  HookHandle override_forward(ForwardOverride fn);
   size_t num_forward_pre_hooks() const { return hooks_->pre.size(); }
   size_t num_forward_hooks() const { return hooks_->post.size(); }
 
@@ -129,6 +134,7 @@ class Module : public std::enable_shared_from_this<Module> {
   struct HookLists {
     std::vector<std::pair<uint64_t, PreHook>> pre;
     std::vector<std::pair<uint64_t, ForwardHook>> post;
+    std::vector<std::pair<uint64_t, ForwardOverride>> overrides;
     uint64_t next_id = 1;
   };
   std::vector<std::pair<std::string, Tensor>> params_;

@@ -1,5 +1,5 @@
 // The ops compressors are built from: masking and fake quantization with a straight-through
-// gradient. Kernels: the backend's binary kernel (Mul / MaskAdd) and fake_quant.
+// gradient. Kernels: the backend's binary kernel (Mul / MaskAdd) and fake_quant (every QuantMethod).
 #include "framework/ops/op_util.h"
 #include "framework/ops/ops.h"
 
@@ -27,8 +27,7 @@ Tensor apply_mask(const Tensor& x, const Tensor& mask, MaskMethod method) {
   return y;
 }
 
-Tensor fake_quantize(const Tensor& x, const Tensor& scale, const Tensor& zero_point, float qmin,
-                     float qmax, bool clip_grad) {
+Tensor fake_quantize(const Tensor& x, const Tensor& scale, const Tensor& zero_point, const QuantArgs& q) {
   check_f32(x, "fake_quantize", "input");
   check_f32(scale, "fake_quantize", "scale");
   check_f32(zero_point, "fake_quantize", "zero_point");
@@ -36,21 +35,38 @@ Tensor fake_quantize(const Tensor& x, const Tensor& scale, const Tensor& zero_po
                " and zero_point ", zero_point.shape(), " must have the same shape");
   SHRINK_CHECK(broadcast_shapes(x.shape(), scale.shape(), "fake_quantize") == x.shape(),
                "fake_quantize: scale ", scale.shape(), " does not broadcast to input ", x.shape());
-  SHRINK_CHECK(qmin <= qmax, "fake_quantize: qmin ", qmin, " > qmax ", qmax);
+  SHRINK_CHECK(q.qmin <= q.qmax, "fake_quantize: qmin ", q.qmin, " > qmax ", q.qmax);
   detail::check_same_device(x, scale, "fake_quantize");
+  detail::check_same_device(x, zero_point, "fake_quantize");
   Broadcast bc = make_broadcast(x.shape(), scale.shape(), "fake_quantize");
   Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
-  if (y.numel() > 0) backend(x.device()).fake_quant(x, scale, zero_point, bc, qmin, qmax, y);
-  if (needs_grad({&x})) {
+  if (y.numel() > 0) backend(x.device()).fake_quant(q, x, scale, zero_point, bc, y);
+  if (needs_grad({&x, &scale, &zero_point})) {
+    // Only the learned-step methods differentiate the scale (and LSQ+ the zero point).
+    const bool want_s = scale.requires_grad() && (q.method == QuantMethod::Lsq || q.method == QuantMethod::LsqPlus);
+    const bool want_z = zero_point.requires_grad() && q.method == QuantMethod::LsqPlus;
     Tensor xd = x.detach(), sd = scale.detach(), zd = zero_point.detach();
-    record(y, OpKind::FakeQuant, {x}, [xd, sd, zd, bc, qmin, qmax, clip_grad](const Tensor& g) {
+    record(y, OpKind::FakeQuant, {x, scale, zero_point}, [xd, sd, zd, bc, q, want_s, want_z](const Tensor& g) {
       Tensor gx = Tensor::empty(g.shape(), DType::F32, g.device());
+      Tensor gs = want_s ? Tensor::empty(g.shape(), DType::F32, g.device()) : Tensor();
+      Tensor gz = want_z ? Tensor::empty(g.shape(), DType::F32, g.device()) : Tensor();
       if (gx.numel() > 0)
-        backend(g.device()).fake_quant_backward(xd, sd, zd, bc, qmin, qmax, clip_grad, g, gx);
-      return std::vector<Tensor>{gx};
-    }, {clip_grad ? 1 : 0});
+        backend(g.device()).fake_quant_backward(q, xd, sd, zd, bc, g, gx, want_s ? &gs : nullptr,
+                                                want_z ? &gz : nullptr);
+      return std::vector<Tensor>{gx, want_s ? sum_to_shape(gs, sd.shape()) : Tensor(),
+                                 want_z ? sum_to_shape(gz, zd.shape()) : Tensor()};
+    }, {static_cast<int64_t>(q.method)});
   }
   return y;
+}
+
+Tensor fake_quantize(const Tensor& x, const Tensor& scale, const Tensor& zero_point, float qmin,
+                     float qmax, bool clip_grad) {
+  QuantArgs q;
+  q.method = clip_grad ? QuantMethod::QatClampRound : QuantMethod::ClampRound;
+  q.qmin = qmin;
+  q.qmax = qmax;
+  return fake_quantize(x, scale, zero_point, q);
 }
 
 }  // namespace shrink

@@ -148,6 +148,9 @@ Tensor apply_mask(const Tensor& x, const Tensor& mask, MaskMethod method = MaskM
 // (NNI's clamp_round and qat_clamp_round).
 Tensor fake_quantize(const Tensor& x, const Tensor& scale, const Tensor& zero_point, float qmin,
                      float qmax, bool clip_grad);
+// Any straight-through quantizer (QuantMethod, backend.h). The gradient reaches x as the method
+// says, the scale for Lsq/LsqPlus and the zero point for LsqPlus (summed to their shape).
+Tensor fake_quantize(const Tensor& x, const Tensor& scale, const Tensor& zero_point, const QuantArgs& q);
 
 // Sums a broadcast gradient back to `shape` (the reverse of broadcasting).
 Tensor sum_to_shape(const Tensor& g, const Shape& shape);

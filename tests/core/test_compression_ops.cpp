@@ -63,4 +63,92 @@ BOOST_AUTO_TEST_CASE(straight_through_gradients) {
   }
 }
 
+namespace {
+QuantArgs args(QuantMethod m, float qmin, float qmax, float grad_scale = 1.f) {
+  QuantArgs q;
+  q.method = m;
+  q.qmin = qmin;
+  q.qmax = qmax;
+  q.grad_scale = grad_scale;
+  return q;
+}
+// d sum(g * y) / d {x, s, z} for one fake_quantize call.
+struct Grads {
+  std::vector<float> y, gx, gs, gz;
+};
+Grads run(const QuantArgs& q, const std::vector<float>& xv, float sv, float zv, const std::vector<float>& gv) {
+  Tensor x = Tensor::from_vector(xv, {static_cast<int64_t>(xv.size())}).set_requires_grad(true);
+  Tensor s = Tensor::scalar(sv).set_requires_grad(true), z = Tensor::scalar(zv).set_requires_grad(true);
+  Tensor y = fake_quantize(x, s, z, q);
+  sum(mul(y, Tensor::from_vector(gv, {static_cast<int64_t>(gv.size())}))).backward();
+  auto grad = [](const Tensor& t) { return t.grad().defined() ? t.grad().to_vector() : std::vector<float>{0.f}; };
+  return {y.to_vector(), grad(x), grad(s), grad(z)};
+}
+}  // namespace
+
+// LSQ (Esser et al. 2020), s = 0.5, [-4, 4], grad scale 0.25. v = x/s:
+//   x = 0.3 -> v 0.6 -> round 1 -> y 0.5;  dy/ds = round(v) - v = 0.4
+//   x = 1.25 -> v 2.5 -> round 2 (even) -> y 1.0; dy/ds = -0.5
+//   x = 3 -> v 6 -> clamped 4 -> y 2.0; dy/dx = 0, dy/ds = qmax = 4
+//   x = -3 -> v -6 -> -4 -> y -2.0; dy/ds = qmin = -4
+BOOST_AUTO_TEST_CASE(lsq_values_and_gradients) {
+  Grads r = run(args(QuantMethod::Lsq, -4, 4, 0.25f), {0.3f, 1.25f, 3.f, -3.f}, 0.5f, 7.f, {1, 2, 3, 4});
+  check_close(r.y, {0.5f, 1.f, 2.f, -2.f}, 1e-7, "lsq y (z is ignored)");
+  check_close(r.gx, {1, 2, 0, 0}, 0, "lsq dx");
+  const double want_s = 0.25 * (1 * 0.4 + 2 * -0.5 + 3 * 4 + 4 * -4);
+  check_close(r.gs, {static_cast<float>(want_s)}, 1e-6, "lsq ds");
+  check_close(r.gz, {0.f}, 0, "lsq has no zero-point gradient");
+}
+
+// LSQ+ (Bhalgat et al. 2020), s = 0.5, z = 1, [0, 6], grad scale 0.5. v = x/s + z:
+//   x = 0.3 -> v 1.6 -> 2 -> y 0.5;  ds = round(v) - v = 0.4; dz 0
+//   x = -1 -> v -1 -> clamped 0 -> y -0.5; dx 0; ds = qmin - z = -1; dz = -s = -0.5
+//   x = 4 -> v 9 -> 6 -> y 2.5; ds = qmax - z = 5; dz = -0.5
+BOOST_AUTO_TEST_CASE(lsq_plus_values_and_gradients) {
+  Grads r = run(args(QuantMethod::LsqPlus, 0, 6, 0.5f), {0.3f, -1.f, 4.f}, 0.5f, 1.f, {1, 2, 3});
+  check_close(r.y, {0.5f, -0.5f, 2.5f}, 1e-7, "lsq+ y");
+  check_close(r.gx, {1, 0, 0}, 0, "lsq+ dx");
+  check_close(r.gs, {static_cast<float>(0.5 * (1 * 0.4 + 2 * -1.0 + 3 * 5.0))}, 1e-6, "lsq+ ds");
+  check_close(r.gz, {static_cast<float>(2 * -0.5 + 3 * -0.5)}, 1e-7, "lsq+ dz (no grad scale)");
+}
+
+// Where the fake quantizer is clipped it is smooth in s and z (y = (qmax - z) * s), so central
+// differences must agree with the STE formulas there.
+BOOST_AUTO_TEST_CASE(lsq_clipped_region_matches_finite_differences) {
+  const Tensor x = Tensor::from_vector({9.f, -9.f}, {2});
+  auto lsq = [x](const std::vector<Tensor>& v) {
+    return fake_quantize(x, v[0], Tensor::scalar(0.f), args(QuantMethod::Lsq, -3, 5));
+  };
+  shrink::testing::check_gradients(lsq, {Tensor::scalar(0.7f)});
+  auto lsq_plus = [x](const std::vector<Tensor>& v) {
+    return fake_quantize(x, v[0], v[1], args(QuantMethod::LsqPlus, -3, 5));
+  };
+  shrink::testing::check_gradients(lsq_plus, {Tensor::scalar(0.7f), Tensor::scalar(0.4f)});
+}
+
+BOOST_AUTO_TEST_CASE(dorefa_output_and_bnn) {
+  // DoReFa output: clamp to [0, 1], then clamp_round with s = 1/3 (2 bits), z = 0.
+  Grads d = run(args(QuantMethod::DoReFaOutput, 0, 3), {-0.5f, 0.2f, 0.5f, 1.f, 1.5f}, 1.f / 3.f, 0.f, {1, 2, 3, 4, 5});
+  check_close(d.y, {0.f, 1.f / 3.f, 2.f / 3.f, 1.f, 1.f}, 1e-6, "dorefa output (0.5 -> 1.5 -> 2, even)");
+  check_close(d.gx, {0, 2, 3, 4, 0}, 0, "dorefa output dx: the clamp's gradient");
+  Grads b = run(args(QuantMethod::Bnn, 0, 0), {-2.f, -0.5f, 0.f, 0.5f, 2.f}, 1.f, 0.f, {1, 2, 3, 4, 5});
+  check_close(b.y, {-1, -1, 1, 1, 1}, 0, "bnn: sign with sign(0) = +1");
+  check_close(b.gx, {1, 2, 3, 4, 5}, 0, "bnn weight: straight through");
+  Grads o = run(args(QuantMethod::BnnOutput, 0, 0), {-2.f, -1.f, 0.f, 1.f, 2.f}, 1.f, 0.f, {1, 2, 3, 4, 5});
+  check_close(o.gx, {0, 2, 3, 4, 0}, 0, "bnn output: zero where |x| > 1");
+  // v1 NaiveQuantizer: x / s cast to an integer (toward zero), times s.
+  Grads t = run(args(QuantMethod::Truncate, -127, 127), {-1.9f, -0.6f, 0.6f, 1.9f}, 0.5f, 0.f, {1, 2, 3, 4});
+  check_close(t.y, {-1.5f, -0.5f, 0.5f, 1.5f}, 0, "truncate: -3.8 -> -3, -1.2 -> -1, 1.2 -> 1, 3.8 -> 3");
+  check_close(t.gx, {1, 2, 3, 4}, 0, "truncate: straight through");
+}
+
+BOOST_AUTO_TEST_CASE(lsq_per_channel_scale_gradient_sums_per_channel) {
+  Tensor x = Tensor::from_vector({0.3f, 9.f, 0.3f, 9.f}, {2, 2}).set_requires_grad(true);
+  Tensor s = Tensor::from_vector({0.5f, 1.f}, {2, 1}).set_requires_grad(true);
+  Tensor z = Tensor::zeros({2, 1});
+  sum(fake_quantize(x, s, z, args(QuantMethod::Lsq, -4, 4, 1.f))).backward();
+  // row 0: v = 0.6 (0.4) and 18 (clipped: 4); row 1: v = 0.3 (round 0: -0.3) and 9 (4)
+  check_close(s.grad().to_vector(), {4.4f, 3.7f}, 1e-6, "per-channel ds");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

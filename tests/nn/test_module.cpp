@@ -209,4 +209,28 @@ BOOST_AUTO_TEST_CASE(train_eval_modes_and_batchnorm_buffers) {
   BOOST_TEST(bufs.front().first == "features.bn1.running_mean");
 }
 
+// A forward override replaces forward() while hooks still run around it; removing its handle
+// restores the module's own forward (a batch norm fused away acts as the identity this way).
+BOOST_AUTO_TEST_CASE(forward_override) {
+  ReLU relu;
+  std::vector<std::string> seen;
+  auto pre = relu.register_forward_pre_hook([&](Module&, const std::vector<Value>&) -> std::optional<std::vector<Value>> {
+    seen.push_back("pre");
+    return std::nullopt;
+  });
+  auto post = relu.register_forward_hook([&](Module&, const std::vector<Value>&, const Value&) -> std::optional<Value> {
+    seen.push_back("post");
+    return std::nullopt;
+  });
+  Tensor x = Tensor::from_vector({-1.f, 2.f}, {2});
+  HookHandle h = relu.override_forward([&](Module&, const std::vector<Value>& in) {
+    seen.push_back("override");
+    return in[0];
+  });
+  BOOST_TEST(relu(x).to_vector() == std::vector<float>({-1.f, 2.f}), boost::test_tools::per_element());
+  BOOST_TEST((seen == std::vector<std::string>{"pre", "override", "post"}));
+  h.remove();
+  BOOST_TEST(relu(x).to_vector() == std::vector<float>({0.f, 2.f}), boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

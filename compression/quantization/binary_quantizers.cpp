@@ -1,0 +1,123 @@
+#include "compression/quantization/binary_quantizers.h"
+
+#include <set>
+
+#include "framework/core/autograd.h"
+#include "framework/ops/ops.h"
+#include "framework/train/trainer.h"
+
+namespace shrink::compression {
+
+namespace {
+
+bool has_granularity(const TargetState& t) {
+  const auto& g = t.settings(CompressorKind::Quantization).at("granularity");
+  return !(g.is_null() || (g.is_string() && g.as_string() == "default"));
+}
+
+// NNI's ACTIVATION_LIST, the modules whose output DoReFa may quantize (limited to what exists).
+bool is_activation(const std::string& type) {
+  static const std::set<std::string> kinds = {
+      "ReLU", "RReLU", "LeakyReLU", "PReLU", "Softplus", "ELU", "CELU", "SELU", "GELU", "ReLU6", "Sigmoid",
+      "Tanh", "Softsign", "Hardtanh", "Threshold", "Tanhshrink", "Softshrink", "Hardshrink", "LogSigmoid",
+      "Softmin", "Softmax", "LogSoftmax", "Hardswish"};
+  return kinds.count(type) != 0;
+}
+
+Tensor scalar_like(float v, const Tensor& like) { return Tensor::full({}, v, like.device()); }
+
+}  // namespace
+
+DoReFaQuantizer::DoReFaQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+                                 train::Trainer& trainer)
+    : Quantizer(std::move(model), config_list, &trainer, "DoReFaQuantizer") {
+  for (TargetState* t : targets()) {
+    const TargetSpace& space = t->space(CompressorKind::Quantization);
+    const std::string at = "config[" + std::to_string(space.config_index) + "]";
+    SHRINK_CHECK(!t->settings(CompressorKind::Quantization).at("quant_scheme").is_null(), at, ".quant_scheme: ",
+                 who_, " needs quant_scheme set ('affine' or 'symmetric') for ", t->key());
+    SHRINK_CHECK(!has_granularity(*t), at, ".granularity: ", who_, " quantizes per tensor (", t->key(), ")");
+    if (t->kind == TargetKind::Output)
+      SHRINK_CHECK(is_activation(space.module_type), at, ".target_names: ", who_, " quantizes outputs of ",
+                   "activation modules only; ", t->key(), " is a ", space.module_type);
+    if (t->kind != TargetKind::Input && quant_scheme(*t) != QuantScheme::Affine)
+      warnings_.push_back(who_ + ": " + t->key() + " uses DoReFa's fixed affine range [0, 1]");
+    Tensor any = model_->parameters().empty() ? Tensor::zeros({}) : model_->parameters().front();
+    if (t->kind == TargetKind::Input) {
+      set_apply_method(*t, "clamp_round");
+    } else {
+      // The fixed range [0, 1], affine: s = 1 / (qmax - qmin), z = qmin - round(0 / s).
+      t->scale = scalar_like(1.f / (t->qmax - t->qmin), any);
+      t->zero_point = scalar_like(t->qmin, any);
+      set_apply_method(*t, t->kind == TargetKind::Output ? "dorefa_clamp_round_output" : "dorefa_clamp_round_weight");
+    }
+  }
+  add_tracker([this](TargetState& t, const Tensor& v, bool) {
+    if (t.kind != TargetKind::Input) return;
+    auto [lo, hi] = block_min_max(v, std::nullopt);  // this batch's range only
+    t.tracked_min = lo;
+    t.tracked_max = hi;
+    refresh_scale_zero_point(t);
+  });
+}
+
+CalibrationConfig DoReFaQuantizer::compress(int64_t max_steps, int64_t max_epochs) {
+  trainer().train(max_epochs, max_steps);
+  return get_calibration_config();
+}
+
+BNNQuantizer::BNNQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+                           train::Trainer& trainer)
+    : Quantizer(std::move(model), config_list, &trainer, "BNNQuantizer") {
+  Tensor any = model_->parameters().empty() ? Tensor::zeros({}) : model_->parameters().front();
+  for (TargetState* t : targets()) {
+    const TargetSpace& space = t->space(CompressorKind::Quantization);
+    SHRINK_CHECK(!has_granularity(*t), "config[", space.config_index, "].granularity: ", who_,
+                 " binarises per element; granularity is not supported (", t->key(), ")");
+    t->scale = scalar_like(1.f, any);
+    t->zero_point = scalar_like(0.f, any);
+  }
+  warnings_.push_back(who_ + ": quant_dtype is ignored; every target is binarised to {-1, +1}");
+  set_apply_method("bnn_clamp_round");
+  hooks_->after_step([this] {
+    NoGradGuard ng;
+    for (TargetState* t : targets()) {
+      if (t->kind != TargetKind::Parameter) continue;
+      Tensor& p = wrapper(t->module_name).module().parameter(t->name);
+      if (p.defined()) p.copy_(clamp(p, -1.f, 1.f));
+    }
+  });
+}
+
+CalibrationConfig BNNQuantizer::compress(int64_t max_steps, int64_t max_epochs) {
+  trainer().train(max_epochs, max_steps);
+  return get_calibration_config();
+}
+
+NaiveQuantizer::NaiveQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list)
+    : Quantizer(std::move(model), config_list, nullptr, "NaiveQuantizer") {
+  for (TargetState* t : targets()) {
+    if (t->name != "weight")
+      warnings_.push_back(who_ + ": quantizes weights only; " + t->key() + " is left as is");
+    set_apply_method(*t, t->name == "weight" ? "naive_truncate" : "bypass");
+    t->qmin = -127.f;
+    t->qmax = 127.f;
+  }
+  add_tracker([](TargetState& t, const Tensor& v, bool) {
+    if (t.name != "weight") return;
+    NoGradGuard ng;
+    Tensor s = div(max(abs(v.detach())), Tensor::full({}, 127.f, v.device()));
+    t.scale = t.scale.defined() ? maximum(t.scale, s) : s;
+    t.zero_point = Tensor::zeros({}, DType::F32, s.device());
+  });
+}
+
+CalibrationConfig NaiveQuantizer::compress(int64_t, int64_t) {
+  NoGradGuard ng;
+  for (TargetState* t : targets())
+    if (t->name == "weight" && t->kind == TargetKind::Parameter)
+      for (auto& track : t->trackers) track(*t, wrapper(t->module_name).module().param(t->name));
+  return get_calibration_config();
+}
+
+}  // namespace shrink::compression

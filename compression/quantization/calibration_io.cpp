@@ -1,0 +1,85 @@
+#include "compression/quantization/calibration_io.h"
+
+#include "framework/io/atomic_file.h"
+#include "framework/io/safetensors.h"
+
+namespace shrink::compression {
+
+namespace {
+const char* const kTensorNames[] = {"scale", "zero_point", "tracked_min", "tracked_max"};
+
+Tensor* field(TargetCalibration& c, const std::string& name) {
+  if (name == "scale") return &c.scale;
+  if (name == "zero_point") return &c.zero_point;
+  if (name == "tracked_min") return &c.tracked_min;
+  return &c.tracked_max;
+}
+}  // namespace
+
+std::string calibration_sidecar_path(const std::string& path) {
+  const std::string ext = ".safetensors";
+  if (path.size() > ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0)
+    return path.substr(0, path.size() - ext.size()) + ".json";
+  return path + ".json";
+}
+
+boost::json::object calibration_json(const CalibrationConfig& config) {
+  boost::json::object out;
+  for (const auto& [key, c] : config)
+    out[key] = boost::json::object{{"module", c.module}, {"target", c.target},       {"quant_dtype", c.quant_dtype},
+                                   {"quant_scheme", c.quant_scheme}, {"quant_bits", c.quant_bits},
+                                   {"qmin", c.qmin},     {"qmax", c.qmax}};
+  return out;
+}
+
+void save_calibration(const std::string& path, const CalibrationConfig& config) {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (auto [key, c] : config)
+    for (const char* name : kTensorNames) {
+      Tensor* t = field(c, name);
+      SHRINK_CHECK(t->defined(), "save_calibration: ", key, " has no ", name);
+      tensors.emplace_back(key + "." + name, t->contiguous_copy());
+    }
+  io::write_file_atomic(calibration_sidecar_path(path), boost::json::serialize(calibration_json(config)) + "\n");
+  io::save_safetensors(path, tensors);
+}
+
+CalibrationConfig load_calibration(const std::string& path) {
+  const std::string sidecar = calibration_sidecar_path(path);
+  boost::json::value meta;
+  try {
+    meta = boost::json::parse(io::read_file(sidecar));
+  } catch (const std::exception& e) {
+    fail(sidecar, ": ", e.what());
+  }
+  SHRINK_CHECK(meta.is_object(), sidecar, ": expected a JSON object keyed '<module>.<target>'");
+  std::map<std::string, Tensor> tensors = io::load_tensors(path);
+  CalibrationConfig out;
+  for (const auto& [key, v] : meta.as_object()) {
+    const std::string k(key);
+    const boost::json::object* o = v.if_object();
+    SHRINK_CHECK(o, sidecar, ": '", k, "' is not an object");
+    TargetCalibration c;
+    try {
+      c.module = std::string(o->at("module").as_string());
+      c.target = std::string(o->at("target").as_string());
+      c.quant_dtype = std::string(o->at("quant_dtype").as_string());
+      c.quant_scheme = std::string(o->at("quant_scheme").as_string());
+      c.quant_bits = static_cast<int>(o->at("quant_bits").to_number<int64_t>());
+      c.qmin = o->at("qmin").to_number<float>();
+      c.qmax = o->at("qmax").to_number<float>();
+    } catch (const std::exception& e) {
+      fail(sidecar, ": '", k, "': missing or malformed field (", e.what(), ")");
+    }
+    for (const char* name : kTensorNames) {
+      auto it = tensors.find(k + "." + name);
+      SHRINK_CHECK(it != tensors.end(), path, ": no tensor '", k, ".", name, "' (listed in ", sidecar, ")");
+      SHRINK_CHECK(it->second.dtype() == DType::F32, path, ": '", k, ".", name, "' must be F32");
+      *field(c, name) = it->second;
+    }
+    out[k] = std::move(c);
+  }
+  return out;
+}
+
+}  // namespace shrink::compression

@@ -1,0 +1,21 @@
+// Calibration on disk: a safetensors file with, per target, "<module>.<target>.scale",
+// ".zero_point", ".tracked_min" and ".tracked_max" (F32, the target's shrunk shape: per channel
+// where the granularity says so, a scalar per tensor), and a JSON sidecar beside it
+// ("<file without .safetensors>.json") with each target's quant_dtype, quant_scheme, quant_bits,
+// qmin and qmax. Both files are replaced atomically; the sidecar is written first, so a crash in
+// between leaves the old tensors with a sidecar that still describes them.
+#pragma once
+#include <boost/json.hpp>
+#include <string>
+
+#include "compression/quantization/quantizer.h"
+
+namespace shrink::compression {
+
+std::string calibration_sidecar_path(const std::string& safetensors_path);
+boost::json::object calibration_json(const CalibrationConfig& config);
+void save_calibration(const std::string& path, const CalibrationConfig& config);
+// Reads both files back (an error names the file and the key that is missing or malformed).
+CalibrationConfig load_calibration(const std::string& path);
+
+}  // namespace shrink::compression

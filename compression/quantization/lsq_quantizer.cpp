@@ -1,0 +1,66 @@
+#include "compression/quantization/lsq_quantizer.h"
+
+#include <cfloat>
+#include <cmath>
+
+#include "framework/core/autograd.h"
+#include "framework/ops/ops.h"
+#include "framework/train/trainer.h"
+
+namespace shrink::compression {
+
+LsqQuantizer::LsqQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+                           train::Trainer& trainer)
+    : LsqQuantizer(std::move(model), config_list, trainer, false) {}
+
+LsqQuantizer::LsqQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+                           train::Trainer& trainer, bool plus)
+    : Quantizer(std::move(model), config_list, &trainer, plus ? "LsqPlusQuantizer" : "LsqQuantizer"), plus_(plus) {
+  for (TargetState* t : targets()) {
+    const QuantScheme want = plus_ ? QuantScheme::Affine : QuantScheme::Symmetric;
+    if (quant_scheme(*t) != want)
+      warnings_.push_back(who_ + ": " + t->key() + " has quant_scheme " + to_string(quant_scheme(*t)) + "; " + who_ +
+                          " learns a " + to_string(want) + " quantizer");
+  }
+  set_apply_method(plus_ ? "lsq_plus_clamp_round" : "lsq_clamp_round");
+  add_tracker([this](TargetState& t, const Tensor& v, bool) {
+    if (!t.scale.defined()) initialise(t, v);
+  });
+}
+
+void LsqQuantizer::initialise(TargetState& t, const Tensor& value) {
+  Tensor scale, zero;
+  {
+    NoGradGuard ng;
+    const std::optional<Scaling> scaling = quant_scaling(t);
+    if (plus_) {
+      auto [lo, hi] = block_min_max(value, scaling);
+      ScaleZeroPoint sz = compute_scale_zero_point(lo, hi, t.qmin, t.qmax, QuantScheme::Affine);
+      scale = sz.scale.contiguous_copy();
+      zero = sz.zero_point.contiguous_copy();
+    } else {
+      const Tensor a = abs(value.detach());
+      const Tensor mean_abs = scaling ? scaling->shrink(a, Scaling::Reduce::Mean) : mean(a);
+      scale = maximum(mul(mean_abs, static_cast<float>(2.0 / std::sqrt(static_cast<double>(t.qmax)))),
+                      Tensor::full(mean_abs.shape(), FLT_EPSILON, mean_abs.device()))
+                  .contiguous_copy();
+      zero = Tensor::zeros(scale.shape(), DType::F32, scale.device());
+    }
+  }
+  scale.set_requires_grad(true);
+  std::vector<Tensor> learned{scale};
+  if (plus_) {
+    zero.set_requires_grad(true);
+    learned.push_back(zero);
+  }
+  t.scale = scale;
+  t.zero_point = zero;
+  trainer().optimizer().add_param_group(learned);
+}
+
+CalibrationConfig LsqQuantizer::compress(int64_t max_steps, int64_t max_epochs) {
+  trainer().train(max_epochs, max_steps);
+  return get_calibration_config();
+}
+
+}  // namespace shrink::compression

@@ -1,0 +1,37 @@
+// Learned step size quantization: LsqQuantizer (Esser et al. 2020) and LsqPlusQuantizer
+// (Bhalgat et al. 2020), nni-semantics §4.2. Each target's scale (LSQ+: and zero point) is a
+// trainable tensor in the target's shrunk shape, added to the trainer's optimizer as a parameter
+// group of its own (with the optimizer's defaults) when it is created.
+//
+// Initialisation, on the first value the target sees (DECISIONS row 15; NNI uses 0.01):
+//   LSQ:  s = 2 * mean(|x|) / sqrt(qmax) per block, z = 0 (the paper's)
+//   LSQ+: s and z from the first value's min/max with the affine formula (quant_params.h)
+// Both are then learned: lsq_clamp_round / lsq_plus_clamp_round, whose scale gradient carries the
+// factor 1/sqrt(qmax * numel).
+#pragma once
+#include "compression/quantization/quantizer.h"
+
+namespace shrink::compression {
+
+class LsqQuantizer : public Quantizer {
+ public:
+  LsqQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list, train::Trainer& trainer);
+  CalibrationConfig compress(int64_t max_steps, int64_t max_epochs) override;
+
+ protected:
+  LsqQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list, train::Trainer& trainer,
+               bool plus);
+
+ private:
+  void initialise(TargetState& t, const Tensor& value);
+  bool plus_;
+};
+
+class LsqPlusQuantizer : public LsqQuantizer {
+ public:
+  LsqPlusQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+                   train::Trainer& trainer)
+      : LsqQuantizer(std::move(model), config_list, trainer, true) {}
+};
+
+}  // namespace shrink::compression

@@ -1,0 +1,37 @@
+#include "compression/quantization/qat_quantizer.h"
+
+#include "compression/quantization/observers.h"
+#include "framework/train/trainer.h"
+
+namespace shrink::compression {
+
+QATQuantizer::QATQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+                           train::Trainer& trainer, int64_t quant_start_step)
+    : Quantizer(std::move(model), config_list, &trainer, "QATQuantizer"), start_(std::max<int64_t>(quant_start_step, 0)) {
+  update_apply_methods();
+  add_tracker([this](TargetState& t, const Tensor& v, bool training) {
+    if (!training) return;
+    observe_ema(t, v, kEmaDecay);
+    if (step_ >= start_step(t)) refresh_scale_zero_point(t);
+  });
+  hooks_->after_step([this] {
+    ++step_;
+    update_apply_methods();
+  });
+}
+
+int64_t QATQuantizer::start_step(const TargetState& t) const {
+  const auto* s = t.settings(CompressorKind::Quantization).if_contains("quant_start_step");
+  return s && !s->is_null() ? s->to_number<int64_t>() : start_;
+}
+
+void QATQuantizer::update_apply_methods() {
+  for (TargetState* t : targets()) set_apply_method(*t, step_ < start_step(*t) ? "bypass" : "qat_clamp_round");
+}
+
+CalibrationConfig QATQuantizer::compress(int64_t max_steps, int64_t max_epochs) {
+  trainer().train(max_epochs, max_steps);
+  return get_calibration_config();
+}
+
+}  // namespace shrink::compression

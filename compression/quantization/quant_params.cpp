@@ -1,0 +1,70 @@
+#include "compression/quantization/quant_params.h"
+
+#include <cfloat>
+#include <cmath>
+
+#include "framework/core/autograd.h"
+#include "framework/ops/ops.h"
+
+namespace shrink::compression {
+
+QuantScheme quant_scheme(const TargetState& t) {
+  const auto& v = t.settings(CompressorKind::Quantization).at("quant_scheme");
+  return v.is_string() && v.as_string() == "affine" ? QuantScheme::Affine : QuantScheme::Symmetric;
+}
+
+const char* to_string(QuantScheme s) { return s == QuantScheme::Affine ? "affine" : "symmetric"; }
+
+std::optional<Scaling> quant_scaling(const TargetState& t) {
+  const auto* g = t.settings(CompressorKind::Quantization).if_contains("granularity");
+  if (!g || g->is_null()) return std::nullopt;
+  if (g->is_string()) return Scaling::from_granularity(std::string(g->as_string()));
+  std::vector<int64_t> blocks;
+  for (const auto& b : g->as_array()) blocks.push_back(b.to_number<int64_t>());
+  return Scaling::from_blocks(blocks);
+}
+
+int quant_bits(const std::string& dtype) {
+  return std::stoi(dtype.substr(dtype.rfind("uint", 0) == 0 ? 4 : 3));
+}
+
+std::pair<Tensor, Tensor> block_min_max(const Tensor& value, const std::optional<Scaling>& scaling) {
+  NoGradGuard ng;
+  Tensor v = value.detach();
+  if (!scaling) return {min(v), max(v)};
+  return {scaling->shrink(v, Scaling::Reduce::Min), scaling->shrink(v, Scaling::Reduce::Max)};
+}
+
+ScaleZeroPoint compute_scale_zero_point(const Tensor& tracked_min, const Tensor& tracked_max, float qmin,
+                                        float qmax, QuantScheme scheme, bool legacy_uint_zero_point) {
+  SHRINK_CHECK(tracked_min.shape() == tracked_max.shape(), "scale/zero point: tracked min ", tracked_min.shape(),
+               " and max ", tracked_max.shape(), " differ in shape");
+  const std::vector<float> lo = tracked_min.to_vector(), hi = tracked_max.to_vector();
+  std::vector<float> scale(lo.size()), zero(lo.size());
+  // The divisors as NNI's Python computes them (double), then used as float32 by torch.
+  const double iqmin = qmin, iqmax = qmax;
+  const float half_levels = static_cast<float>((iqmax - iqmin) / 2.0);
+  const float levels = static_cast<float>(iqmax - iqmin);
+  const bool is_uint = qmin == 0.f;
+  const float symmetric_zero = static_cast<float>(
+      std::floor((iqmax + iqmin + (legacy_uint_zero_point && is_uint ? 0.0 : 1.0)) / 2.0));
+  for (size_t i = 0; i < lo.size(); ++i) {
+    const float mn = std::min(lo[i], 0.f), mx = std::max(hi[i], 0.f);
+    float s, z;
+    if (scheme == QuantScheme::Symmetric) {
+      s = std::max(std::fabs(mn), std::fabs(mx)) / half_levels;
+      s = std::max(s, FLT_EPSILON);
+      z = symmetric_zero;
+    } else {
+      s = (mx - mn) / levels;
+      s = std::max(s, FLT_EPSILON);
+      z = qmin - std::nearbyint(mn / s);
+    }
+    scale[i] = s;
+    zero[i] = std::min(std::max(z, qmin), qmax);
+  }
+  const Device d = tracked_min.device();
+  return {Tensor::from_vector(scale, tracked_min.shape()).to(d), Tensor::from_vector(zero, tracked_min.shape()).to(d)};
+}
+
+}  // namespace shrink::compression

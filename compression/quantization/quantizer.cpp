@@ -1,0 +1,156 @@
+#include "compression/quantization/quantizer.h"
+
+#include "compression/config/config_list.h"
+#include "compression/wrapper/apply_methods.h"
+#include "framework/core/autograd.h"
+#include "framework/ops/ops.h"
+#include "framework/train/trainer.h"
+
+namespace shrink::compression {
+
+Quantizer::Quantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+                     train::Trainer* trainer, const char* who)
+    : model_(std::move(model)), who_(who) {
+  SHRINK_CHECK(model_ != nullptr, who_, ": model is null");
+  if (trainer) {
+    SHRINK_CHECK(trainer->model_ptr().get() == model_.get(), who_, ": the trainer trains a different model than ",
+                 "the one being quantized");
+    hooks_ = std::make_unique<TrainerHooks>(*trainer);
+  }
+  std::vector<TargetSpace> spaces =
+      config::parse_config_list(*model_, config_list, CompressorKind::Quantization, &warnings_);
+  for (const TargetSpace& s : spaces)
+    SHRINK_CHECK(s.fused_modules.empty(), "config[", s.config_index, "].fuse_names: module fusion is not ",
+                 "available in this build yet (", s.module_name, ")");
+  wrappers_ = make_wrappers(*model_, spaces, CompressorKind::Quantization);
+  for (auto& [name, w] : wrappers_) w->wrap();
+}
+
+Quantizer::~Quantizer() { unwrap(); }
+
+std::vector<TargetState*> Quantizer::targets() {
+  std::vector<TargetState*> out;
+  for (auto& [name, w] : wrappers_)
+    for (TargetState* t : w->targets())
+      if (t->is(CompressorKind::Quantization)) out.push_back(t);
+  return out;
+}
+
+train::Trainer& Quantizer::trainer() {
+  SHRINK_CHECK(hooks_ != nullptr, who_, " needs a trainer");
+  return hooks_->trainer();
+}
+
+void Quantizer::set_apply_method(TargetState& t, const std::string& method) {
+  ApplyMethods::quantization(method);  // an unknown name fails here, not at the next forward
+  t.spaces.at(CompressorKind::Quantization).settings["apply_method"] = method;
+}
+
+void Quantizer::set_apply_method(const std::string& method) {
+  for (TargetState* t : targets()) set_apply_method(*t, method);
+}
+
+void Quantizer::add_tracker(std::function<void(TargetState&, const Tensor&, bool training)> fn) {
+  auto shared = std::make_shared<decltype(fn)>(std::move(fn));
+  for (auto& [name, w] : wrappers_) {
+    nn::Module* module = &w->module();
+    for (TargetState* t : w->targets())
+      if (t->is(CompressorKind::Quantization))
+        t->trackers.push_back([shared, module](TargetState& s, const Tensor& v) {
+          (*shared)(s, v, module->is_training());
+        });
+  }
+}
+
+bool Quantizer::legacy_target(const TargetState& t) const {
+  return t.space(CompressorKind::Quantization).legacy;
+}
+
+void Quantizer::refresh_scale_zero_point(TargetState& t) {
+  if (!t.tracked_min.defined() || !t.tracked_max.defined()) return;
+  ScaleZeroPoint sz =
+      compute_scale_zero_point(t.tracked_min, t.tracked_max, t.qmin, t.qmax, quant_scheme(t), legacy_target(t));
+  t.scale = sz.scale;
+  t.zero_point = sz.zero_point;
+}
+
+void Quantizer::track_forward(const std::vector<nn::Value>& inputs) {
+  NoGradGuard ng;
+  (*model_)(inputs);
+}
+
+CalibrationConfig Quantizer::get_calibration_config() const {
+  CalibrationConfig out;
+  for (const auto& [name, w] : wrappers_) {
+    for (TargetState* t : w->targets()) {
+      if (!t->is(CompressorKind::Quantization) || !t->scale.defined()) continue;
+      TargetCalibration c;
+      c.module = t->module_name;
+      c.target = t->name;
+      const auto& s = t->settings(CompressorKind::Quantization);
+      c.quant_dtype = std::string(s.at("quant_dtype").as_string());
+      c.quant_scheme = to_string(quant_scheme(*t));
+      c.quant_bits = quant_bits(c.quant_dtype);
+      c.qmin = t->qmin;
+      c.qmax = t->qmax;
+      NoGradGuard ng;
+      c.scale = t->scale.detach().to(Device::CPU).contiguous_copy();
+      c.zero_point = t->zero_point.detach().to(Device::CPU).contiguous_copy();
+      if (t->tracked_min.defined() && t->tracked_max.defined()) {
+        c.tracked_min = t->tracked_min.to(Device::CPU).contiguous_copy();
+        c.tracked_max = t->tracked_max.to(Device::CPU).contiguous_copy();
+      } else {  // what the scale and zero point can represent (NNI: s * (qmin - z), s * (qmax - z))
+        c.tracked_min = mul(c.scale, sub(Tensor::full(c.zero_point.shape(), c.qmin), c.zero_point));
+        c.tracked_max = mul(c.scale, sub(Tensor::full(c.zero_point.shape(), c.qmax), c.zero_point));
+      }
+      out[t->key()] = std::move(c);
+    }
+  }
+  return out;
+}
+
+void Quantizer::update_calibration_config(const CalibrationConfig& config) {
+  for (const auto& [key, c] : config) {
+    TargetState* found = nullptr;
+    for (TargetState* t : targets())
+      if (t->key() == key) found = t;
+    if (!found) {
+      std::string known;
+      for (TargetState* t : targets()) known += (known.empty() ? "" : ", ") + t->key();
+      fail("update_calibration_config: no quantization target '", key, "' (targets: ", known, ")");
+    }
+    const auto& s = found->settings(CompressorKind::Quantization);
+    const std::string dtype(s.at("quant_dtype").as_string());
+    SHRINK_CHECK(c.quant_dtype == dtype && c.quant_scheme == to_string(quant_scheme(*found)),
+                 "update_calibration_config: ", key, " is ", dtype, " ", to_string(quant_scheme(*found)),
+                 ", the calibration says ", c.quant_dtype, " ", c.quant_scheme);
+    SHRINK_CHECK(c.scale.defined() && c.zero_point.defined() && c.scale.shape() == c.zero_point.shape(),
+                 "update_calibration_config: ", key, ": scale and zero point must be given with one shape");
+    if (found->scale.defined())
+      SHRINK_CHECK(found->scale.shape() == c.scale.shape(), "update_calibration_config: ", key, ": scale ",
+                   c.scale.shape(), " does not match the target's ", found->scale.shape());
+    const Device d = model_->parameters().empty() ? Device::CPU : model_->parameters().front().device();
+    NoGradGuard ng;
+    const bool trainable = found->scale.defined() && found->scale.requires_grad();
+    if (trainable) {  // learned scales (LSQ) keep their tensor (the optimizer holds it)
+      found->scale.copy_(c.scale.to(d));
+      if (found->zero_point.requires_grad()) found->zero_point.copy_(c.zero_point.to(d));
+      else found->zero_point = c.zero_point.to(d).contiguous_copy();
+    } else {
+      found->scale = c.scale.to(d).contiguous_copy();
+      found->zero_point = c.zero_point.to(d).contiguous_copy();
+    }
+    if (c.tracked_min.defined()) found->tracked_min = c.tracked_min.to(d).contiguous_copy();
+    if (c.tracked_max.defined()) found->tracked_max = c.tracked_max.to(d).contiguous_copy();
+  }
+}
+
+void Quantizer::unwrap() {
+  for (auto& [name, w] : wrappers_) w->unwrap();
+}
+
+void Quantizer::bake() {
+  for (auto& [name, w] : wrappers_) w->bake(true);
+}
+
+}  // namespace shrink::compression

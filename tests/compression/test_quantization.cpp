@@ -1,0 +1,337 @@
+// Quantizers against hand-computed values: nni-semantics §9.2 items 8 (QAT scale/zero point and
+// EMA) and 9 (the dtype/scheme table), DECISIONS rows 13, 14, 15 and 20, per-channel and block
+// granularity, PTQ's running range, QAT's start step, LSQ/LSQ+/DoReFa/BNN/Naive behaviour and the
+// calibration file round trip.
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <filesystem>
+
+#include "compression/quantization/binary_quantizers.h"
+#include "compression/quantization/calibration_io.h"
+#include "compression/quantization/lsq_quantizer.h"
+#include "compression/quantization/ptq_quantizer.h"
+#include "compression/quantization/qat_quantizer.h"
+#include "framework/shrink.h"
+
+using namespace shrink;
+using namespace shrink::compression;
+namespace tt = boost::test_tools;
+
+namespace {
+
+boost::json::value cfg(const std::string& text) { return boost::json::parse(text); }
+
+std::shared_ptr<train::Trainer> trainer_for(std::shared_ptr<nn::Module> model, Shape shape, int64_t classes) {
+  auto ds = std::make_shared<data::TensorDataset>(data::make_synthetic_classification(8, shape, classes, 3));
+  auto loader = std::make_shared<data::DataLoader>(ds, 4, false, 0);
+  auto opt = std::make_shared<optim::SGD>(model->parameters(), 0.01f);
+  return std::make_shared<train::Trainer>(model, opt, loader);
+}
+
+// A model with one Linear "fc" (2 -> 2) whose weight is `w`, followed by a ReLU "relu".
+struct LinearModel {
+  std::shared_ptr<nn::Sequential> model = std::make_shared<nn::Sequential>();
+  std::shared_ptr<nn::Linear> fc = std::make_shared<nn::Linear>(2, 2);
+  LinearModel(std::vector<float> w) {
+    model->push_back("fc", fc);
+    model->push_back("relu", std::make_shared<nn::ReLU>());
+    fc->parameter("weight").copy_(Tensor::from_vector(w, {2, 2}));
+    fc->parameter("bias").copy_(Tensor::zeros({2}));
+  }
+};
+
+float item(const Tensor& t) { return t.to_vector().at(0); }
+
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, float tol, const std::string& what) {
+  BOOST_TEST_REQUIRE(got.size() == want.size(), what);
+  for (size_t i = 0; i < got.size(); ++i)
+    BOOST_TEST(std::fabs(got[i] - want[i]) <= tol * std::max(1.f, std::fabs(want[i])),
+               what << " [" << i << "]: " << got[i] << " vs " << want[i]);
+}
+
+std::vector<float> arange18() {
+  std::vector<float> w(18);
+  for (int i = 0; i < 18; ++i) w[i] = static_cast<float>(i + 1);
+  return w;
+}
+
+// A model with one Conv2d(1, 2, 3) "conv" holding arange(1, 19).view(2, 1, 3, 3).
+std::shared_ptr<nn::Sequential> conv_model() {
+  auto model = std::make_shared<nn::Sequential>();
+  auto conv = std::make_shared<nn::Conv2d>(1, 2, 3);
+  model->push_back("conv", conv);
+  conv->parameter("weight").copy_(Tensor::from_vector(arange18(), {2, 1, 3, 3}));
+  return model;
+}
+
+TargetCalibration ptq_weight(std::shared_ptr<nn::Sequential> model, const std::string& config) {
+  PtqQuantizer q(model, cfg(config));
+  q.calibrate({nn::Value(Tensor::ones({1, 1, 3, 3}))});
+  return q.finish_calibration().at("conv.weight");
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(quantization)
+
+// §9.2 item 8, weights: uint8 affine. [[1,2],[3,5]]: range [0, 5] -> s = 5/255, z = 0.
+// [[-1,2],[3,5]]: s = 6/255, z = 0 - round(-1 / (6/255)) = round(42.5) = 42 (half to even).
+BOOST_AUTO_TEST_CASE(qat_weight_scale_zero_point) {
+  const std::string c = R"([{"op_names": ["fc"], "target_names": ["weight"], "quant_dtype": "uint8",
+                             "quant_scheme": "affine"}])";
+  const std::vector<std::vector<float>> weights = {{1, 2, 3, 5}, {-1, 2, 3, 5}};
+  const float scales[] = {5.f / 255.f, 6.f / 255.f}, zeros[] = {0.f, 42.f};
+  for (size_t k = 0; k < 2; ++k) {
+    LinearModel m(weights[k]);
+    auto trainer = trainer_for(m.model, {2}, 2);
+    QATQuantizer q(m.model, cfg(c), *trainer);
+    q.track_forward({nn::Value(Tensor::ones({1, 2}))});
+    CalibrationConfig calib = q.get_calibration_config();
+    BOOST_TEST(item(calib.at("fc.weight").scale) == scales[k], tt::tolerance(1e-6f));
+    BOOST_TEST(item(calib.at("fc.weight").zero_point) == zeros[k]);
+    BOOST_TEST(calib.at("fc.weight").qmax == 255.f);
+  }
+}
+
+// §9.2 item 8, input [[1,4],[2,1]] uint8 affine: s = 4/255, z = 0. EMA on the ReLU output:
+// first batch's ReLU output [[0,0],[.1,.2]] -> (0, 0.2); next [[.2,.4],[.6,.8]] ->
+// (0.99*0 + 0.01*0.2, 0.99*0.2 + 0.01*0.8) = (0.002, 0.206).
+BOOST_AUTO_TEST_CASE(qat_input_and_ema_output) {
+  LinearModel m({1, 0, 0, 1});  // identity, so the ReLU sees the input
+  auto trainer = trainer_for(m.model, {2}, 2);
+  QATQuantizer q(m.model, cfg(R"([{"op_names": ["fc"], "target_names": ["_input_"], "quant_dtype": "uint8",
+                                    "quant_scheme": "affine"}])"),
+                 *trainer);
+  q.track_forward({nn::Value(Tensor::from_vector({1, 4, 2, 1}, {2, 2}))});
+  CalibrationConfig c = q.get_calibration_config();
+  BOOST_TEST(item(c.at("fc._input_0").scale) == 4.f / 255.f, tt::tolerance(1e-6f));
+  BOOST_TEST(item(c.at("fc._input_0").zero_point) == 0.f);
+
+  LinearModel r({1, 0, 0, 1});
+  auto tr = trainer_for(r.model, {2}, 2);
+  QATQuantizer ema(r.model, cfg(R"([{"op_names": ["relu"], "target_names": ["_output_"], "quant_dtype": "uint8",
+                                      "quant_scheme": "affine"}])"),
+                   *tr);
+  ema.track_forward({nn::Value(Tensor::from_vector({-.2f, 0.f, .1f, .2f}, {2, 2}))});
+  TargetState* t = ema.targets().at(0);
+  BOOST_TEST(item(t->tracked_min) == 0.f);
+  BOOST_TEST(item(t->tracked_max) == 0.2f, tt::tolerance(1e-6f));
+  ema.track_forward({nn::Value(Tensor::from_vector({.2f, .4f, .6f, .8f}, {2, 2}))});
+  BOOST_TEST(item(t->tracked_min) == 0.002f, tt::tolerance(1e-5f));
+  BOOST_TEST(item(t->tracked_max) == 0.206f, tt::tolerance(1e-5f));
+}
+
+// §9.2 item 9 with DECISIONS rows 13 and 20: weight arange(1, 19).view(2, 1, 3, 3), 8 bits.
+BOOST_AUTO_TEST_CASE(dtype_scheme_table) {
+  struct Row {
+    const char* keys;
+    std::vector<float> scale;
+    float zero;
+  };
+  const Row rows[] = {
+      {R"("quant_dtype": "int8", "quant_scheme": "symmetric", "granularity": "out_channel")", {9.f / 127, 18.f / 127}, 0},
+      {R"("quant_dtype": "int8", "quant_scheme": "symmetric")", {18.f / 127}, 0},
+      {R"("quant_dtype": "int8", "quant_scheme": "affine", "granularity": "out_channel")", {9.f / 254, 18.f / 254}, -127},
+      {R"("quant_dtype": "int8", "quant_scheme": "affine")", {18.f / 254}, -127},
+      {R"("quant_dtype": "uint8", "quant_scheme": "affine")", {18.f / 255}, 0},
+      {R"("quant_dtype": "uint8", "quant_scheme": "symmetric")", {18.f / 127.5f}, 128},  // v3: 128
+      {R"("quant_dtype": "uint8")", {18.f / 127.5f}, 128},                                 // null scheme: symmetric
+      {R"("quant_dtype": null)", {18.f / 127}, 0},                                         // DECISIONS 20: int8
+  };
+  for (const Row& row : rows) {
+    const TargetCalibration t =
+        ptq_weight(conv_model(), std::string(R"([{"op_names": ["conv"], "target_names": ["weight"], )") + row.keys + "}]");
+    expect_close(t.scale.to_vector(), row.scale, 1e-6f, row.keys);
+    for (float z : t.zero_point.to_vector()) BOOST_TEST(z == row.zero, row.keys);
+  }
+}
+
+// DECISIONS row 14: a legacy v2 config with a symmetric uint scheme gets v2's zero point 127;
+// v2's per_channel scheme is granularity out_channel for the weight. The v3 spelling gets 128.
+BOOST_AUTO_TEST_CASE(legacy_uint_symmetric_zero_point) {
+  const TargetCalibration v2 = ptq_weight(conv_model(), R"([{"op_types": ["Conv2d"], "quant_types": ["weight"],
+      "quant_bits": 8, "quant_scheme": "per_channel_symmetric", "quant_dtype": "uint"}])");
+  expect_close(v2.scale.to_vector(), {9.f / 127.5f, 18.f / 127.5f}, 1e-6f, "v2 scale");
+  expect_close(v2.zero_point.to_vector(), {127.f, 127.f}, 0, "v2 zero point");
+  const TargetCalibration v3 = ptq_weight(conv_model(), R"([{"op_types": ["Conv2d"], "target_names": ["weight"],
+      "quant_dtype": "uint8", "quant_scheme": "symmetric", "granularity": "out_channel"}])");
+  expect_close(v3.zero_point.to_vector(), {128.f, 128.f}, 0, "v3 zero point");
+  // Legacy default (DECISIONS row 6): uint<bits>, affine.
+  const TargetCalibration def = ptq_weight(conv_model(), R"([{"op_types": ["Conv2d"], "quant_types": ["weight"],
+      "quant_bits": 8}])");
+  BOOST_TEST(def.quant_dtype == "uint8");
+  BOOST_TEST(def.quant_scheme == "affine");
+}
+
+// DECISIONS row 13: int4 is -7..7; rounding half to even after clamping; the range includes 0.
+BOOST_AUTO_TEST_CASE(int4_range_and_rounding) {
+  LinearModel m({0.5f, 1.f, 2.f, 7.f});  // all positive: the range is [0, 7] -> s = 7/7 = 1
+  PtqQuantizer q(m.model, cfg(R"([{"op_names": ["fc"], "target_names": ["weight"], "quant_dtype": "int4"}])"));
+  q.calibrate({nn::Value(Tensor::ones({1, 2}))});
+  const TargetCalibration t = q.finish_calibration().at("fc.weight");
+  BOOST_TEST(t.qmin == -7.f);
+  BOOST_TEST(t.qmax == 7.f);
+  BOOST_TEST(item(t.scale) == 1.f);
+  q.bake();
+  expect_close(m.fc->param("weight").to_vector(), {0.f, 1.f, 2.f, 7.f}, 0, "0.5 rounds to 0 (even)");
+}
+
+// PTQ: running min/max over every calibration forward (not EMA); bypass until finished.
+BOOST_AUTO_TEST_CASE(ptq_running_range_and_switch) {
+  LinearModel m({1, 0, 0, 1});
+  PtqQuantizer q(m.model, cfg(R"([{"op_names": ["relu"], "target_names": ["_output_"], "quant_dtype": "uint8",
+                                   "quant_scheme": "affine"}])"));
+  const Tensor x1 = Tensor::from_vector({0.1f, 0.2f}, {1, 2}), x2 = Tensor::from_vector({0.3f, 0.05f}, {1, 2});
+  q.calibrate({nn::Value(x1)});
+  expect_close((*m.model)(x1).to_vector(), {0.1f, 0.2f}, 0, "bypass while calibrating");
+  q.calibrate({nn::Value(x2)});
+  TargetState* t = q.targets().at(0);
+  BOOST_TEST(item(t->tracked_min) == 0.05f);
+  BOOST_TEST(item(t->tracked_max) == 0.3f);
+  q.finish_calibration();
+  const float s = 0.3f / 255.f;  // [0, 0.3] over 255 levels
+  BOOST_TEST((*m.model)(x1).to_vector().at(0) == std::nearbyint(0.1f / s) * s, tt::tolerance(1e-6f));
+}
+
+// Block granularity [1, 2] on a [2, 4] weight: one scale per pair of columns in each row.
+BOOST_AUTO_TEST_CASE(block_granularity) {
+  auto model = std::make_shared<nn::Sequential>();
+  auto fc = std::make_shared<nn::Linear>(4, 2);
+  model->push_back("fc", fc);
+  fc->parameter("weight").copy_(Tensor::from_vector({1, -2, 3, 4, -5, 6, 7, -8}, {2, 4}));
+  PtqQuantizer q(model, cfg(R"([{"op_names": ["fc"], "target_names": ["weight"], "quant_dtype": "int8",
+                                 "granularity": [1, 2]}])"));
+  q.calibrate({nn::Value(Tensor::ones({1, 4}))});
+  const TargetCalibration t = q.finish_calibration().at("fc.weight");
+  BOOST_TEST(t.scale.shape() == Shape({2, 2}));
+  expect_close(t.scale.to_vector(), {2.f / 127, 4.f / 127, 6.f / 127, 8.f / 127}, 1e-6f, "block scales");
+  q.bake();  // each value with its own block's scale: 1 / (2/127) = 63.5 -> 64 (half to even)
+  const std::vector<float> w = {1, -2, 3, 4, -5, 6, 7, -8}, s = {2, 4, 6, 8};
+  std::vector<float> want;
+  for (size_t i = 0; i < w.size(); ++i) {
+    const float si = s[i / 2] / 127.f;
+    want.push_back(std::nearbyint(w[i] / si) * si);
+  }
+  expect_close(fc->param("weight").to_vector(), want, 1e-6f, "block fake quant");
+}
+
+// QAT: targets pass through until quant_start_step optimizer steps have run.
+BOOST_AUTO_TEST_CASE(qat_start_step) {
+  LinearModel m({0.3f, -0.7f, 1.1f, 0.2f});
+  auto trainer = trainer_for(m.model, {2}, 2);
+  QATQuantizer q(m.model, cfg(R"([{"op_names": ["fc"], "target_names": ["weight"], "quant_dtype": "int2"}])"),
+                 *trainer, 2);
+  TargetState* t = q.targets().at(0);
+  auto method = [t] { return std::string(t->settings(CompressorKind::Quantization).at("apply_method").as_string()); };
+  BOOST_TEST(method() == "bypass");
+  q.compress(1, -1);
+  BOOST_TEST(method() == "bypass");
+  BOOST_TEST(!t->scale.defined());  // not computed before the start step
+  q.compress(1, -1);
+  BOOST_TEST(method() == "qat_clamp_round");
+  q.compress(1, -1);
+  BOOST_TEST(t->scale.defined());
+  q.bake();  // int2: -1..1, so every weight is -s, 0 or s
+  const float s = item(t->scale);
+  for (float v : m.fc->param("weight").to_vector())
+    BOOST_TEST((v == 0.f || std::fabs(std::fabs(v) - s) < 1e-6f), "weight " << v << " with s " << s);
+}
+
+// DECISIONS row 15: LSQ's scale starts at 2 * mean|x| / sqrt(qmax) and is learned.
+BOOST_AUTO_TEST_CASE(lsq_init_and_learning) {
+  LinearModel m({0.5f, -1.f, 1.5f, -2.f});
+  auto trainer = trainer_for(m.model, {2}, 2);
+  LsqQuantizer q(m.model, cfg(R"([{"op_names": ["fc"], "target_names": ["weight"], "quant_dtype": "int4"}])"),
+                 *trainer);
+  q.track_forward({nn::Value(Tensor::ones({1, 2}))});
+  TargetState* t = q.targets().at(0);
+  const float init = static_cast<float>(2.0 * 1.25 / std::sqrt(7.0));
+  BOOST_TEST(item(t->scale) == init, tt::tolerance(1e-6f));
+  BOOST_TEST(t->scale.requires_grad());
+  q.compress(2, -1);
+  BOOST_TEST(item(t->scale) != init);  // the optimizer moved it
+}
+
+BOOST_AUTO_TEST_CASE(lsq_plus_learns_zero_point) {
+  LinearModel m({0.5f, -1.f, 1.5f, -2.f});
+  auto trainer = trainer_for(m.model, {2}, 2);
+  LsqPlusQuantizer q(m.model, cfg(R"([{"op_names": ["fc"], "target_names": ["_output_"], "quant_dtype": "uint4",
+                                       "quant_scheme": "affine"}])"),
+                     *trainer);
+  q.compress(3, -1);
+  TargetState* t = q.targets().at(0);
+  BOOST_TEST(t->zero_point.requires_grad());
+  BOOST_TEST(trainer->optimizer().param_groups().size() == 2u);  // the model's and the learned (s, z)
+}
+
+// BNN: sign with sign(0) = +1; weights clamped to [-1, 1] after each step.
+BOOST_AUTO_TEST_CASE(bnn_sign_and_clamp) {
+  LinearModel m({3.f, -0.5f, 0.f, 2.f});
+  auto trainer = trainer_for(m.model, {2}, 2);
+  BNNQuantizer q(m.model, cfg(R"([{"op_names": ["fc"], "target_names": ["weight"], "quant_dtype": "int8"}])"),
+                 *trainer);
+  m.model->eval();
+  // sign(W) = [[1, -1], [1, 1]]: x = [1, 10] -> [1 - 10, 1 + 10], then ReLU
+  expect_close((*m.model)(Tensor::from_vector({1.f, 10.f}, {1, 2})).to_vector(), {0.f, 11.f}, 0, "bnn forward");
+  m.model->train();
+  q.compress(1, -1);
+  for (float v : m.fc->param("weight").to_vector()) BOOST_TEST(std::fabs(v) <= 1.f);
+}
+
+// DoReFa: weights through tanh into [0, 1], with s = 1/(qmax - qmin), z = qmin.
+BOOST_AUTO_TEST_CASE(dorefa_weight_values) {
+  LinearModel m({0.5f, -1.f, 0.f, 2.f});
+  auto trainer = trainer_for(m.model, {2}, 2);
+  DoReFaQuantizer q(m.model, cfg(R"([{"op_names": ["fc"], "target_names": ["weight"], "quant_dtype": "uint2",
+                                      "quant_scheme": "affine"}])"),
+                    *trainer);
+  q.bake();
+  const float mx = std::tanh(2.f);
+  std::vector<float> want;
+  for (float w : {0.5f, -1.f, 0.f, 2.f}) {
+    const float t = std::tanh(w) / (2 * mx) + 0.5f;
+    want.push_back(2.f * std::nearbyint(t * 3.f) / 3.f - 1.f);
+  }
+  expect_close(m.fc->param("weight").to_vector(), want, 1e-6f, "dorefa weights");
+  LinearModel m2({0.5f, -1.f, 0.f, 2.f});
+  auto trainer2 = trainer_for(m2.model, {2}, 2);
+  BOOST_CHECK_THROW(DoReFaQuantizer(m2.model, cfg(R"([{"op_names": ["fc"], "target_names": ["_output_"],
+                        "quant_dtype": "uint2", "quant_scheme": "affine"}])"), *trainer2),
+                    Error);  // outputs of activation modules only
+}
+
+// v1 NaiveQuantizer: s = max|w| / 127, w -> trunc(w / s) * s.
+BOOST_AUTO_TEST_CASE(naive_truncates) {
+  LinearModel m({1.f, -0.999f, 0.5f, 0.0099f});
+  NaiveQuantizer q(m.model, cfg(R"([{"op_types": ["Linear"], "quant_types": ["weight"], "quant_bits": 8}])"));
+  q.compress();
+  q.bake();
+  const float s = 1.f / 127.f;
+  std::vector<float> want;
+  for (float w : {1.f, -0.999f, 0.5f, 0.0099f}) want.push_back(std::trunc(w / s) * s);
+  expect_close(m.fc->param("weight").to_vector(), want, 1e-6f, "naive");
+}
+
+BOOST_AUTO_TEST_CASE(calibration_file_round_trip) {
+  LinearModel m({1.f, -2.f, 3.f, -4.f});
+  PtqQuantizer q(m.model, cfg(R"([{"op_names": ["fc"], "target_names": ["weight", "_input_"], "quant_dtype": "int8",
+                                   "granularity": "out_channel", "target_settings": {"_input_": {"granularity": "default",
+                                   "quant_scheme": "affine"}}}])"));
+  q.calibrate({nn::Value(Tensor::from_vector({-1.f, 3.f}, {1, 2}))});
+  CalibrationConfig c = q.finish_calibration();
+  const std::string path = (std::filesystem::temp_directory_path() / "shrink_calib_test.safetensors").string();
+  save_calibration(path, c);
+  CalibrationConfig back = load_calibration(path);
+  BOOST_TEST(back.size() == 2u);
+  expect_close(back.at("fc.weight").scale.to_vector(), c.at("fc.weight").scale.to_vector(), 0, "scale");
+  BOOST_TEST(back.at("fc.weight").scale.shape() == Shape({2, 1}));
+  BOOST_TEST(back.at("fc._input_0").quant_scheme == "affine");
+  expect_close(back.at("fc._input_0").zero_point.to_vector(), c.at("fc._input_0").zero_point.to_vector(), 0, "zp");
+  q.update_calibration_config(back);
+  back.at("fc.weight").quant_scheme = "affine";
+  BOOST_CHECK_THROW(q.update_calibration_config(back), Error);  // the target is symmetric
+  std::filesystem::remove(path);
+  std::filesystem::remove(calibration_sidecar_path(path));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
