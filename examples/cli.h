@@ -14,6 +14,8 @@ int cmd_train(const std::vector<std::string>& args);
 int cmd_explain(const std::vector<std::string>& args);
 // `shrink prune`: masks for a zoo model from a config list, saved as safetensors.
 int cmd_prune(const std::vector<std::string>& args);
+// `shrink quantize`: a quantizer over a zoo model, calibration saved as safetensors + JSON.
+int cmd_quantize(const std::vector<std::string>& args);
 
 // Parses a subcommand's arguments: prints help and returns 0 for --help, prints the error and
 // the options and returns 2 for bad usage, returns nullopt when the command should run.

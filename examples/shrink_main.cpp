@@ -15,6 +15,7 @@ void usage(std::ostream& os) {
         "commands:\n"
         "  train    train a model of the zoo on Fashion-MNIST\n"
         "  prune    prune a zoo model with a config list and save the masks\n"
+        "  quantize quantize a zoo model with a config list and save the calibration\n"
         "  explain  show the targets and canonical settings a compression config list selects\n"
         "run 'shrink <command> --help' for the command's options\n";
 }
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
 #endif
     if (cmd == "train") return shrink::cli::cmd_train(args);
     if (cmd == "prune") return shrink::cli::cmd_prune(args);
+    if (cmd == "quantize") return shrink::cli::cmd_quantize(args);
     if (cmd == "explain") return shrink::cli::cmd_explain(args);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       usage(std::cout);
