@@ -19,10 +19,10 @@ Quantizer::Quantizer(std::shared_ptr<nn::Module> model, const boost::json::value
   }
   std::vector<TargetSpace> spaces =
       config::parse_config_list(*model_, config_list, CompressorKind::Quantization, &warnings_);
-  for (const TargetSpace& s : spaces)
-    SHRINK_CHECK(s.fused_modules.empty(), "config[", s.config_index, "].fuse_names: module fusion is not ",
-                 "available in this build yet (", s.module_name, ")");
   wrappers_ = make_wrappers(*model_, spaces, CompressorKind::Quantization);
+  for (const TargetSpace& s : spaces)
+    if (!s.fused_modules.empty() && !fusions_.count(s.module_name))
+      fusions_[s.module_name] = std::make_unique<ModuleFusion>(*model_, *wrappers_.at(s.module_name), s.fused_modules);
   for (auto& [name, w] : wrappers_) w->wrap();
 }
 
@@ -146,11 +146,27 @@ void Quantizer::update_calibration_config(const CalibrationConfig& config) {
 }
 
 void Quantizer::unwrap() {
+  for (auto& [name, f] : fusions_) f->release();
   for (auto& [name, w] : wrappers_) w->unwrap();
 }
 
 void Quantizer::bake() {
-  for (auto& [name, w] : wrappers_) w->bake(true);
+  for (auto& [name, w] : wrappers_) {
+    auto f = fusions_.find(name);
+    if (f == fusions_.end() || !f->second->folds_batch_norm()) {
+      w->bake(true);
+      continue;
+    }
+    auto [weight, bias] = f->second->folded_parameters();
+    NoGradGuard ng;
+    for (TargetState* t : w->targets()) {
+      if (!t->is(CompressorKind::Quantization) || (t->name != "weight" && t->name != "bias")) continue;
+      const auto& method = t->settings(CompressorKind::Quantization).at("apply_method").as_string();
+      Tensor& v = t->name == "weight" ? weight : bias;
+      v = ApplyMethods::quantization(std::string(method))(v, *t);
+    }
+    f->second->bake_into_model(weight, bias);
+  }
 }
 
 }  // namespace shrink::compression

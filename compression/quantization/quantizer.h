@@ -1,5 +1,6 @@
 // Quantizer: the base every quantizer shares (NNI's Quantizer, nni-semantics §4). It parses the
-// config list (quantization kind), wraps the selected modules, and owns
+// config list (quantization kind), wraps the selected modules, fuses the fuse_names groups
+// (module_fusion.h), and owns
 // the per-target quantization state of TargetState (scale, zero point, tracked range, qmin/qmax).
 // Subclasses decide how the range is observed and when scale/zero point are (re)computed, through
 // the wrapper's trackers (observe, before fake quantization) and the trainer's step callbacks.
@@ -15,6 +16,7 @@
 #include <boost/json.hpp>
 
 #include "compression/pruning/trainer_hooks.h"
+#include "compression/quantization/module_fusion.h"
 #include "compression/quantization/quant_params.h"
 #include "compression/wrapper/module_wrapper.h"
 #include "framework/nn/module.h"
@@ -57,6 +59,8 @@ class Quantizer {
 
   void unwrap();
   // Writes fake-quantized parameter values into the parameters (explicitly; DECISIONS row 12).
+  // A fused batch norm is folded into its leader's weight and bias and leaves the model (an
+  // Identity takes its place), so the baked model computes the fused quantized one.
   void bake();
 
   nn::Module& model() { return *model_; }
@@ -84,6 +88,7 @@ class Quantizer {
   std::vector<std::string> warnings_;
   std::unique_ptr<TrainerHooks> hooks_;  // null without a trainer
   const std::string who_;
+  std::map<std::string, std::unique_ptr<ModuleFusion>> fusions_;  // by leader module name
 };
 
 }  // namespace shrink::compression

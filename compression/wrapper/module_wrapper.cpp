@@ -147,18 +147,20 @@ void ModuleWrapper::wrap() {
   if (wrapped_) return;
   pre_ = module_->register_forward_pre_hook(
       [this](nn::Module& m, const std::vector<nn::Value>& in) -> std::optional<std::vector<nn::Value>> {
+        // NNI's order: inputs, then (fused) parameters; m.param() sees a fold's redirects.
+        std::vector<nn::Value> patched = in;
+        patch_inputs(patched);
+        if (fusion_.fold) fusion_.fold(m, patched);
         for (auto& t : targets_) {
           if (t->kind != TargetKind::Parameter && t->kind != TargetKind::Buffer) continue;
           Tensor original = m.param(t->name);
           if (original.defined()) m.redirect(t->name, patch(*t, original));
         }
-        std::vector<nn::Value> patched = in;
-        patch_inputs(patched);
         return patched;
       });
   post_ = module_->register_forward_hook(
       [this](nn::Module&, const std::vector<nn::Value>&, const nn::Value& out) -> std::optional<nn::Value> {
-        return patch_outputs(out);
+        return patch_outputs(fusion_.activation ? fusion_.activation(out) : out);
       });
   wrapped_ = true;
 }

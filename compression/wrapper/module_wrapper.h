@@ -4,6 +4,7 @@
 // gradient); a forward hook patches outputs. Each target's value goes through NNI's stages in
 // order: track/observe -> fake-quantize -> mask -> record for distillation.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -46,6 +47,16 @@ class ModuleWrapper {
   // The staged transformation of one value (used by the hooks; public for tests).
   Tensor patch(TargetState& t, const Tensor& value);
 
+  // Module fusion (quantization's fuse_names, compression/quantization/module_fusion.h):
+  // `fold` runs in the pre-hook after the inputs are patched and before the parameters are, and
+  // may redirect parameters (a batch norm folded into the weight and bias); `activation` is
+  // applied to the module's output before the output targets are patched (a fused ReLU).
+  struct Fusion {
+    std::function<void(nn::Module&, const std::vector<nn::Value>& patched_inputs)> fold;
+    std::function<nn::Value(const nn::Value&)> activation;
+  };
+  void set_fusion(Fusion fusion) { fusion_ = std::move(fusion); }
+
  private:
   void patch_inputs(std::vector<nn::Value>& inputs);
   nn::Value patch_outputs(const nn::Value& out);
@@ -55,6 +66,7 @@ class ModuleWrapper {
   std::vector<std::unique_ptr<TargetState>> targets_;
   std::vector<std::string> registered_buffers_;
   nn::HookHandle pre_, post_;
+  Fusion fusion_;
   bool wrapped_ = false;
 };
 

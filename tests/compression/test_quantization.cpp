@@ -334,4 +334,100 @@ BOOST_AUTO_TEST_CASE(calibration_file_round_trip) {
   std::filesystem::remove(calibration_sidecar_path(path));
 }
 
+namespace {
+
+// conv (2 -> 3, k3, pad 1) -> bn -> relu with known batch-norm state.
+struct ConvBnRelu {
+  std::shared_ptr<nn::Sequential> model = std::make_shared<nn::Sequential>();
+  std::shared_ptr<nn::Conv2d> conv = std::make_shared<nn::Conv2d>(2, 3, 3, 1, 1);
+  std::shared_ptr<nn::BatchNorm2d> bn = std::make_shared<nn::BatchNorm2d>(3);
+  Tensor x;
+  ConvBnRelu() {
+    manual_seed(5);
+    conv = std::make_shared<nn::Conv2d>(2, 3, 3, 1, 1);
+    model->push_back("conv", conv);
+    model->push_back("bn", bn);
+    model->push_back("relu", std::make_shared<nn::ReLU>());
+    bn->parameter("weight").copy_(Tensor::from_vector({1.5f, -0.5f, 2.f}, {3}));
+    bn->parameter("bias").copy_(Tensor::from_vector({0.1f, 0.2f, -0.3f}, {3}));
+    bn->buffer("running_mean").copy_(Tensor::from_vector({0.05f, -0.1f, 0.2f}, {3}));
+    bn->buffer("running_var").copy_(Tensor::from_vector({0.5f, 2.f, 1.2f}, {3}));
+    Generator g(9);
+    x = randn({2, 2, 5, 5}, g);
+  }
+  // W' and b' written out by hand (double precision).
+  std::pair<Tensor, Tensor> folded() {
+    std::vector<float> w = conv->param("weight").to_vector(), b = conv->param("bias").to_vector();
+    const float gamma[] = {1.5f, -0.5f, 2.f}, beta[] = {0.1f, 0.2f, -0.3f}, mu[] = {0.05f, -0.1f, 0.2f},
+                var[] = {0.5f, 2.f, 1.2f};
+    for (int c = 0; c < 3; ++c) {
+      const double g = gamma[c] / std::sqrt(static_cast<double>(var[c]) + 1e-5);
+      for (int k = 0; k < 18; ++k) w[c * 18 + k] = static_cast<float>(w[c * 18 + k] * g);
+      b[c] = static_cast<float>((b[c] - mu[c]) * g + beta[c]);
+    }
+    return {Tensor::from_vector(w, {3, 2, 3, 3}), Tensor::from_vector(b, {3})};
+  }
+};
+
+}  // namespace
+
+// §2.7: conv + bn + relu fused. The weight is folded, then quantized per output channel; the ReLU
+// runs before the output is quantized; the batch norm itself is the identity.
+BOOST_AUTO_TEST_CASE(fused_conv_bn_relu) {
+  ConvBnRelu m;
+  m.model->eval();
+  auto [fw, fb] = m.folded();
+  PtqQuantizer q(m.model, cfg(R"([{"op_names": ["conv"], "target_names": ["weight", "_output_"], "quant_dtype": "int8",
+                                   "target_settings": {"weight": {"granularity": "out_channel"}},
+                                   "fuse_names": [["conv", "bn", "relu"]]}])"));
+  q.calibrate({nn::Value(m.x)});
+  CalibrationConfig c = q.finish_calibration();
+  // The weight's range is the folded weight's, per output channel.
+  Tensor amax = max(abs(reshape(fw, {3, 18})), 1);
+  expect_close(c.at("conv.weight").scale.to_vector(), (amax / 127.f).to_vector(), 1e-6f, "folded weight scale");
+  // The output's range is relu(conv(x, W', b')) (0 included).
+  Conv2dOptions o;
+  o.pad_h = o.pad_w = 1;
+  Tensor y_float = relu(conv2d(m.x, fw, fb, o));
+  BOOST_TEST(item(c.at("conv._output_0").tracked_max) == item(max(y_float)), tt::tolerance(1e-5f));
+  // Forward: relu(conv(x, Q(W'), b')) then the output's fake quantization.
+  Tensor wq = fake_quantize(fw, c.at("conv.weight").scale, c.at("conv.weight").zero_point, -127, 127, false);
+  Tensor want = fake_quantize(relu(conv2d(m.x, wq, fb, o)), c.at("conv._output_0").scale,
+                              c.at("conv._output_0").zero_point, -127, 127, false);
+  expect_close((*m.model)(m.x).to_vector(), want.to_vector(), 1e-5f, "fused forward");
+  // Bake: the batch norm leaves the model and the plain model computes relu(conv(x, Q(W'), b')).
+  q.bake();
+  q.unwrap();
+  BOOST_TEST(m.model->find("bn")->type_name() == "Identity");
+  expect_close((*m.model)(m.x).to_vector(), relu(conv2d(m.x, wq, fb, o)).to_vector(), 1e-5f, "baked model");
+}
+
+// In training the batch norm's running statistics are updated once per forward, from the leader's
+// unquantized output, exactly as the batch norm alone would (then used for folding).
+BOOST_AUTO_TEST_CASE(fused_bn_running_stats_in_training) {
+  ConvBnRelu fused, plain;
+  plain.conv->parameter("weight").copy_(fused.conv->param("weight"));
+  plain.conv->parameter("bias").copy_(fused.conv->param("bias"));
+  auto trainer = trainer_for(fused.model, {2, 5, 5}, 3);
+  QATQuantizer q(fused.model, cfg(R"([{"op_names": ["conv"], "target_names": ["weight"], "quant_dtype": "int8",
+                                       "fuse_names": [["conv", "bn"]]}])"),
+                 *trainer);
+  (*fused.model)(fused.x);
+  {
+    NoGradGuard ng;
+    (*plain.bn)((*plain.conv)(plain.x));
+  }
+  expect_close(fused.bn->param("running_mean").to_vector(), plain.bn->param("running_mean").to_vector(), 1e-6f, "mean");
+  expect_close(fused.bn->param("running_var").to_vector(), plain.bn->param("running_var").to_vector(), 1e-6f, "var");
+  BOOST_TEST(fused.bn->param("num_batches_tracked").to_vector_i64().at(0) == 1);
+  // Gradients reach the batch norm's gamma and beta through the folded weight and bias.
+  sum((*fused.model)(fused.x)).backward();
+  BOOST_TEST(fused.bn->param("weight").grad().defined());
+  BOOST_TEST(fused.bn->param("bias").grad().defined());
+  q.unwrap();  // the batch norm runs as itself again (not the identity)
+  fused.bn->eval();
+  const Tensor ones = Tensor::ones({1, 3, 1, 1});
+  BOOST_TEST(std::fabs((*fused.bn)(ones).to_vector().at(0) - 1.f) > 0.1f);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
