@@ -16,6 +16,7 @@
 #include "compression/config/config_error.h"
 #include "compression/quantization/binary_quantizers.h"
 #include "compression/quantization/calibration_io.h"
+#include "compression/quantization/histogram.h"
 #include "compression/quantization/lsq_quantizer.h"
 #include "compression/quantization/ptq_quantizer.h"
 #include "compression/quantization/qat_quantizer.h"
@@ -55,11 +56,19 @@ CalibData load_calib_data(const std::string& path) {
   return d;
 }
 
-std::unique_ptr<compression::Quantizer> make_quantizer(const std::string& name, std::shared_ptr<nn::Module> model,
-                                                       const boost::json::value& cfg, train::Trainer& trainer,
-                                                       int64_t start_step) {
+struct QuantizerChoice {
+  std::string name, observer;
+  double percentile = 99.99;
+  int64_t start_step = 0;
+};
+
+std::unique_ptr<compression::Quantizer> make_quantizer(const QuantizerChoice& c, std::shared_ptr<nn::Module> model,
+                                                       const boost::json::value& cfg, train::Trainer& trainer) {
   using namespace compression;
-  if (name == "ptq") return std::make_unique<PtqQuantizer>(model, cfg, &trainer);
+  const std::string& name = c.name;
+  const int64_t start_step = c.start_step;
+  if (name == "ptq")
+    return std::make_unique<PtqQuantizer>(model, cfg, &trainer, parse_range_observer(c.observer), c.percentile);
   if (name == "qat") return std::make_unique<QATQuantizer>(model, cfg, trainer, start_step);
   if (name == "lsq") return std::make_unique<LsqQuantizer>(model, cfg, trainer);
   if (name == "lsq_plus") return std::make_unique<LsqPlusQuantizer>(model, cfg, trainer);
@@ -78,9 +87,10 @@ boost::json::array values(const Tensor& t) {
 }  // namespace
 
 int cmd_quantize(const std::vector<std::string>& args) {
-  std::string model_name, weights, config_path, quantizer_name, observer, calib_path, calib_out, eval_path,
-      outputs_path;
-  int64_t steps, epochs, start_step;
+  std::string model_name, weights, config_path, calib_path, calib_out, eval_path, outputs_path;
+  QuantizerChoice choice;
+  std::string& quantizer_name = choice.name;
+  int64_t steps, epochs;
   TrainOptions topts;
   po::options_description desc("shrink quantize options");
   desc.add_options()
@@ -89,11 +99,12 @@ int cmd_quantize(const std::vector<std::string>& args) {
       ("weights", po::value(&weights), "load these weights (.safetensors) first")
       ("config", po::value(&config_path)->required(), "config list (JSON file)")
       ("quantizer", po::value(&quantizer_name)->required(), "ptq | qat | lsq | lsq_plus | dorefa | bnn | naive")
-      ("observer", po::value(&observer)->default_value("minmax"), "ptq range observer: minmax")
+      ("observer", po::value(&choice.observer)->default_value("minmax"), "ptq range observer: minmax | percentile | mse | kl")
+      ("percentile", po::value(&choice.percentile)->default_value(99.99), "the percentile observer's p")
       ("calib-data", po::value(&calib_path), "calibration batches (safetensors calib_x.<i> [, calib_y.<i>])")
       ("steps", po::value(&steps)->default_value(10), "calibration forwards (ptq) or training steps")
       ("epochs", po::value(&epochs)->default_value(0), "training quantizers: epochs on Fashion-MNIST instead")
-      ("quant-start-step", po::value(&start_step)->default_value(0), "qat: steps before quantization starts")
+      ("quant-start-step", po::value(&choice.start_step)->default_value(0), "qat: steps before quantization starts")
       ("save-calibration", po::value(&calib_out)->required(), "write the calibration here (.safetensors + .json)")
       ("eval-input", po::value(&eval_path), "a safetensors tensor 'x' to run once after quantizing")
       ("save-outputs", po::value(&outputs_path), "write fq_out and float_out of --eval-input here")
@@ -103,8 +114,8 @@ int cmd_quantize(const std::vector<std::string>& args) {
   if (auto status = parse_args(args, desc, vm, "quantize")) return *status;
   const bool json = vm.count("json") > 0;
   std::ostream& log = json ? std::cerr : std::cout;
-  if (observer != "minmax") {
-    std::cerr << "shrink quantize: --observer " << observer << ": only 'minmax' is available in this build\n";
+  if (choice.observer != "minmax" && quantizer_name != "ptq") {
+    std::cerr << "shrink quantize: --observer applies to --quantizer ptq only\n";
     return 2;
   }
   if (!outputs_path.empty() && eval_path.empty()) {
@@ -157,8 +168,11 @@ int cmd_quantize(const std::vector<std::string>& args) {
 
   std::unique_ptr<compression::Quantizer> q;
   try {
-    q = make_quantizer(quantizer_name, model, config, *trainer, start_step);
+    q = make_quantizer(choice, model, config, *trainer);
   } catch (const compression::config::ConfigError& e) {
+    std::cerr << "shrink quantize: " << e.what() << "\n";
+    return 2;
+  } catch (const Error& e) {
     std::cerr << "shrink quantize: " << e.what() << "\n";
     return 2;
   }

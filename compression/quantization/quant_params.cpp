@@ -35,6 +35,25 @@ std::pair<Tensor, Tensor> block_min_max(const Tensor& value, const std::optional
   return {scaling->shrink(v, Scaling::Reduce::Min), scaling->shrink(v, Scaling::Reduce::Max)};
 }
 
+Tensor blocks_as_rows(const Tensor& value, const std::optional<Scaling>& scaling) {
+  NoGradGuard ng;
+  Tensor v = value.detach();
+  if (!scaling) return reshape(v, {1, v.numel()});
+  const Shape& shape = v.shape();
+  const std::vector<int64_t> k = scaling->kernel_for(shape);
+  Shape split;
+  std::vector<int64_t> perm;
+  int64_t blocks = 1;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    split.push_back(shape[d] / k[d]);
+    split.push_back(k[d]);
+    perm.push_back(static_cast<int64_t>(2 * d));
+    blocks *= shape[d] / k[d];
+  }
+  for (size_t d = 0; d < shape.size(); ++d) perm.push_back(static_cast<int64_t>(2 * d + 1));
+  return reshape(permute(reshape(v, split), perm).contiguous_copy(), {blocks, v.numel() / std::max<int64_t>(blocks, 1)});
+}
+
 ScaleZeroPoint compute_scale_zero_point(const Tensor& tracked_min, const Tensor& tracked_max, float qmin,
                                         float qmax, QuantScheme scheme, bool legacy_uint_zero_point) {
   SHRINK_CHECK(tracked_min.shape() == tracked_max.shape(), "scale/zero point: tracked min ", tracked_min.shape(),

@@ -32,6 +32,10 @@ int quant_bits(const std::string& quant_dtype);
 // Per-block minimum and maximum of `value` (the shrunk shape with kept dims; a scalar per tensor).
 std::pair<Tensor, Tensor> block_min_max(const Tensor& value, const std::optional<Scaling>& scaling);
 
+// The values of each block as one row: [number of blocks, block size] (blocks in the order of
+// the shrunk shape; one row per tensor without a granularity).
+Tensor blocks_as_rows(const Tensor& value, const std::optional<Scaling>& scaling);
+
 struct ScaleZeroPoint {
   Tensor scale, zero_point;
 };

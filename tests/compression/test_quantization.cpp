@@ -8,6 +8,7 @@
 
 #include "compression/quantization/binary_quantizers.h"
 #include "compression/quantization/calibration_io.h"
+#include "compression/quantization/histogram.h"
 #include "compression/quantization/lsq_quantizer.h"
 #include "compression/quantization/ptq_quantizer.h"
 #include "compression/quantization/qat_quantizer.h"
@@ -428,6 +429,98 @@ BOOST_AUTO_TEST_CASE(fused_bn_running_stats_in_training) {
   fused.bn->eval();
   const Tensor ones = Tensor::ones({1, 3, 1, 1});
   BOOST_TEST(std::fabs((*fused.bn)(ones).to_vector().at(0) - 1.f) > 0.1f);
+}
+
+// Blocks as rows: a [2, 4] weight with blocks [1, 2] is 4 rows of 2, in shrunk-shape order.
+BOOST_AUTO_TEST_CASE(blocks_as_rows_order) {
+  Tensor w = Tensor::from_vector({1, 2, 3, 4, 5, 6, 7, 8}, {2, 4});
+  Tensor rows = blocks_as_rows(w, Scaling::from_blocks({1, 2}));
+  BOOST_TEST(rows.shape() == Shape({4, 2}));
+  expect_close(rows.to_vector(), {1, 2, 3, 4, 5, 6, 7, 8}, 0, "row-major blocks");
+  Tensor cols = blocks_as_rows(w, Scaling::from_granularity("in_channel"));  // one row per column
+  expect_close(cols.to_vector(), {1, 5, 2, 6, 3, 7, 4, 8}, 0, "in_channel rows");
+}
+
+// Percentile: |x| = 1..1000, p = 99 -> the clip is 990 to within one bin (1000 / 2048).
+BOOST_AUTO_TEST_CASE(percentile_observer) {
+  std::vector<float> v(1000);
+  for (int i = 0; i < 1000; ++i) v[i] = static_cast<float>(i % 2 ? i + 1 : -(i + 1));
+  AbsHistogram h;
+  h.add(Tensor::from_vector(v, {1, 1000}));
+  const float amax = h.amax(RangeObserver::Percentile, 99.0, {127.0}).at(0);
+  BOOST_TEST(std::fabs(amax - 990.f) <= 1000.f / 2048.f + 1e-3f, "amax " << amax);
+  // A later, larger value extends the histogram with bins of the same width.
+  h.add(Tensor::from_vector({0.f, 2000.f}, {1, 2}));
+  BOOST_TEST(h.counts(0).size() == 4096u);
+  BOOST_TEST(h.width(0) == 1000.f / 2048.f);
+}
+
+// MSE on N(0, 1) with 15 levels (int4): the histogram search must find the clip that a brute
+// force over the raw samples finds (the squared error of symmetric round-to-nearest quantization,
+// clip grid 0.01), to within the histogram's resolution; both clip well inside the max.
+BOOST_AUTO_TEST_CASE(mse_matches_brute_force_on_samples) {
+  Generator g(4);
+  std::vector<float> v(20000);
+  float mx = 0;
+  for (auto& x : v) {
+    x = g.normal();
+    mx = std::max(mx, std::fabs(x));
+  }
+  double best = 1e300, best_clip = 0;
+  for (double clip = 0.5; clip <= mx; clip += 0.01) {
+    const double step = clip / 7.0;
+    double err = 0;
+    for (float x : v) {
+      const double q = std::max(-7.0, std::min(7.0, std::nearbyint(x / step))) * step;
+      err += (x - q) * (x - q);
+    }
+    if (err < best) {
+      best = err;
+      best_clip = clip;
+    }
+  }
+  AbsHistogram h;
+  h.add(Tensor::from_vector(v, {1, 20000}));
+  const float amax = h.amax(RangeObserver::Mse, 0, {7.0}).at(0);
+  BOOST_TEST(std::fabs(amax - best_clip) < 0.1, "histogram mse " << amax << " vs brute force " << best_clip);
+  BOOST_TEST(amax < 0.8f * mx);
+}
+
+// KL (entropy calibration) where it is meant to work: 100000 values of N(0, 1) and ten far
+// outliers at 50. Keeping the outliers leaves the bulk ~11 of the 127 levels; clipping near the
+// bulk costs only the outliers' tiny mass. So the clip lands near the bulk, far below 50.
+BOOST_AUTO_TEST_CASE(kl_clips_far_outliers) {
+  Generator g(5);
+  std::vector<float> v(100010);
+  for (int i = 0; i < 100000; ++i) v[i] = g.normal();
+  for (int i = 100000; i < 100010; ++i) v[i] = 50.f;
+  AbsHistogram h;
+  h.add(Tensor::from_vector(v, {1, 100010}));
+  const float amax = h.amax(RangeObserver::Kl, 0, {127.0}).at(0);
+  BOOST_TEST((amax > 3.f && amax < 10.f), "kl amax " << amax);
+}
+
+// PTQ with the percentile observer, per channel: each output channel clipped on its own.
+BOOST_AUTO_TEST_CASE(ptq_percentile_per_channel) {
+  auto model = std::make_shared<nn::Sequential>();
+  auto fc = std::make_shared<nn::Linear>(100, 2);
+  model->push_back("fc", fc);
+  std::vector<float> w(200);
+  for (int i = 0; i < 100; ++i) {
+    w[i] = static_cast<float>(i + 1) / 100.f;      // row 0: 0.01 .. 1
+    w[100 + i] = static_cast<float>(i + 1) * 10.f;  // row 1: 10 .. 1000
+  }
+  fc->parameter("weight").copy_(Tensor::from_vector(w, {2, 100}));
+  PtqQuantizer q(model, cfg(R"([{"op_names": ["fc"], "target_names": ["weight"], "quant_dtype": "int8",
+                                 "granularity": "out_channel"}])"),
+                 nullptr, RangeObserver::Percentile, 90.0);
+  q.calibrate({nn::Value(Tensor::ones({1, 100}))});
+  const TargetCalibration t = q.finish_calibration().at("fc.weight");
+  // 90% of each row lies within 0.90 and 900 (one bin: 1/2048 and 1000/2048 of the row's max).
+  std::vector<float> tmax = t.tracked_max.to_vector();
+  BOOST_TEST(std::fabs(tmax[0] - 0.90f) <= 1.f / 2048 + 1e-4f, "row 0 clip " << tmax[0]);
+  BOOST_TEST(std::fabs(tmax[1] - 900.f) <= 1000.f / 2048 + 1e-2f, "row 1 clip " << tmax[1]);
+  expect_close(t.scale.to_vector(), {tmax[0] / 127.f, tmax[1] / 127.f}, 1e-6f, "scales from the clipped range");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
