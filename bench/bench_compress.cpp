@@ -1,8 +1,10 @@
 // bench_compress: the cost of compression wrappers on a training step. For vgg_small and
-// resnet20 (batch 64, 1x28x28), times forward + backward + SGD step with every Conv2d/Linear
-// weight masked (50% random masks through the wrapper) against the same model unwrapped, in the
-// same run, alternating the two to cancel drift. Target: masked/unwrapped <= 1.03.
-//   ./build/bin/bench_compress --threads 2 --seconds 3
+// resnet20 (batch 64, 1x28x28), times forward + backward + SGD step against the same model
+// unwrapped, in the same run, alternating the two to cancel drift:
+//   masks       every Conv2d/Linear weight masked (50% element-wise, LevelPruner); target <= 1.03
+//   fake_quant  every Conv2d/Linear weight, input and output int8 fake-quantized by the QAT
+//               quantizer (EMA observers, scale refreshed every forward); target <= 1.10
+//   ./build/bin/bench_compress --threads 2
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
 #include <chrono>
@@ -10,6 +12,7 @@
 #include <iostream>
 
 #include "compression/pruning/norm_pruners.h"
+#include "compression/quantization/qat_quantizer.h"
 #include "framework/optim/optimizer.h"
 #include "framework/shrink.h"
 #include "models/zoo.h"
@@ -45,31 +48,46 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (threads > 0) set_num_threads(threads);
-  std::cout << "model,threads,unwrapped_ms,masked_ms,ratio\n";
+  std::cout << "model,compressor,threads,unwrapped_ms,wrapped_ms,ratio\n";
   for (const std::string name : {"vgg_small", "resnet20"}) {
-    manual_seed(0);
-    auto model = models::make_model(name);
-    optim::SGD opt(model->parameters(), 0.01f, 0.9f);
-    Tensor x = randn({64, 1, 28, 28});
-    std::vector<int64_t> labels(64);
-    for (int i = 0; i < 64; ++i) labels[i] = i % 10;
-    Tensor y = Tensor::from_vector_i64(labels, {64});
-    auto config = boost::json::parse(
-        R"([{"op_types": ["Conv2d", "Linear"], "sparse_ratio": 0.5, "granularity": "default"}])");
-    compression::LevelPruner pruner(model, config);
-    pruner.compress();  // element-wise 50% masks on every weight
-    step_seconds(*model, opt, x, y, 2);  // warm-up with the wrappers
-    double wrapped = 0, plain = 0;
-    for (int r = 0; r < rounds; ++r) {
-      for (auto& [n, w] : pruner.wrappers()) w->unwrap();
-      plain += step_seconds(*model, opt, x, y, steps);
-      for (auto& [n, w] : pruner.wrappers()) w->wrap();
-      wrapped += step_seconds(*model, opt, x, y, steps);
+    for (const std::string kind : {"masks", "fake_quant"}) {
+      manual_seed(0);
+      auto model = models::make_model(name);
+      auto opt = std::make_shared<optim::SGD>(model->parameters(), 0.01f, 0.9f);
+      Tensor x = randn({64, 1, 28, 28});
+      std::vector<int64_t> labels(64);
+      for (int i = 0; i < 64; ++i) labels[i] = i % 10;
+      Tensor y = Tensor::from_vector_i64(labels, {64});
+      // The QAT quantizer's trainer is only its owner of callbacks here; the loop below is ours.
+      auto ds = std::make_shared<data::TensorDataset>(x, y);
+      train::Trainer trainer(model, opt, std::make_shared<data::DataLoader>(ds, 64, false, 0));
+      std::unique_ptr<compression::LevelPruner> pruner;
+      std::unique_ptr<compression::QATQuantizer> quantizer;
+      std::vector<compression::ModuleWrapper*> wrappers;
+      if (kind == "masks") {
+        pruner = std::make_unique<compression::LevelPruner>(model, boost::json::parse(
+            R"([{"op_types": ["Conv2d", "Linear"], "sparse_ratio": 0.5, "granularity": "default"}])"));
+        pruner->compress();  // element-wise 50% masks on every weight
+        for (auto& [n, w] : pruner->wrappers()) wrappers.push_back(w.get());
+      } else {
+        quantizer = std::make_unique<compression::QATQuantizer>(model, boost::json::parse(
+            R"([{"op_types": ["Conv2d", "Linear"], "quant_dtype": "int8",
+                 "target_names": ["_input_", "weight", "_output_"]}])"), trainer);
+        for (auto& [n, w] : quantizer->wrappers()) wrappers.push_back(w.get());
+      }
+      step_seconds(*model, *opt, x, y, 2);  // warm-up with the wrappers
+      double wrapped = 0, plain = 0;
+      for (int r = 0; r < rounds; ++r) {
+        for (auto* w : wrappers) w->unwrap();
+        plain += step_seconds(*model, *opt, x, y, steps);
+        for (auto* w : wrappers) w->wrap();
+        wrapped += step_seconds(*model, *opt, x, y, steps);
+      }
+      std::cout << name << "," << kind << "," << num_threads() << "," << std::fixed << std::setprecision(2)
+                << plain / rounds * 1e3 << "," << wrapped / rounds * 1e3 << "," << std::setprecision(3)
+                << wrapped / plain << "\n"
+                << std::flush;
     }
-    std::cout << name << "," << num_threads() << "," << std::fixed << std::setprecision(2)
-              << plain / rounds * 1e3 << "," << wrapped / rounds * 1e3 << "," << std::setprecision(3)
-              << wrapped / plain << "\n"
-              << std::flush;
   }
   return 0;
 }

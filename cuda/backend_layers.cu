@@ -5,6 +5,7 @@
 #include "cuda/cuda_backend_impl.h"
 #include "cuda/kernels/elementwise.cuh"
 #include "cuda/kernels/embedding.cuh"
+#include "cuda/kernels/minmax.cuh"
 #include "cuda/kernels/norm.cuh"
 #include "cuda/kernels/optim.cuh"
 #include "cuda/kernels/pool.cuh"
@@ -120,6 +121,10 @@ void CudaBackend::embedding_forward(const Tensor& weight, const Tensor& index, T
 void CudaBackend::embedding_backward(const Tensor& gy, const Tensor& index, Tensor& gweight) {
   kern::embedding_backward(gy.data<float>(), index.data<int64_t>(), gweight.data<float>(),
                            index.numel(), gweight.size(0), gweight.size(1));
+}
+
+void CudaBackend::min_max_rows(const Tensor& x, int64_t rows, int64_t n, Tensor& mn, Tensor& mx) {
+  kern::min_max_rows(x.data<float>(), rows, n, mn.data<float>(), mx.data<float>());
 }
 
 void CudaBackend::kth_value(const Tensor& x, int64_t rows, int64_t n, int64_t k, Tensor& out, Tensor& index) {

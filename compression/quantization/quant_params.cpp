@@ -30,9 +30,10 @@ int quant_bits(const std::string& dtype) {
 
 std::pair<Tensor, Tensor> block_min_max(const Tensor& value, const std::optional<Scaling>& scaling) {
   NoGradGuard ng;
-  Tensor v = value.detach();
-  if (!scaling) return {min(v), max(v)};
-  return {scaling->shrink(v, Scaling::Reduce::Min), scaling->shrink(v, Scaling::Reduce::Max)};
+  MinMax r = aminmax(blocks_as_rows(value, scaling));  // one pass over the value
+  if (!scaling) return {reshape(r.min, {}), reshape(r.max, {})};
+  const Shape shrunk = scaling->shrunk_shape(value.shape());
+  return {reshape(r.min, shrunk), reshape(r.max, shrunk)};
 }
 
 Tensor blocks_as_rows(const Tensor& value, const std::optional<Scaling>& scaling) {

@@ -67,6 +67,7 @@ class Quantizer {
   const std::vector<std::string>& warnings() const { return warnings_; }
   std::vector<TargetState*> targets();
   ModuleWrapper& wrapper(const std::string& module) { return *wrappers_.at(module); }
+  std::map<std::string, std::unique_ptr<ModuleWrapper>>& wrappers() { return wrappers_; }
 
  protected:
   // `trainer` may be null for quantizers that never train (PTQ over explicit batches, Naive).

@@ -159,6 +159,9 @@ class Backend {
   virtual void embedding_forward(const Tensor& weight, const Tensor& index, Tensor& y) = 0;
   virtual void embedding_backward(const Tensor& gy, const Tensor& index, Tensor& gweight) = 0;
 
+  // Minimum and maximum of each row of x [rows, n] (n >= 1) into mn, mx [rows]; a row holding a
+  // NaN gives NaN for both (torch.aminmax).
+  virtual void min_max_rows(const Tensor& x, int64_t rows, int64_t n, Tensor& mn, Tensor& mx) = 0;
   // The k-th smallest value (1-based k) along the last dim of x [rows, n] into out [rows].
   virtual void kth_value(const Tensor& x, int64_t rows, int64_t n, int64_t k, Tensor& out,
                          Tensor& index) = 0;

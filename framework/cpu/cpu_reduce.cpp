@@ -75,6 +75,79 @@ void CpuBackend::reduce(ReduceOp op, const Tensor& x, int64_t outer, int64_t n, 
   });
 }
 
+namespace {
+
+// Min and max of p[0, n) in 16 independent lanes (vectorisable: `v < m ? v : m` is one vminps),
+// with NaN tracked separately so that it propagates as torch's aminmax does.
+struct RangeAcc {
+  float lo = INFINITY, hi = -INFINITY;
+  bool nan = false;
+  void add(const RangeAcc& o) {
+    lo = o.lo < lo ? o.lo : lo;
+    hi = o.hi > hi ? o.hi : hi;
+    nan = nan || o.nan;
+  }
+};
+
+RangeAcc range_of(const float* p, int64_t n) {
+  constexpr int L = 16;
+  float lo[L], hi[L];
+  int nan[L];
+  for (int l = 0; l < L; ++l) {
+    lo[l] = INFINITY;
+    hi[l] = -INFINITY;
+    nan[l] = 0;
+  }
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int l = 0; l < L; ++l) {
+      const float v = p[i + l];
+      lo[l] = v < lo[l] ? v : lo[l];
+      hi[l] = v > hi[l] ? v : hi[l];
+      nan[l] |= v != v;
+    }
+  RangeAcc r;
+  for (; i < n; ++i) {
+    const float v = p[i];
+    r.lo = v < r.lo ? v : r.lo;
+    r.hi = v > r.hi ? v : r.hi;
+    r.nan = r.nan || v != v;
+  }
+  for (int l = 0; l < L; ++l) r.add({lo[l], hi[l], nan[l] != 0});
+  return r;
+}
+
+}  // namespace
+
+void CpuBackend::min_max_rows(const Tensor& x, int64_t rows, int64_t n, Tensor& mn, Tensor& mx) {
+  const float* xp = x.data<float>();
+  float* lo = mn.data<float>();
+  float* hi = mx.data<float>();
+  auto store = [&](int64_t r, const RangeAcc& a) {
+    lo[r] = a.nan ? NAN : a.lo;
+    hi[r] = a.nan ? NAN : a.hi;
+  };
+  if (rows >= num_threads()) {
+    parallel_for(rows, std::max<int64_t>(1, (1 << 15) / n), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) store(r, range_of(xp + r * n, n));
+    });
+    return;
+  }
+  // Few long rows (a whole activation tensor): chunks of each row in parallel, combined after
+  // (min and max are exact, so the split does not change the result).
+  constexpr int64_t kChunk = 1 << 15;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t chunks = (n + kChunk - 1) / kChunk;
+    std::vector<RangeAcc> part(chunks);
+    parallel_for(chunks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t c = b; c < e; ++c) part[c] = range_of(xp + r * n + c * kChunk, std::min(kChunk, n - c * kChunk));
+    });
+    RangeAcc a;
+    for (const auto& p : part) a.add(p);
+    store(r, a);
+  }
+}
+
 void CpuBackend::softmax(const Tensor& x, int64_t outer, int64_t n, int64_t inner, bool log,
                          Tensor& y) {
   const float* xp = x.data<float>();

@@ -127,6 +127,12 @@ Tensor min(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor max(const Tensor& x);
 Tensor min(const Tensor& x);
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // i64, first on ties
+// Minimum and maximum of every row of the last dim in one pass (shape: x's without the last dim;
+// NaN in a row gives NaN), as torch.aminmax(x, dim=-1). Statistics only: no gradient.
+struct MinMax {
+  Tensor min, max;
+};
+MinMax aminmax(const Tensor& x);
 // k-th smallest value (1-based) along dim, as torch.kthvalue (values only, gradient to it).
 Tensor kthvalue(const Tensor& x, int64_t k, int64_t dim, bool keepdim = false);
 struct TopK {

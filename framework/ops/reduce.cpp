@@ -169,6 +169,16 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
   return idx;
 }
 
+MinMax aminmax(const Tensor& x) {
+  check_f32(x, "aminmax", "input");
+  SHRINK_CHECK(x.dim() > 0 && x.shape().back() > 0, "aminmax: needs a non-empty last dim, got ", x.shape());
+  const int64_t n = x.shape().back(), rows = x.numel() / n;
+  Shape out(x.shape().begin(), x.shape().end() - 1);
+  MinMax r{Tensor::empty(out, DType::F32, x.device()), Tensor::empty(out, DType::F32, x.device())};
+  if (rows > 0) backend(x.device()).min_max_rows(x, rows, n, r.min, r.max);
+  return r;
+}
+
 Tensor kthvalue(const Tensor& x, int64_t k, int64_t dim, bool keepdim) {
   check_f32(x, "kthvalue", "input");
   SHRINK_CHECK(x.dim() > 0, "kthvalue: needs rank >= 1");

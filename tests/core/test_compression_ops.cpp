@@ -151,4 +151,20 @@ BOOST_AUTO_TEST_CASE(lsq_per_channel_scale_gradient_sums_per_channel) {
   check_close(s.grad().to_vector(), {4.4f, 3.7f}, 1e-6, "per-channel ds");
 }
 
+// aminmax: per row of the last dim, in one pass; NaN propagates (torch.aminmax); rows longer
+// than the CPU's parallel chunk are split and combined.
+BOOST_AUTO_TEST_CASE(aminmax_rows) {
+  MinMax r = aminmax(Tensor::from_vector({3, -1, 2, 0, 5, 5, -7, 1, NAN}, {3, 3}));
+  BOOST_TEST(r.min.shape() == Shape({3}));
+  check_close({r.min.to_vector()[0], r.min.to_vector()[1]}, {-1, 0}, 0, "min");
+  check_close({r.max.to_vector()[0], r.max.to_vector()[1]}, {3, 5}, 0, "max");
+  BOOST_TEST(std::isnan(r.min.to_vector()[2]));
+  BOOST_TEST(std::isnan(r.max.to_vector()[2]));
+  std::vector<float> big(100003);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<float>((i * 7919) % 100003) - 50000.f;
+  MinMax b = aminmax(Tensor::from_vector(big, {100003}));
+  BOOST_TEST(b.min.item() == -50000.f);
+  BOOST_TEST(b.max.item() == 50002.f);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
