@@ -59,6 +59,7 @@ CalibData load_calib_data(const std::string& path) {
 struct QuantizerChoice {
   std::string name, observer;
   double percentile = 99.99;
+  bool bias_correction = false;
   int64_t start_step = 0;
 };
 
@@ -68,7 +69,8 @@ std::unique_ptr<compression::Quantizer> make_quantizer(const QuantizerChoice& c,
   const std::string& name = c.name;
   const int64_t start_step = c.start_step;
   if (name == "ptq")
-    return std::make_unique<PtqQuantizer>(model, cfg, &trainer, parse_range_observer(c.observer), c.percentile);
+    return std::make_unique<PtqQuantizer>(model, cfg, &trainer,
+                                          PtqOptions{parse_range_observer(c.observer), c.percentile, c.bias_correction});
   if (name == "qat") return std::make_unique<QATQuantizer>(model, cfg, trainer, start_step);
   if (name == "lsq") return std::make_unique<LsqQuantizer>(model, cfg, trainer);
   if (name == "lsq_plus") return std::make_unique<LsqPlusQuantizer>(model, cfg, trainer);
@@ -101,6 +103,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
       ("quantizer", po::value(&quantizer_name)->required(), "ptq | qat | lsq | lsq_plus | dorefa | bnn | naive")
       ("observer", po::value(&choice.observer)->default_value("minmax"), "ptq range observer: minmax | percentile | mse | kl")
       ("percentile", po::value(&choice.percentile)->default_value(99.99), "the percentile observer's p")
+      ("bias-correction", po::bool_switch(&choice.bias_correction), "ptq: correct each bias for its weight's quantization error")
       ("calib-data", po::value(&calib_path), "calibration batches (safetensors calib_x.<i> [, calib_y.<i>])")
       ("steps", po::value(&steps)->default_value(10), "calibration forwards (ptq) or training steps")
       ("epochs", po::value(&epochs)->default_value(0), "training quantizers: epochs on Fashion-MNIST instead")

@@ -52,7 +52,7 @@ void ModuleFusion::release() {
   identities_.clear();
 }
 
-Tensor ModuleFusion::leader_output(nn::Module& leader, const Tensor& x, const Tensor& w, const Tensor& b) {
+Tensor layer_forward(nn::Module& leader, const Tensor& x, const Tensor& w, const Tensor& b) {
   if (auto* conv = dynamic_cast<nn::Conv2d*>(&leader)) {
     Conv2dOptions o;
     o.stride_h = o.stride_w = conv->stride;
@@ -61,7 +61,7 @@ Tensor ModuleFusion::leader_output(nn::Module& leader, const Tensor& x, const Te
     o.groups = conv->groups;
     return conv2d(x, w, b, o);
   }
-  SHRINK_CHECK(leader.type_name() == "Linear", "module fusion: cannot fold a batch norm into a ", leader.type_name());
+  SHRINK_CHECK(leader.type_name() == "Linear", "layer_forward: a Conv2d or Linear, not a ", leader.type_name());
   return linear(x, w, b);
 }
 
@@ -85,7 +85,7 @@ void ModuleFusion::fold(nn::Module& leader, const std::vector<nn::Value>& inputs
     Tensor y;
     {
       NoGradGuard ng;
-      y = leader_output(leader, inputs.at(0).tensor(), w.detach(), b.defined() ? b.detach() : Tensor());
+      y = layer_forward(leader, inputs.at(0).tensor(), w.detach(), b.defined() ? b.detach() : Tensor());
     }
     if (mean.defined()) {  // update the running statistics as the batch norm itself would
       NoGradGuard ng;

@@ -21,6 +21,10 @@
 
 namespace shrink::compression {
 
+// What a Conv2d or Linear module computes, with the given weight and bias instead of its own
+// (bypassing its hooks): the unquantized or folded output that fusion and bias correction need.
+Tensor layer_forward(nn::Module& layer, const Tensor& x, const Tensor& weight, const Tensor& bias);
+
 class ModuleFusion {
  public:
   // `names`: the leader (wrapped by `leader`) first, then the modules fused into it.
@@ -42,7 +46,6 @@ class ModuleFusion {
 
  private:
   void fold(nn::Module& leader, const std::vector<nn::Value>& inputs);
-  Tensor leader_output(nn::Module& leader, const Tensor& x, const Tensor& w, const Tensor& b);
   std::pair<Tensor, Tensor> fold_with(const Tensor& mean, const Tensor& var, const Tensor& w, const Tensor& b);
 
   nn::Module& model_;

@@ -2,21 +2,24 @@
 
 #include <algorithm>
 
+#include "compression/quantization/module_fusion.h"
 #include "compression/quantization/observers.h"
 #include "framework/core/autograd.h"
+#include "framework/ops/ops.h"
 #include "framework/train/trainer.h"
 
 namespace shrink::compression {
 
 PtqQuantizer::PtqQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
-                           train::Trainer* trainer, RangeObserver observer, double percentile)
-    : Quantizer(std::move(model), config_list, trainer, "PtqQuantizer"), observer_(observer), percentile_(percentile) {
-  SHRINK_CHECK(percentile > 0.0 && percentile <= 100.0, who_, ": percentile ", percentile, " must be in (0, 100]");
+                           train::Trainer* trainer, PtqOptions options)
+    : Quantizer(std::move(model), config_list, trainer, "PtqQuantizer"), options_(options) {
+  SHRINK_CHECK(options_.percentile > 0.0 && options_.percentile <= 100.0, who_, ": percentile ", options_.percentile,
+               " must be in (0, 100]");
   set_apply_method("bypass");
   add_tracker([this](TargetState& t, const Tensor& v, bool) {
     if (done_) return;
     observe_min_max(t, v);
-    if (observer_ != RangeObserver::MinMax) histograms_[t.key()].add(blocks_as_rows(v, quant_scaling(t)));
+    if (options_.observer != RangeObserver::MinMax) histograms_[t.key()].add(blocks_as_rows(v, quant_scaling(t)));
   });
 }
 
@@ -29,7 +32,7 @@ void PtqQuantizer::clip_ranges() {
     const double span = static_cast<double>(t->qmax) - t->qmin;
     for (size_t b = 0; b < lo.size(); ++b)
       levels[b] = quant_scheme(*t) == QuantScheme::Affine && lo[b] >= 0.f ? span : span / 2.0;
-    const std::vector<float> amax = h->second.amax(observer_, percentile_, levels);
+    const std::vector<float> amax = h->second.amax(options_.observer, options_.percentile, levels);
     for (size_t b = 0; b < lo.size(); ++b) {
       lo[b] = std::max(lo[b], -amax[b]);
       hi[b] = std::min(hi[b], amax[b]);
@@ -49,25 +52,85 @@ void PtqQuantizer::calibrate(const std::vector<nn::Value>& inputs) {
   model_->train(was_training);
 }
 
-CalibrationConfig PtqQuantizer::compress(int64_t max_steps, int64_t max_epochs) {
-  SHRINK_CHECK(max_steps > 0 || max_epochs > 0, "PtqQuantizer::compress: give a number of calibration batches ",
-               "(max_steps) or epochs");
+template <typename F>
+void PtqQuantizer::for_calibration_batches(int64_t max_steps, int64_t max_epochs, F&& f) {
   data::DataLoader& loader = *trainer().train_loader();
   const auto params = model_->parameters();
   const Device device = params.empty() ? Device::CPU : params.front().device();
   int64_t done = 0;
   for (int64_t epoch = 0; max_epochs <= 0 || epoch < max_epochs; ++epoch) {
-    loader.start_epoch();
+    loader.start_epoch(epoch);  // the order of epoch e depends on (seed, e) only: replayable
     data::Batch b;
     int64_t in_epoch = 0;
     while ((max_steps <= 0 || done < max_steps) && loader.next(b)) {
-      calibrate({nn::Value(b.inputs.to(device))});
+      f(std::vector<nn::Value>{nn::Value(b.inputs.to(device))});
       ++done;
       ++in_epoch;
     }
     if ((max_steps > 0 && done >= max_steps) || in_epoch == 0) break;
   }
-  return finish_calibration();
+}
+
+CalibrationConfig PtqQuantizer::compress(int64_t max_steps, int64_t max_epochs) {
+  SHRINK_CHECK(max_steps > 0 || max_epochs > 0, "PtqQuantizer::compress: give a number of calibration batches ",
+               "(max_steps) or epochs");
+  for_calibration_batches(max_steps, max_epochs, [this](const std::vector<nn::Value>& in) { calibrate(in); });
+  CalibrationConfig c = finish_calibration();
+  if (!options_.bias_correction) return c;
+  for_calibration_batches(max_steps, max_epochs, [this](const std::vector<nn::Value>& in) { measure_bias_error(in); });
+  apply_bias_correction();
+  return get_calibration_config();
+}
+
+void PtqQuantizer::measure_bias_error(const std::vector<nn::Value>& inputs) {
+  SHRINK_CHECK(done_, who_, ": bias correction runs after finish_calibration()");
+  if (bias_errors_.empty()) {
+    for (auto& [name, w] : wrappers_) {
+      nn::Module& m = w->module();
+      TargetState* weight = w->find("weight");
+      const bool layer = m.type_name() == "Conv2d" || m.type_name() == "Linear";
+      if (!layer || !weight || !weight->is(CompressorKind::Quantization) || fusions_.count(name) ||
+          !m.has_parameter("bias") || !m.param("bias").defined())
+        continue;
+      BiasError& e = bias_errors_[name];
+      // Prepended: sees the module's own output, before the wrapper quantizes it.
+      e.hook = m.register_forward_hook(
+          [&e, conv = m.type_name() == "Conv2d"](nn::Module& mod, const std::vector<nn::Value>& in,
+                                                 const nn::Value& out) -> std::optional<nn::Value> {
+            const Tensor& y = out.tensor();
+            Tensor y_float = layer_forward(mod, in.at(0).tensor(), mod.parameter("weight"), mod.parameter("bias"));
+            Tensor diff = sub(y_float, y);
+            std::vector<int64_t> dims;
+            const int64_t channel = conv ? 1 : diff.dim() - 1;
+            for (int64_t d = 0; d < diff.dim(); ++d)
+              if (d != channel) dims.push_back(d);
+            Tensor s = sum(diff, dims);
+            e.sum = e.sum.defined() ? add(e.sum, s) : s;
+            e.count += static_cast<double>(diff.numel() / diff.size(channel));
+            return std::nullopt;
+          },
+          /*prepend=*/true);
+    }
+  }
+  const bool was_training = model_->is_training();
+  model_->eval();
+  NoGradGuard ng;
+  (*model_)(inputs);
+  model_->train(was_training);
+}
+
+std::vector<std::string> PtqQuantizer::apply_bias_correction() {
+  std::vector<std::string> corrected;
+  NoGradGuard ng;
+  for (auto& [name, e] : bias_errors_) {
+    e.hook.remove();
+    if (!e.sum.defined() || e.count == 0) continue;
+    Tensor& bias = wrapper(name).module().parameter("bias");
+    bias.copy_(add(bias, mul(e.sum, static_cast<float>(1.0 / e.count))));
+    corrected.push_back(name);
+  }
+  bias_errors_.clear();
+  return corrected;
 }
 
 CalibrationConfig PtqQuantizer::finish_calibration() {

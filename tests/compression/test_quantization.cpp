@@ -513,7 +513,7 @@ BOOST_AUTO_TEST_CASE(ptq_percentile_per_channel) {
   fc->parameter("weight").copy_(Tensor::from_vector(w, {2, 100}));
   PtqQuantizer q(model, cfg(R"([{"op_names": ["fc"], "target_names": ["weight"], "quant_dtype": "int8",
                                  "granularity": "out_channel"}])"),
-                 nullptr, RangeObserver::Percentile, 90.0);
+                 nullptr, PtqOptions{RangeObserver::Percentile, 90.0, false});
   q.calibrate({nn::Value(Tensor::ones({1, 100}))});
   const TargetCalibration t = q.finish_calibration().at("fc.weight");
   // 90% of each row lies within 0.90 and 900 (one bin: 1/2048 and 1000/2048 of the row's max).
@@ -521,6 +521,27 @@ BOOST_AUTO_TEST_CASE(ptq_percentile_per_channel) {
   BOOST_TEST(std::fabs(tmax[0] - 0.90f) <= 1.f / 2048 + 1e-4f, "row 0 clip " << tmax[0]);
   BOOST_TEST(std::fabs(tmax[1] - 900.f) <= 1000.f / 2048 + 1e-2f, "row 1 clip " << tmax[1]);
   expect_close(t.scale.to_vector(), {tmax[0] / 127.f, tmax[1] / 127.f}, 1e-6f, "scales from the clipped range");
+}
+
+// Bias correction, per output channel of a convolution: 1x1 conv 1 -> 2 with weights 1.0 and 0.3,
+// int4 per tensor (s = 1/7): 0.3 becomes 2/7, so on an all-ones input channel 1 is short by
+// 0.3 - 2/7 everywhere and channel 0 not at all. The correction moves bias[1] by exactly that.
+BOOST_AUTO_TEST_CASE(ptq_bias_correction_per_channel) {
+  auto model = std::make_shared<nn::Sequential>();
+  auto conv = std::make_shared<nn::Conv2d>(1, 2, 1);
+  model->push_back("conv", conv);
+  conv->parameter("weight").copy_(Tensor::from_vector({1.f, 0.3f}, {2, 1, 1, 1}));
+  conv->parameter("bias").copy_(Tensor::from_vector({0.5f, -0.5f}, {2}));
+  PtqQuantizer q(model, cfg(R"([{"op_names": ["conv"], "target_names": ["weight"], "quant_dtype": "int4"}])"),
+                 nullptr, PtqOptions{RangeObserver::MinMax, 99.99, true});
+  const Tensor x = Tensor::ones({2, 1, 3, 3});
+  q.calibrate({nn::Value(x)});
+  q.finish_calibration();
+  q.measure_bias_error({nn::Value(x)});
+  BOOST_TEST(q.apply_bias_correction() == std::vector<std::string>{"conv"});
+  expect_close(conv->param("bias").to_vector(), {0.5f, -0.5f + (0.3f - 2.f / 7.f)}, 1e-6f, "corrected bias");
+  // The quantized model now reproduces the float output on this input.
+  BOOST_TEST((*model)(x).to_vector().at(9 + 4) == -0.5f + 0.3f, tt::tolerance(1e-5f));  // image 0, channel 1
 }
 
 BOOST_AUTO_TEST_SUITE_END()
