@@ -19,8 +19,15 @@ PtqQuantizer::PtqQuantizer(std::shared_ptr<nn::Module> model, const boost::json:
   add_tracker([this](TargetState& t, const Tensor& v, bool) {
     if (done_) return;
     observe_min_max(t, v);
-    if (options_.observer != RangeObserver::MinMax) histograms_[t.key()].add(blocks_as_rows(v, quant_scaling(t)));
+    if (uses_histogram(t)) histograms_[t.key()].add(blocks_as_rows(v, quant_scaling(t)));
   });
+}
+
+bool PtqQuantizer::uses_histogram(const TargetState& t) const {
+  if (options_.observer == RangeObserver::MinMax) return false;
+  // Entropy calibration is for activations (TensorRT's too): a weight is known in full, and the
+  // few thousand values of one channel make a histogram too sparse for a KL search.
+  return options_.observer != RangeObserver::Kl || (t.kind != TargetKind::Parameter && t.kind != TargetKind::Buffer);
 }
 
 void PtqQuantizer::clip_ranges() {

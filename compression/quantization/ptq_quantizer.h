@@ -2,7 +2,8 @@
 // calibration every target passes through unchanged while its running min/max is tracked over
 // every forward; finish_calibration() then computes scale and zero point once and switches the
 // targets to clamp_round. Beyond NNI the range can come from another observer (histogram.h):
-// percentile, mse or kl clip the observed range per block; minmax (the default) is NNI's.
+// percentile, mse or kl clip the observed range per block; minmax (the default) is NNI's. kl
+// applies to inputs and outputs only; parameters keep their exact min/max under it.
 //
 // Bias correction (nni-semantics §2.8, done per output channel where NNI reduces over all but the
 // last dim and so only handles channels-last outputs): after calibration, forwards over the same
@@ -46,6 +47,7 @@ class PtqQuantizer : public Quantizer {
 
  private:
   void clip_ranges();
+  bool uses_histogram(const TargetState& t) const;
 
   template <typename F>
   void for_calibration_batches(int64_t max_steps, int64_t max_epochs, F&& f);

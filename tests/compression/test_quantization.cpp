@@ -544,4 +544,23 @@ BOOST_AUTO_TEST_CASE(ptq_bias_correction_per_channel) {
   BOOST_TEST((*model)(x).to_vector().at(9 + 4) == -0.5f + 0.3f, tt::tolerance(1e-5f));  // image 0, channel 1
 }
 
+// KL calibrates activations only: under it a weight keeps its exact min/max, while the output's
+// far outliers are clipped.
+BOOST_AUTO_TEST_CASE(ptq_kl_leaves_weights_exact) {
+  auto model = std::make_shared<nn::Sequential>();
+  auto fc = std::make_shared<nn::Linear>(1, 1, false);
+  model->push_back("fc", fc);
+  fc->parameter("weight").copy_(Tensor::from_vector({2.f}, {1, 1}));
+  PtqQuantizer q(model, cfg(R"([{"op_names": ["fc"], "target_names": ["weight", "_output_"], "quant_dtype": "int8"}])"),
+                 nullptr, PtqOptions{RangeObserver::Kl, 99.99, false});
+  Generator g(6);
+  std::vector<float> x(20010);
+  for (int i = 0; i < 20000; ++i) x[i] = g.normal();
+  for (int i = 20000; i < 20010; ++i) x[i] = 50.f;
+  q.calibrate({nn::Value(Tensor::from_vector(x, {20010, 1}))});
+  CalibrationConfig c = q.finish_calibration();
+  BOOST_TEST(item(c.at("fc.weight").tracked_max) == 2.f);
+  BOOST_TEST(item(c.at("fc._output_0").tracked_max) < 40.f);  // 100 = 2 * 50 clipped
+}
+
 BOOST_AUTO_TEST_SUITE_END()
