@@ -5,10 +5,11 @@
 
 namespace shrink::cuda {
 
-void CudaBackend::fake_quant(const QuantArgs& q, const Tensor& x, const Tensor& scale, const Tensor& zero_point,
+bool CudaBackend::fake_quant(const QuantArgs& q, const Tensor& x, const Tensor& scale, const Tensor& zero_point,
                              const Broadcast& bc, Tensor& y) {
   kern::fake_quant(q, x.data<float>(), scale.data<float>(), zero_point.data<float>(), y.data<float>(), y.numel(),
                    kern::make_strided(bc.out, bc.a_strides, bc.b_strides), scale.numel() == 1);
+  return true;  // knowing would need a device-to-host read per call; the backward always runs
 }
 
 void CudaBackend::fake_quant_backward(const QuantArgs& q, const Tensor& x, const Tensor& scale,

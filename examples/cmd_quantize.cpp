@@ -143,7 +143,9 @@ int cmd_quantize(const std::vector<std::string>& args) {
   const bool fashion = calib_path.empty();
   Tensor first_batch;
   if (fashion) {
-    session = make_fashion_session(model, topts, device, 0, log);
+    // Training for --epochs follows a cosine learning-rate schedule over them, as shrink prune's
+    // fine-tuning does.
+    session = make_fashion_session(model, topts, device, quantizer_name == "ptq" ? 0 : epochs, log);
     trainer = session.trainer;
     data::Batch b;
     trainer->train_loader()->start_epoch();

@@ -55,7 +55,10 @@ void LsqQuantizer::initialise(TargetState& t, const Tensor& value) {
   }
   t.scale = scale;
   t.zero_point = zero;
-  trainer().optimizer().add_param_group(learned);
+  // A group of their own without weight decay: decay would pull every step size towards zero.
+  optim::GroupOptions options = trainer().optimizer().defaults();
+  options.weight_decay = 0.f;
+  trainer().optimizer().add_param_group(learned, options);
 }
 
 CalibrationConfig LsqQuantizer::compress(int64_t max_steps, int64_t max_epochs) {

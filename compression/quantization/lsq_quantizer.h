@@ -1,7 +1,7 @@
 // Learned step size quantization: LsqQuantizer (Esser et al. 2020) and LsqPlusQuantizer
 // (Bhalgat et al. 2020), nni-semantics §4.2. Each target's scale (LSQ+: and zero point) is a
 // trainable tensor in the target's shrunk shape, added to the trainer's optimizer as a parameter
-// group of its own (with the optimizer's defaults) when it is created.
+// group of its own (the optimizer's defaults without weight decay) when it is created.
 //
 // Initialisation, on the first value the target sees (DECISIONS row 15; NNI uses 0.01):
 //   LSQ:  s = 2 * mean(|x|) / sqrt(qmax) per block, z = 0 (the paper's)

@@ -178,8 +178,11 @@ class Backend {
                          int64_t step) = 0;
 
   // Straight-through fake quantization (QuantArgs::method), with scale s and zero point z (same
-  // shape) broadcast to x as described by `bc` (x as a, s as b).
-  virtual void fake_quant(const QuantArgs& q, const Tensor& x, const Tensor& scale,
+  // shape) broadcast to x as described by `bc` (x as a, s as b). Returns false only when it knows
+  // that the backward is the identity for this x (no element fell where the method zeroes the
+  // gradient, and the method has no scale gradient), so the op can skip the backward pass; a
+  // backend that does not track this returns true.
+  virtual bool fake_quant(const QuantArgs& q, const Tensor& x, const Tensor& scale,
                           const Tensor& zero_point, const Broadcast& bc, Tensor& y) = 0;
   // gx = dL/dx. gscale / gzero (x's shape, null when not wanted): each element's contribution to
   // dL/ds and dL/dz; the op sums them to the scale's shape.

@@ -78,7 +78,7 @@
   void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, float lr, float beta1,     \
                  float beta2, float eps, float weight_decay, bool decoupled,                         \
                  int64_t step) override;                                                             \
-  void fake_quant(const QuantArgs& q, const Tensor& x, const Tensor& scale,                          \
+  bool fake_quant(const QuantArgs& q, const Tensor& x, const Tensor& scale,                          \
                   const Tensor& zero_point, const Broadcast& bc, Tensor& y) override;                \
   void fake_quant_backward(const QuantArgs& q, const Tensor& x, const Tensor& scale,                 \
                            const Tensor& zero_point, const Broadcast& bc, const Tensor& gy,          \

@@ -92,25 +92,52 @@ SHRINK_HD float fake_quant_value(float x, float s, float z, float qmin, float qm
 
 SHRINK_HD bool fake_quant_in_range(float x, float s, float z, float qmin, float qmax) {
   float q = z + x / s;
-  return q >= qmin && q <= qmax;
+  return (q >= qmin) & (q <= qmax);  // no branch: the CPU loops vectorise
 }
 
 SHRINK_HD float binary_sign(float x) { return x < 0.f ? -1.f : (x >= 0.f ? 1.f : x); }  // NaN stays
 
-// Forward of every QuantMethod (backend.h). LSQ ignores z; BNN ignores s and z.
-SHRINK_HD float quant_value(QuantMethod m, float x, float s, float z, float qmin, float qmax) {
+// Forward of every QuantMethod (backend.h), and in `masked` whether the gradient to x at this x
+// is not simply g (quant_grad_masked below) — from the same x/s, so one division serves both.
+// LSQ ignores z; BNN ignores s and z.
+SHRINK_HD float quant_forward(QuantMethod m, float x, float s, float z, float qmin, float qmax, bool& masked) {
   switch (m) {
     case QuantMethod::ClampRound:
     case QuantMethod::QatClampRound:
-    case QuantMethod::LsqPlus: return fake_quant_value(x, s, z, qmin, qmax);
-    case QuantMethod::Lsq: return fake_quant_value(x, s, 0.f, qmin, qmax);
+    case QuantMethod::Lsq:
+    case QuantMethod::LsqPlus: {
+      const float zz = m == QuantMethod::Lsq ? 0.f : z;
+      const float v = zz + x / s;
+      // `&`, not `&&`: no branch, so the CPU loop vectorises.
+      masked = m == QuantMethod::QatClampRound ? !((v >= qmin) & (v <= qmax)) : m != QuantMethod::ClampRound;
+      const float c = v < qmin ? qmin : (v > qmax ? qmax : v);
+      return (nearbyintf(c) - zz) * s;
+    }
     case QuantMethod::DoReFaOutput:
+      masked = !((x >= 0.f) & (x <= 1.f));
       return fake_quant_value(x < 0.f ? 0.f : (x > 1.f ? 1.f : x), s, z, qmin, qmax);
     case QuantMethod::Bnn:
-    case QuantMethod::BnnOutput: return binary_sign(x);
-    case QuantMethod::Truncate: return truncf(x / s) * s;
+    case QuantMethod::BnnOutput:
+      masked = m == QuantMethod::BnnOutput && fabsf(x) > 1.f;
+      return binary_sign(x);
+    case QuantMethod::Truncate: masked = false; return truncf(x / s) * s;
   }
+  masked = true;
   return 0.f;
+}
+
+SHRINK_HD float quant_value(QuantMethod m, float x, float s, float z, float qmin, float qmax) {
+  bool masked;
+  return quant_forward(m, x, s, z, qmin, qmax, masked);
+}
+
+// Whether the method's gradient to x is not simply g (clipped for qat_clamp_round, outside
+// [0, 1] for DoReFa's output, |x| > 1 for BNN's output); always for LSQ/LSQ+, whose backward also
+// yields the scale gradient.
+SHRINK_HD bool quant_grad_masked(QuantMethod m, float x, float s, float z, float qmin, float qmax) {
+  bool masked;
+  quant_forward(m, x, s, z, qmin, qmax, masked);
+  return masked;
 }
 
 // Backward of every QuantMethod: gx, and for the learned-parameter methods the element's share

@@ -1,5 +1,7 @@
 // CPU kernels of the straight-through quantizers (QuantMethod): the reference the CUDA kernels
 // in cuda/kernels/quant.cuh are tested against. Formulas in scalar_ops.h.
+#include <atomic>
+
 #include "framework/core/scalar_ops.h"
 #include "framework/cpu/cpu_backend.h"
 #include "framework/cpu/strided.h"
@@ -10,14 +12,32 @@ namespace {
 
 // The method is a template argument so that each inner loop is specialised (the hot
 // ClampRound / QatClampRound loops carry no switch).
+// Returns whether any element's gradient is masked (quant_grad_masked), computed in the same
+// pass: a vectorisable OR per run, combined over runs.
 template <QuantMethod M>
-void forward_loop(const QuantArgs& q, const float* xp, const float* sp, const float* zp, float* yp,
+bool forward_loop(const QuantArgs& q, const float* xp, const float* sp, const float* zp, float* yp,
                   const Broadcast& bc) {
   const int64_t sa = bc.a_strides.back(), sb = bc.b_strides.back();
+  std::atomic<bool> masked{false};
   parallel_runs(bc.out, bc.a_strides, bc.b_strides, [&](int64_t o, int64_t ia, int64_t ib, int64_t len) {
-    for (int64_t i = 0; i < len; ++i)
-      yp[o + i] = scalar::quant_value(M, xp[ia + i * sa], sp[ib + i * sb], zp[ib + i * sb], q.qmin, q.qmax);
+    int any = 0;
+    if (sa == 1 && sb == 0) {  // the common per-tensor (or per-channel row) run: s, z constant
+      const float s = sp[ib], z = zp[ib];
+      for (int64_t i = 0; i < len; ++i) {
+        bool m;
+        yp[o + i] = scalar::quant_forward(M, xp[ia + i], s, z, q.qmin, q.qmax, m);
+        any |= m;
+      }
+    } else {
+      for (int64_t i = 0; i < len; ++i) {
+        bool m;
+        yp[o + i] = scalar::quant_forward(M, xp[ia + i * sa], sp[ib + i * sb], zp[ib + i * sb], q.qmin, q.qmax, m);
+        any |= m;
+      }
+    }
+    if (any) masked.store(true, std::memory_order_relaxed);
   });
+  return masked.load();
 }
 
 template <QuantMethod M>
@@ -25,6 +45,14 @@ void backward_loop(const QuantArgs& q, const float* xp, const float* sp, const f
                    float* gxp, float* gsp, float* gzp, const Broadcast& bc) {
   const int64_t sa = bc.a_strides.back(), sb = bc.b_strides.back();
   parallel_runs(bc.out, bc.a_strides, bc.b_strides, [&](int64_t o, int64_t ia, int64_t ib, int64_t len) {
+    if (!gsp && !gzp) {  // the common case: only dL/dx (kept free of stores it does not need)
+      for (int64_t i = 0; i < len; ++i) {
+        float gs, gz;
+        scalar::quant_grad(M, xp[ia + i * sa], sp[ib + i * sb], zp[ib + i * sb], q.qmin, q.qmax, q.grad_scale,
+                           gp[o + i], gxp[o + i], gs, gz);
+      }
+      return;
+    }
     for (int64_t i = 0; i < len; ++i) {
       float gs, gz;
       scalar::quant_grad(M, xp[ia + i * sa], sp[ib + i * sb], zp[ib + i * sb], q.qmin, q.qmax, q.grad_scale,
@@ -51,12 +79,14 @@ void dispatch(QuantMethod m, F&& f) {
 
 }  // namespace
 
-void CpuBackend::fake_quant(const QuantArgs& q, const Tensor& x, const Tensor& scale, const Tensor& zero_point,
+bool CpuBackend::fake_quant(const QuantArgs& q, const Tensor& x, const Tensor& scale, const Tensor& zero_point,
                             const Broadcast& bc, Tensor& y) {
+  bool masked = true;
   dispatch(q.method, [&](auto m) {
-    forward_loop<decltype(m)::value>(q, x.data<float>(), scale.data<float>(), zero_point.data<float>(),
-                                     y.data<float>(), bc);
+    masked = forward_loop<decltype(m)::value>(q, x.data<float>(), scale.data<float>(), zero_point.data<float>(),
+                                              y.data<float>(), bc);
   });
+  return masked;
 }
 
 void CpuBackend::fake_quant_backward(const QuantArgs& q, const Tensor& x, const Tensor& scale,

@@ -40,11 +40,16 @@ Tensor fake_quantize(const Tensor& x, const Tensor& scale, const Tensor& zero_po
   detail::check_same_device(x, zero_point, "fake_quantize");
   Broadcast bc = make_broadcast(x.shape(), scale.shape(), "fake_quantize");
   Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
-  if (y.numel() > 0) backend(x.device()).fake_quant(q, x, scale, zero_point, bc, y);
+  const bool masked = y.numel() > 0 && backend(x.device()).fake_quant(q, x, scale, zero_point, bc, y);
   if (needs_grad({&x, &scale, &zero_point})) {
     // Only the learned-step methods differentiate the scale (and LSQ+ the zero point).
     const bool want_s = scale.requires_grad() && (q.method == QuantMethod::Lsq || q.method == QuantMethod::LsqPlus);
     const bool want_z = zero_point.requires_grad() && q.method == QuantMethod::LsqPlus;
+    if (!masked && !want_s && !want_z) {  // the straight-through gradient is g itself: no pass
+      record(y, OpKind::FakeQuant, {x}, [](const Tensor& g) { return std::vector<Tensor>{g}; },
+             {static_cast<int64_t>(q.method)});
+      return y;
+    }
     Tensor xd = x.detach(), sd = scale.detach(), zd = zero_point.detach();
     record(y, OpKind::FakeQuant, {x, scale, zero_point}, [xd, sd, zd, bc, q, want_s, want_z](const Tensor& g) {
       Tensor gx = Tensor::empty(g.shape(), DType::F32, g.device());

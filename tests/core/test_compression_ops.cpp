@@ -61,6 +61,10 @@ BOOST_AUTO_TEST_CASE(straight_through_gradients) {
     std::vector<float> want = clip ? std::vector<float>{0, 2, 3, 4, 0} : std::vector<float>{1, 2, 3, 4, 5};
     check_close(x.grad().to_vector(), want, 0, clip ? "qat" : "ste");
   }
+  // Nothing clipped: the op knows the gradient is g itself (no backward pass), same values.
+  Tensor x = Tensor::from_vector({-1.5f, 0.3f, 2.f}, {3}).set_requires_grad(true);
+  sum(mul(fake_quantize(x, s, z, -2, 2, true), Tensor::from_vector({1, 2, 3}, {3}))).backward();
+  check_close(x.grad().to_vector(), {1, 2, 3}, 0, "qat, all in range");
 }
 
 namespace {
