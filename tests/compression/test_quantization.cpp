@@ -563,4 +563,47 @@ BOOST_AUTO_TEST_CASE(ptq_kl_leaves_weights_exact) {
   BOOST_TEST(item(c.at("fc._output_0").tracked_max) < 40.f);  // 100 = 2 * 50 clipped
 }
 
+// Linear + BatchNorm1d: the fold is per output feature of the Linear (dim 0 of its weight).
+BOOST_AUTO_TEST_CASE(fused_linear_bn) {
+  auto model = std::make_shared<nn::Sequential>();
+  auto fc = std::make_shared<nn::Linear>(3, 2);
+  auto bn = std::make_shared<nn::BatchNorm1d>(2);
+  model->push_back("fc", fc);
+  model->push_back("bn", bn);
+  fc->parameter("weight").copy_(Tensor::from_vector({1, 2, 3, -1, 0.5f, 2}, {2, 3}));
+  fc->parameter("bias").copy_(Tensor::from_vector({0.1f, -0.2f}, {2}));
+  bn->parameter("weight").copy_(Tensor::from_vector({2.f, 0.5f}, {2}));
+  bn->parameter("bias").copy_(Tensor::from_vector({1.f, -1.f}, {2}));
+  bn->buffer("running_mean").copy_(Tensor::from_vector({0.3f, 0.1f}, {2}));
+  bn->buffer("running_var").copy_(Tensor::from_vector({4.f, 0.25f}, {2}));
+  model->eval();
+  const Tensor x = Tensor::from_vector({0.5f, -1.f, 2.f}, {1, 3});
+  Tensor want;
+  {
+    NoGradGuard ng;
+    want = (*model)(x);  // the unfused float model
+  }
+  // int16: quantization error far below the tolerance, so the fused model must match the float one.
+  PtqQuantizer q(model, cfg(R"([{"op_names": ["fc"], "target_names": ["weight"], "quant_dtype": "int16",
+                                 "fuse_names": [["fc", "bn"]]}])"));
+  q.calibrate({nn::Value(x)});
+  const TargetCalibration c = q.finish_calibration().at("fc.weight");
+  // Folded rows: row 0 * 2/sqrt(4 + 1e-5), row 1 * 0.5/sqrt(0.25 + 1e-5): max |.| = 3 and 2.
+  BOOST_TEST(item(c.tracked_max) == static_cast<float>(3.0 * 2.0 / std::sqrt(4.0 + 1e-5)), tt::tolerance(1e-5f));
+  expect_close((*model)(x).to_vector(), want.to_vector(), 1e-3f, "fused linear + bn vs float");
+}
+
+// per_channel on an activation: one range per channel (dim 1), over batch and space.
+BOOST_AUTO_TEST_CASE(per_channel_activation) {
+  auto model = std::make_shared<nn::Sequential>();
+  model->push_back("relu", std::make_shared<nn::ReLU>());
+  PtqQuantizer q(model, cfg(R"([{"op_names": ["relu"], "target_names": ["_output_"], "quant_dtype": "uint8",
+                                 "quant_scheme": "affine", "granularity": "per_channel"}])"));
+  // [N=2, C=2, 2]: channel 0 peaks at 4, channel 1 at 0.5.
+  q.calibrate({nn::Value(Tensor::from_vector({1, 4, 0.5f, 0.1f, 2, 3, 0.2f, 0.3f}, {2, 2, 2}))});
+  const TargetCalibration c = q.finish_calibration().at("relu._output_0");
+  BOOST_TEST(c.scale.shape() == Shape({1, 2, 1}));
+  expect_close(c.scale.to_vector(), {4.f / 255.f, 0.5f / 255.f}, 1e-6f, "per-channel activation scales");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
