@@ -5,6 +5,9 @@
 #include <sstream>
 
 #include "examples/cli.h"
+#include "framework/io/atomic_file.h"
+#include "framework/io/safetensors.h"
+#include "models/zoo.h"
 
 namespace po = boost::program_options;
 
@@ -24,6 +27,21 @@ std::optional<int> parse_args(const std::vector<std::string>& args, const po::op
     return 2;
   }
   return std::nullopt;
+}
+
+std::shared_ptr<nn::Module> load_model(const std::string& name, const std::string& weights) {
+  auto model = models::make_model(name);
+  if (!weights.empty()) model->load_state_dict(io::load_tensors(weights));
+  return model;
+}
+
+std::optional<boost::json::value> read_config_file(const std::string& path, const char* command) {
+  try {
+    return boost::json::parse(io::read_file(path));
+  } catch (const std::exception& e) {
+    std::cerr << "shrink " << command << ": " << path << ": " << e.what() << "\n";
+    return std::nullopt;
+  }
 }
 
 std::string json_number(double v) {

@@ -1,9 +1,15 @@
 // Shared pieces of the `shrink` command-line tool: subcommand entry points and JSON output.
 #pragma once
+#include <boost/json.hpp>
 #include <boost/program_options.hpp>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+namespace shrink::nn {
+class Module;
+}
 
 namespace shrink::cli {
 
@@ -22,6 +28,11 @@ int cmd_quantize(const std::vector<std::string>& args);
 std::optional<int> parse_args(const std::vector<std::string>& args,
                               const boost::program_options::options_description& desc,
                               boost::program_options::variables_map& vm, const char* command);
+
+// The zoo model `name` (seeded by the caller), with `weights` (.safetensors) loaded when given.
+std::shared_ptr<nn::Module> load_model(const std::string& name, const std::string& weights);
+// A config list file as JSON; nullopt after printing "shrink <command>: <path>: <why>".
+std::optional<boost::json::value> read_config_file(const std::string& path, const char* command);
 
 // Prints a JSON-safe number (no NaN/inf, which JSON cannot hold).
 std::string json_number(double v);

@@ -60,15 +60,10 @@ int cmd_prune(const std::vector<std::string>& args) {
   const Device device = apply_runtime_options(topts);
 
   manual_seed(topts.seed);
-  auto model = models::make_model(model_name);
-  if (!weights.empty()) model->load_state_dict(io::load_tensors(weights));
-  boost::json::value config;
-  try {
-    config = boost::json::parse(io::read_file(config_path));
-  } catch (const std::exception& e) {
-    std::cerr << "shrink prune: " << config_path << ": " << e.what() << "\n";
-    return 2;
-  }
+  auto model = load_model(model_name, weights);
+  std::optional<boost::json::value> read = read_config_file(config_path, "prune");
+  if (!read) return 2;
+  const boost::json::value& config = *read;
   FashionSession session = make_fashion_session(model, topts, device, finetune_epochs, log);
   const double acc_before = session.trainer->evaluate().accuracy;
 

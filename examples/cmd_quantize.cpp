@@ -127,15 +127,10 @@ int cmd_quantize(const std::vector<std::string>& args) {
   }
   const Device device = apply_runtime_options(topts);
   manual_seed(topts.seed);
-  auto model = models::make_model(model_name);
-  if (!weights.empty()) model->load_state_dict(io::load_tensors(weights));
-  boost::json::value config;
-  try {
-    config = boost::json::parse(io::read_file(config_path));
-  } catch (const std::exception& e) {
-    std::cerr << "shrink quantize: " << config_path << ": " << e.what() << "\n";
-    return 2;
-  }
+  auto model = load_model(model_name, weights);
+  std::optional<boost::json::value> read = read_config_file(config_path, "quantize");
+  if (!read) return 2;
+  const boost::json::value& config = *read;
 
   // The trainer: on the calibration batches in order, or on Fashion-MNIST.
   std::shared_ptr<train::Trainer> trainer;

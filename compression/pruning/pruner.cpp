@@ -90,15 +90,8 @@ Masks Pruner::get_masks() const {
 
 void Pruner::update_masks(const Masks& masks) {
   for (const auto& [key, mask] : masks) {
-    TargetState* found = nullptr;
-    for (TargetState* t : targets())
-      if (t->key() == key) found = t;
-    if (!found) {
-      std::string known;
-      for (TargetState* t : targets()) known += (known.empty() ? "" : ", ") + t->key();
-      fail("update_masks: no pruning target '", key, "' (targets: ", known, ")");
-    }
-    wrappers_.at(found->module_name)->set_mask(*found, mask);
+    TargetState& found = find_target(targets(), key, "update_masks");
+    wrappers_.at(found.module_name)->set_mask(found, mask);
   }
 }
 

@@ -111,14 +111,7 @@ CalibrationConfig Quantizer::get_calibration_config() const {
 
 void Quantizer::update_calibration_config(const CalibrationConfig& config) {
   for (const auto& [key, c] : config) {
-    TargetState* found = nullptr;
-    for (TargetState* t : targets())
-      if (t->key() == key) found = t;
-    if (!found) {
-      std::string known;
-      for (TargetState* t : targets()) known += (known.empty() ? "" : ", ") + t->key();
-      fail("update_calibration_config: no quantization target '", key, "' (targets: ", known, ")");
-    }
+    TargetState* found = &find_target(targets(), key, "update_calibration_config");
     const auto& s = found->settings(CompressorKind::Quantization);
     const std::string dtype(s.at("quant_dtype").as_string());
     SHRINK_CHECK(c.quant_dtype == dtype && c.quant_scheme == to_string(quant_scheme(*found)),

@@ -192,6 +192,14 @@ void ModuleWrapper::bake(bool quantize) {
   }
 }
 
+TargetState& find_target(const std::vector<TargetState*>& targets, const std::string& key, const char* what) {
+  for (TargetState* t : targets)
+    if (t->key() == key) return *t;
+  std::string known;
+  for (TargetState* t : targets) known += (known.empty() ? "" : ", ") + t->key();
+  fail(what, ": no target '", key, "' (targets: ", known, ")");
+}
+
 std::map<std::string, std::unique_ptr<ModuleWrapper>> make_wrappers(
     nn::Module& model, const std::vector<TargetSpace>& spaces, CompressorKind kind) {
   std::map<std::string, std::unique_ptr<ModuleWrapper>> out;

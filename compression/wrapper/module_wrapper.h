@@ -70,6 +70,10 @@ class ModuleWrapper {
   bool wrapped_ = false;
 };
 
+// The target whose key ("<module>.<target>") is `key`; an unknown key is an error that names
+// `what` (the caller, e.g. "update_masks") and every known key.
+TargetState& find_target(const std::vector<TargetState*>& targets, const std::string& key, const char* what);
+
 // Wraps every module named by the target spaces (one wrapper per module, targets merged).
 std::map<std::string, std::unique_ptr<ModuleWrapper>> make_wrappers(
     nn::Module& model, const std::vector<TargetSpace>& spaces, CompressorKind kind);

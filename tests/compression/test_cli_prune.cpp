@@ -7,28 +7,14 @@
 #include <fstream>
 #include <sstream>
 
+#include "compression/cli_run.h"
 #include "compression/pruning/mask_io.h"
 #include "framework/data/fashion_mnist.h"
 
 namespace fs = std::filesystem;
 
 namespace {
-struct Result {
-  int status;
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(SHRINK_CLI_PATH) + " prune " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  BOOST_REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+shrink::testing::CliResult run(const std::string& args) { return shrink::testing::run_cli("prune", args); }
 
 bool have_data() {
   return fs::exists(shrink::data::default_fashion_mnist_dir() + "/train-images-idx3-ubyte.gz");
@@ -47,7 +33,7 @@ BOOST_AUTO_TEST_CASE(json_and_mask_file) {
   std::ofstream(dir / "cfg.json")
       << R"([{"op_types": ["Conv2d"], "exclude_op_names": ["conv1"], "sparse_ratio": 0.5}])";
   const std::string masks = (dir / "masks.safetensors").string();
-  Result r = run("--model lenet5 --config " + (dir / "cfg.json").string() +
+  shrink::testing::CliResult r = run("--model lenet5 --config " + (dir / "cfg.json").string() +
                  " --pruner l1 --limit 256 --finetune-epochs 1 --save-masks " + masks + " --json");
   BOOST_REQUIRE_EQUAL(r.status, 0);
   boost::json::value v = boost::json::parse(r.out);  // exactly one JSON object on stdout
@@ -60,7 +46,7 @@ BOOST_AUTO_TEST_CASE(json_and_mask_file) {
   BOOST_TEST(loaded.at("conv2.bias").shape() == (shrink::Shape{16}));
   // An invalid config: status 2, nothing on stdout.
   std::ofstream(dir / "bad.json") << R"([{"op_types": ["Conv2d"], "sparse_ratio": 1}])";
-  Result bad = run("--model lenet5 --config " + (dir / "bad.json").string() +
+  shrink::testing::CliResult bad = run("--model lenet5 --config " + (dir / "bad.json").string() +
                    " --pruner l1 --save-masks " + masks + " --json");
   BOOST_TEST(bad.status == 2);
   BOOST_TEST(bad.out.empty());
@@ -68,7 +54,7 @@ BOOST_AUTO_TEST_CASE(json_and_mask_file) {
 }
 
 BOOST_AUTO_TEST_CASE(unknown_pruner_is_an_error) {
-  Result r = run("--model lenet5 --config /nonexistent.json --pruner nope --save-masks /tmp/x.safetensors");
+  shrink::testing::CliResult r = run("--model lenet5 --config /nonexistent.json --pruner nope --save-masks /tmp/x.safetensors");
   BOOST_TEST(r.status != 0);
 }
 

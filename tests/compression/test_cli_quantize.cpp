@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "compression/cli_run.h"
 #include "compression/quantization/calibration_io.h"
 #include "compression/quantization/ptq_quantizer.h"
 #include "framework/io/safetensors.h"
@@ -19,22 +20,7 @@ using namespace shrink;
 
 namespace {
 
-struct Result {
-  int status;
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(SHRINK_CLI_PATH) + " quantize " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  BOOST_REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+shrink::testing::CliResult run(const std::string& args) { return shrink::testing::run_cli("quantize", args); }
 
 const char* kConfig = R"([{"op_types": ["Conv2d", "Linear"], "target_names": ["weight", "_output_"],
                            "quant_dtype": "int8", "target_settings": {"weight": {"granularity": "out_channel"}}}])";
@@ -71,7 +57,7 @@ BOOST_AUTO_TEST_SUITE(cli_quantize)
 
 BOOST_AUTO_TEST_CASE(ptq_calibration_and_outputs) {
   Files f;
-  Result r = run("--model lenet5 --weights " + f.weights + " --config " + f.config + " --quantizer ptq --calib-data " +
+  shrink::testing::CliResult r = run("--model lenet5 --weights " + f.weights + " --config " + f.config + " --quantizer ptq --calib-data " +
                  f.calib + " --steps 2 --save-calibration " + f.calibration + " --eval-input " + f.eval +
                  " --save-outputs " + f.outputs + " --json");
   BOOST_REQUIRE_EQUAL(r.status, 0);
