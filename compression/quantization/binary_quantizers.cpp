@@ -31,6 +31,7 @@ Tensor scalar_like(float v, const Tensor& like) { return Tensor::full({}, v, lik
 DoReFaQuantizer::DoReFaQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
                                  train::Trainer& trainer)
     : Quantizer(std::move(model), config_list, &trainer, "DoReFaQuantizer") {
+  require_levels();
   for (TargetState* t : targets()) {
     const TargetSpace& space = t->space(CompressorKind::Quantization);
     const std::string at = "config[" + std::to_string(space.config_index) + "]";

@@ -16,6 +16,7 @@ LsqQuantizer::LsqQuantizer(std::shared_ptr<nn::Module> model, const boost::json:
 LsqQuantizer::LsqQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
                            train::Trainer& trainer, bool plus)
     : Quantizer(std::move(model), config_list, &trainer, plus ? "LsqPlusQuantizer" : "LsqQuantizer"), plus_(plus) {
+  require_levels();
   for (TargetState* t : targets()) {
     const QuantScheme want = plus_ ? QuantScheme::Affine : QuantScheme::Symmetric;
     if (quant_scheme(*t) != want)

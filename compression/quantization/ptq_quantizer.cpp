@@ -15,6 +15,7 @@ PtqQuantizer::PtqQuantizer(std::shared_ptr<nn::Module> model, const boost::json:
     : Quantizer(std::move(model), config_list, trainer, "PtqQuantizer"), options_(options) {
   SHRINK_CHECK(options_.percentile > 0.0 && options_.percentile <= 100.0, who_, ": percentile ", options_.percentile,
                " must be in (0, 100]");
+  require_levels();
   set_apply_method("bypass");
   add_tracker([this](TargetState& t, const Tensor& v, bool) {
     if (done_) return;

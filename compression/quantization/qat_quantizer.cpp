@@ -8,6 +8,7 @@ namespace shrink::compression {
 QATQuantizer::QATQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
                            train::Trainer& trainer, int64_t quant_start_step)
     : Quantizer(std::move(model), config_list, &trainer, "QATQuantizer"), start_(std::max<int64_t>(quant_start_step, 0)) {
+  require_levels();
   update_apply_methods();
   add_tracker([this](TargetState& t, const Tensor& v, bool training) {
     if (!training) return;

@@ -41,6 +41,16 @@ train::Trainer& Quantizer::trainer() {
   return hooks_->trainer();
 }
 
+void Quantizer::require_levels() const {
+  for (const auto& [name, w] : wrappers_)
+    for (TargetState* t : w->targets())
+      if (t->is(CompressorKind::Quantization) && !(t->qmax > t->qmin)) {
+        const TargetSpace& s = t->space(CompressorKind::Quantization);
+        fail("config[", s.config_index, "].quant_dtype: ", s.settings.at("quant_dtype").as_string(), " has a single ",
+             "level (", t->qmin, "), so ", who_, " cannot quantize ", t->key(), " with it");
+      }
+}
+
 void Quantizer::set_apply_method(TargetState& t, const std::string& method) {
   ApplyMethods::quantization(method);  // an unknown name fails here, not at the next forward
   t.spaces.at(CompressorKind::Quantization).settings["apply_method"] = method;

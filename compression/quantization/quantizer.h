@@ -74,6 +74,9 @@ class Quantizer {
   Quantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list, train::Trainer* trainer,
             const char* who);
 
+  // Rejects dtypes with a single level (int1: -0..0), which no scale can use; BNN (which ignores
+  // quant_dtype) does not call it.
+  void require_levels() const;
   // Sets every target's quantization apply method.
   void set_apply_method(const std::string& method);
   void set_apply_method(TargetState& t, const std::string& method);

@@ -606,4 +606,20 @@ BOOST_AUTO_TEST_CASE(per_channel_activation) {
   expect_close(c.scale.to_vector(), {4.f / 255.f, 0.5f / 255.f}, 1e-6f, "per-channel activation scales");
 }
 
+// int1 has one level (0): quantizers that need a scale refuse it up front, naming the config key;
+// BNN, which ignores quant_dtype, takes it.
+BOOST_AUTO_TEST_CASE(single_level_dtype) {
+  LinearModel m({1, 2, 3, 4});
+  const auto c = cfg(R"([{"op_names": ["fc"], "target_names": ["weight"], "quant_dtype": "int1"}])");
+  try {
+    PtqQuantizer q(m.model, c);
+    BOOST_FAIL("int1 accepted");
+  } catch (const Error& e) {
+    BOOST_TEST(std::string(e.what()).find("config[0].quant_dtype") != std::string::npos, e.what());
+  }
+  auto trainer = trainer_for(m.model, {2}, 2);
+  BNNQuantizer bnn(m.model, c, *trainer);
+  BOOST_TEST(bnn.targets().size() == 1u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
