@@ -137,8 +137,15 @@ std::vector<float> AbsHistogram::amax(RangeObserver observer, double percentile,
       // levels; MSE: from 1) on a grid of at most 128, then every edge around the best one.
       const size_t lv = std::max<size_t>(1, static_cast<size_t>(levels[b]));
       const size_t first = observer == RangeObserver::Kl ? std::min(nbins, lv) : 1;
+      // KL: the zero bin takes bin 1's count (NVIDIA's entropy calibrator does the same), or a
+      // ReLU's spike of exact zeros, which no merge of levels can spread, decides the clip alone.
+      std::vector<double> kc;
+      if (observer == RangeObserver::Kl) {
+        kc = c;
+        if (kc.size() > 1) kc[0] = kc[1];
+      }
       auto cost = [&](size_t e) {
-        return observer == RangeObserver::Mse ? mse_at(c, static_cast<double>(e), levels[b]) : kl_at(c, e, lv);
+        return observer == RangeObserver::Mse ? mse_at(c, static_cast<double>(e), levels[b]) : kl_at(kc, e, lv);
       };
       const size_t stride = std::max<size_t>(1, (nbins - first) / 128);
       double best = std::numeric_limits<double>::infinity();

@@ -10,7 +10,9 @@
 //                 quantizing every bin centre with that clip (a grid search over bin edges)
 //   kl            TensorRT's entropy calibration: the edge i minimising KL(P || Q), P the first i
 //                 bins with the outliers folded into the last, Q P merged into the available levels
-//                 and spread back over P's non-empty bins (PtqQuantizer uses it for activations only)
+//                 and spread back over P's non-empty bins; the zero bin counted as bin 1 (a ReLU's
+//                 spike of zeros would otherwise force the narrowest clip). PtqQuantizer uses it for
+//                 activations only.
 // The levels a clip is divided into: (qmax - qmin) / 2 on each side of zero, or qmax - qmin when
 // the scheme is affine and the block never saw a negative value (e.g. after a ReLU).
 #pragma once

@@ -498,6 +498,16 @@ BOOST_AUTO_TEST_CASE(kl_clips_far_outliers) {
   h.add(Tensor::from_vector(v, {1, 100010}));
   const float amax = h.amax(RangeObserver::Kl, 0, {127.0}).at(0);
   BOOST_TEST((amax > 3.f && amax < 10.f), "kl amax " << amax);
+  // After a ReLU half the values are exact zeros. That spike must not drag the clip down to the
+  // narrowest candidate: |N(0, 1)| plus as many zeros clips where the Gaussian alone does.
+  std::vector<float> relu(v.begin(), v.begin() + 100000);
+  relu.resize(200000, 0.f);
+  AbsHistogram hr;
+  hr.add(Tensor::from_vector(relu, {1, 200000}));
+  AbsHistogram hg;
+  hg.add(Tensor::from_vector(std::vector<float>(v.begin(), v.begin() + 100000), {1, 100000}));
+  const float with_zeros = hr.amax(RangeObserver::Kl, 0, {127.0}).at(0), without = hg.amax(RangeObserver::Kl, 0, {127.0}).at(0);
+  BOOST_TEST(std::fabs(with_zeros - without) < 0.25f * without, "kl with zeros " << with_zeros << " without " << without);
 }
 
 // PTQ with the percentile observer, per channel: each output channel clipped on its own.
