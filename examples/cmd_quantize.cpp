@@ -2,7 +2,8 @@
 // the calibration (compression/quantization/calibration_io.h).
 //   PTQ:    --steps eval-mode forwards over the calibration batches, then scale/zero point once.
 //   QAT:    one tracking forward (track_forward) on the first batch in train mode, then --steps
-//           SGD steps (--lr) over the batches in order, as NNI's compress(max_steps).
+//           SGD steps (--lr; plain SGD unless --momentum/--weight-decay) over the batches in
+//           order, as NNI's compress(max_steps).
 //   others: --steps training steps (or --epochs on Fashion-MNIST); naive needs no data.
 // Calibration batches: --calib-data (safetensors "calib_x.<i>" [+ "calib_y.<i>" int64 labels], in
 // that order; labels are needed to train) or else the Fashion-MNIST training set (seeded order).
@@ -112,6 +113,11 @@ int cmd_quantize(const std::vector<std::string>& args) {
       ("eval-input", po::value(&eval_path), "a safetensors tensor 'x' to run once after quantizing")
       ("save-outputs", po::value(&outputs_path), "write fq_out and float_out of --eval-input here")
       ("json", "print one JSON object on stdout");
+  // Quantizers train with plain SGD at --lr (NNI's compress(max_steps) with the user's optimizer);
+  // --momentum and --weight-decay add to it.
+  topts.lr = 0.01;
+  topts.momentum = 0.0;
+  topts.weight_decay = 0.0;
   add_train_options(desc, topts);
   po::variables_map vm;
   if (auto status = parse_args(args, desc, vm, "quantize")) return *status;

@@ -16,10 +16,10 @@ namespace shrink::cli {
 void add_train_options(po::options_description& desc, TrainOptions& o) {
   o.data_dir = data::default_fashion_mnist_dir();
   desc.add_options()
-      ("batch", po::value(&o.batch)->default_value(64), "batch size")
-      ("lr", po::value(&o.lr)->default_value(0.05), "learning rate (SGD)")
-      ("momentum", po::value(&o.momentum)->default_value(0.9), "SGD momentum")
-      ("weight-decay", po::value(&o.weight_decay)->default_value(5e-4), "weight decay")
+      ("batch", po::value(&o.batch)->default_value(o.batch), "batch size")
+      ("lr", po::value(&o.lr)->default_value(o.lr), "learning rate (SGD)")
+      ("momentum", po::value(&o.momentum)->default_value(o.momentum), "SGD momentum")
+      ("weight-decay", po::value(&o.weight_decay)->default_value(o.weight_decay), "weight decay")
       ("seed", po::value(&o.seed)->default_value(1), "random seed (init, shuffle, dropout)")
       ("limit", po::value(&o.limit)->default_value(-1), "use only the first N training images")
       ("threads", po::value(&o.threads)->default_value(0), "worker threads (0 = all cores)")

@@ -21,7 +21,8 @@ struct TrainOptions {
   std::string data_dir, device = "cpu";
 };
 
-// --batch --lr --momentum --weight-decay --seed --limit --threads --data --device
+// --batch --lr --momentum --weight-decay --seed --limit --threads --data --device, each defaulting
+// to what `o` holds (a command may preset them).
 void add_train_options(boost::program_options::options_description& desc, TrainOptions& o);
 // Applies --threads and checks --device; returns the device (throws for "cuda" without one).
 Device apply_runtime_options(const TrainOptions& o);
