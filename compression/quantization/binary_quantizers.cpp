@@ -62,11 +62,6 @@ DoReFaQuantizer::DoReFaQuantizer(std::shared_ptr<nn::Module> model, const boost:
   });
 }
 
-CalibrationConfig DoReFaQuantizer::compress(int64_t max_steps, int64_t max_epochs) {
-  trainer().train(max_epochs, max_steps);
-  return get_calibration_config();
-}
-
 BNNQuantizer::BNNQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
                            train::Trainer& trainer)
     : Quantizer(std::move(model), config_list, &trainer, "BNNQuantizer") {
@@ -88,11 +83,6 @@ BNNQuantizer::BNNQuantizer(std::shared_ptr<nn::Module> model, const boost::json:
       if (p.defined()) p.copy_(clamp(p, -1.f, 1.f));
     }
   });
-}
-
-CalibrationConfig BNNQuantizer::compress(int64_t max_steps, int64_t max_epochs) {
-  trainer().train(max_epochs, max_steps);
-  return get_calibration_config();
 }
 
 NaiveQuantizer::NaiveQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list)

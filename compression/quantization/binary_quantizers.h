@@ -17,13 +17,11 @@ namespace shrink::compression {
 class DoReFaQuantizer : public Quantizer {
  public:
   DoReFaQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list, train::Trainer& trainer);
-  CalibrationConfig compress(int64_t max_steps, int64_t max_epochs) override;
 };
 
 class BNNQuantizer : public Quantizer {
  public:
   BNNQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list, train::Trainer& trainer);
-  CalibrationConfig compress(int64_t max_steps, int64_t max_epochs) override;
 };
 
 class NaiveQuantizer : public Quantizer {

@@ -62,9 +62,4 @@ void LsqQuantizer::initialise(TargetState& t, const Tensor& value) {
   trainer().optimizer().add_param_group(learned, options);
 }
 
-CalibrationConfig LsqQuantizer::compress(int64_t max_steps, int64_t max_epochs) {
-  trainer().train(max_epochs, max_steps);
-  return get_calibration_config();
-}
-
 }  // namespace shrink::compression

@@ -16,7 +16,6 @@ namespace shrink::compression {
 class LsqQuantizer : public Quantizer {
  public:
   LsqQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list, train::Trainer& trainer);
-  CalibrationConfig compress(int64_t max_steps, int64_t max_epochs) override;
 
  protected:
   LsqQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list, train::Trainer& trainer,

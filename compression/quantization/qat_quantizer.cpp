@@ -30,9 +30,4 @@ void QATQuantizer::update_apply_methods() {
   for (TargetState* t : targets()) set_apply_method(*t, step_ < start_step(*t) ? "bypass" : "qat_clamp_round");
 }
 
-CalibrationConfig QATQuantizer::compress(int64_t max_steps, int64_t max_epochs) {
-  trainer().train(max_epochs, max_steps);
-  return get_calibration_config();
-}
-
 }  // namespace shrink::compression

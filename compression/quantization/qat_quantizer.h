@@ -15,8 +15,6 @@ class QATQuantizer : public Quantizer {
  public:
   QATQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list, train::Trainer& trainer,
                int64_t quant_start_step = 0);
-  // Trains through the trainer (trainer.train(max_epochs, max_steps)); returns the calibration.
-  CalibrationConfig compress(int64_t max_steps, int64_t max_epochs) override;
   int64_t current_step() const { return step_; }
 
   static constexpr double kEmaDecay = 0.99;

@@ -84,6 +84,11 @@ void Quantizer::refresh_scale_zero_point(TargetState& t) {
   t.zero_point = sz.zero_point;
 }
 
+CalibrationConfig Quantizer::compress(int64_t max_steps, int64_t max_epochs) {
+  trainer().train(max_epochs, max_steps);
+  return get_calibration_config();
+}
+
 void Quantizer::track_forward(const std::vector<nn::Value>& inputs) {
   NoGradGuard ng;
   (*model_)(inputs);

@@ -46,9 +46,9 @@ class Quantizer {
   Quantizer(const Quantizer&) = delete;
   Quantizer& operator=(const Quantizer&) = delete;
 
-  // Trains for max_steps optimizer steps / max_epochs epochs (-1: no limit; quantizers that
-  // calibrate without training read batches instead) and returns the calibration config.
-  virtual CalibrationConfig compress(int64_t max_steps, int64_t max_epochs) = 0;
+  // Trains through the trainer for max_steps optimizer steps / max_epochs epochs (-1: no limit)
+  // and returns the calibration config. Quantizers that do not train (PTQ, Naive) override it.
+  virtual CalibrationConfig compress(int64_t max_steps, int64_t max_epochs);
   CalibrationConfig get_calibration_config() const;
   // Sets scale and zero point (and tracked range) of the named targets; the dtype, scheme and
   // shape must match the target's. Unknown keys are an error naming the known ones.
