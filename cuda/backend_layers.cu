@@ -3,6 +3,7 @@
 // cannot throw are counted on the device and turned into the same shrink::Error as on the CPU.
 #include "cuda/checks.h"
 #include "cuda/cuda_backend_impl.h"
+#include "cuda/kernels/distill.cuh"
 #include "cuda/kernels/elementwise.cuh"
 #include "cuda/kernels/embedding.cuh"
 #include "cuda/kernels/minmax.cuh"
@@ -121,6 +122,12 @@ void CudaBackend::embedding_forward(const Tensor& weight, const Tensor& index, T
 void CudaBackend::embedding_backward(const Tensor& gy, const Tensor& index, Tensor& gweight) {
   kern::embedding_backward(gy.data<float>(), index.data<int64_t>(), gweight.data<float>(),
                            index.numel(), gweight.size(0), gweight.size(1));
+}
+
+void CudaBackend::distill_loss(DistillLoss kind, const Tensor& s, const Tensor& t, int64_t rows, int64_t n,
+                               float temperature, Tensor& loss, Tensor& grad) {
+  kern::distill_loss(kind, s.data<float>(), t.data<float>(), rows, n, temperature, loss.data<float>(),
+                     grad.data<float>());
 }
 
 void CudaBackend::min_max_rows(const Tensor& x, int64_t rows, int64_t n, Tensor& mn, Tensor& mx) {

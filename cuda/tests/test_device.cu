@@ -56,4 +56,5 @@ BOOST_TEST_GLOBAL_FIXTURE(DevicePresence);
 
 #include "cuda/kernel_cases.inc"
 #include "cuda/kernel_cases_quant.inc"
+#include "cuda/kernel_cases_distill.inc"
 #include "cuda/kernel_cases_more.inc"

@@ -33,6 +33,9 @@ enum class QuantMethod : uint8_t {
   BnnOutput,      // the same;  gx = g only where |x| <= 1
   Truncate,       // trunc(x/s) * s, v1's NaiveQuantizer (a cast to int8);  gx = g
 };
+// Knowledge-distillation losses of a student against a teacher, row by row (distill.h ops).
+enum class DistillLoss : uint8_t { Kl, Mse };
+
 struct QuantArgs {
   QuantMethod method = QuantMethod::ClampRound;
   float qmin = 0.f, qmax = 0.f;
@@ -159,6 +162,13 @@ class Backend {
   virtual void embedding_forward(const Tensor& weight, const Tensor& index, Tensor& y) = 0;
   virtual void embedding_backward(const Tensor& gy, const Tensor& index, Tensor& gweight) = 0;
 
+  // Distillation loss of student s against teacher t, both [rows, n], per row, with the gradient
+  // computed in the same pass (the op scales both):
+  //   Kl:  loss[r] = sum_j pt_j (log pt_j - log ps_j), p = softmax(x / T) over the row (0 log 0 = 0);
+  //        grad[r, j] = (ps_j - pt_j) / T
+  //   Mse: loss[r] = sum_j (s_j - t_j)^2;  grad[r, j] = 2 (s_j - t_j)
+  virtual void distill_loss(DistillLoss kind, const Tensor& s, const Tensor& t, int64_t rows, int64_t n,
+                            float temperature, Tensor& loss, Tensor& grad) = 0;
   // Minimum and maximum of each row of x [rows, n] (n >= 1) into mn, mx [rows]; a row holding a
   // NaN gives NaN for both (torch.aminmax).
   virtual void min_max_rows(const Tensor& x, int64_t rows, int64_t n, Tensor& mn, Tensor& mx) = 0;

@@ -68,6 +68,8 @@
                     Tensor& glogp) override;                                                         \
   void embedding_forward(const Tensor& weight, const Tensor& index, Tensor& y) override;             \
   void embedding_backward(const Tensor& gy, const Tensor& index, Tensor& gweight) override;          \
+  void distill_loss(DistillLoss kind, const Tensor& s, const Tensor& t, int64_t rows, int64_t n,      \
+                    float temperature, Tensor& loss, Tensor& grad) override;                         \
   void min_max_rows(const Tensor& x, int64_t rows, int64_t n, Tensor& mn, Tensor& mx) override;     \
   void kth_value(const Tensor& x, int64_t rows, int64_t n, int64_t k, Tensor& out,                   \
                  Tensor& index) override;                                                            \

@@ -104,3 +104,48 @@ Tensor kl_div(const Tensor& input, const Tensor& target, Reduction reduction, bo
 }
 
 }  // namespace shrink
+
+namespace shrink {
+
+namespace {
+
+// The fused distillation losses: per-row terms and the gradient from the backend in one pass,
+// then total = scale * sum(rows) and d total / d student = scale * grad.
+Tensor distill(DistillLoss kind, const Tensor& s, const Tensor& t, float temperature, const char* name) {
+  detail::check_f32(s, name, "student");
+  detail::check_f32(t, name, "teacher");
+  SHRINK_CHECK(s.shape() == t.shape(), name, ": student ", s.shape(), " and teacher ", t.shape(),
+               " must have the same shape");
+  SHRINK_CHECK(s.dim() >= 1 && s.numel() > 0, name, ": needs a non-empty input, got ", s.shape());
+  SHRINK_CHECK(temperature > 0.f && std::isfinite(temperature), name, ": temperature must be > 0, got ", temperature);
+  detail::check_same_device(s, t, name);
+  const int64_t n = s.shape().back(), rows = s.numel() / n;
+  Tensor loss = Tensor::empty({rows}, DType::F32, s.device());
+  Tensor grad = Tensor::empty(s.shape(), DType::F32, s.device());
+  backend(s.device()).distill_loss(kind, s, t.detach(), rows, n, temperature, loss, grad);
+  const float scale = kind == DistillLoss::Kl ? temperature * temperature / static_cast<float>(s.size(0))
+                                              : 1.f / static_cast<float>(s.numel());
+  Tensor total;
+  {
+    NoGradGuard ng;
+    total = mul(sum(loss), scale);
+  }
+  if (needs_grad({&s})) {
+    record(total, OpKind::Custom, {s}, [grad, scale](const Tensor& g) {
+      return std::vector<Tensor>{mul(grad, mul(g, scale))};
+    }, {static_cast<int64_t>(kind)});
+  }
+  return total;
+}
+
+}  // namespace
+
+Tensor distill_kl(const Tensor& student, const Tensor& teacher, float temperature) {
+  return distill(DistillLoss::Kl, student, teacher, temperature, "distill_kl");
+}
+
+Tensor distill_mse(const Tensor& student, const Tensor& teacher) {
+  return distill(DistillLoss::Mse, student, teacher, 1.f, "distill_mse");
+}
+
+}  // namespace shrink

@@ -100,6 +100,15 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction =
 Tensor kl_div(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::Mean,
               bool log_target = false);
 
+// Knowledge-distillation losses, fused: the forward pass also computes the gradient (one pass
+// over each row, no softmax tensors), and the gradient reaches the student only (the teacher is
+// a target). Softmax runs over the last dim.
+//   distill_kl:  F.kl_div(log_softmax(s / T), softmax(t / T), reduction='batchmean') * T^2
+//                (batchmean divides by s.size(0), as torch)
+//   distill_mse: F.mse_loss(s, t) (mean over every element)
+Tensor distill_kl(const Tensor& student, const Tensor& teacher, float temperature = 2.f);
+Tensor distill_mse(const Tensor& student, const Tensor& teacher);
+
 // ---- embedding, dropout ----
 Tensor embedding(const Tensor& weight, const Tensor& index);
 Tensor dropout(const Tensor& x, float p, bool training, Generator& gen);

@@ -32,6 +32,7 @@ constexpr const char* kMode = "emulated";
 #include "kernel_cases.inc"
 #include "kernel_cases_more.inc"
 #include "kernel_cases_quant.inc"
+#include "kernel_cases_distill.inc"
 
 BOOST_AUTO_TEST_SUITE(cuda_kernel_coverage)
 
