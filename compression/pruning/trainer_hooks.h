@@ -31,6 +31,12 @@ class TrainerHooks {
       return *armed ? fn(loss) : loss;
     });
   }
+  // The same with the batch being trained on (a distiller runs its teacher on it).
+  void patch_loss(std::function<Tensor(const Tensor& loss, const data::Batch& batch)> fn) {
+    trainer_.patch_loss([armed = armed_, fn = std::move(fn)](const Tensor& loss, const data::Batch& batch) {
+      return *armed ? fn(loss, batch) : loss;
+    });
+  }
 
  private:
   train::Trainer::Callback guard(std::function<void()> fn) {

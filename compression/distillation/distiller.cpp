@@ -1,0 +1,187 @@
+#include "compression/distillation/distiller.h"
+
+#include <limits>
+
+#include "compression/config/config_error.h"
+#include "compression/config/config_list.h"
+#include "framework/core/autograd.h"
+#include "framework/ops/ops.h"
+#include "framework/train/trainer.h"
+
+namespace shrink::compression {
+
+namespace {
+
+Device device_of(nn::Module& m) {
+  const auto params = m.parameters();
+  return params.empty() ? Device::CPU : params.front().device();
+}
+
+std::vector<std::string> link_names(const TargetSpace& s) {
+  std::vector<std::string> out;
+  for (const auto& v : s.settings.at("link").as_array()) out.emplace_back(v.as_string());
+  return out;
+}
+
+}  // namespace
+
+Distiller::Distiller(std::shared_ptr<nn::Module> student, const boost::json::value& config_list,
+                     train::Trainer& trainer, std::shared_ptr<nn::Module> teacher, TeacherPredict teacher_predict,
+                     float origin_loss_lambda, float temperature, const char* who)
+    : student_(std::move(student)), teacher_(std::move(teacher)), hooks_(trainer), who_(who),
+      teacher_predict_(std::move(teacher_predict)), origin_loss_lambda_(origin_loss_lambda), temperature_(temperature) {
+  SHRINK_CHECK(student_ && teacher_, who_, ": student and teacher must be given");
+  SHRINK_CHECK(student_ != teacher_, who_, ": the teacher must be another model than the student");
+  SHRINK_CHECK(trainer.model_ptr() == student_, who_, ": the trainer trains a different model than the student");
+  SHRINK_CHECK(temperature_ > 0.f, who_, ": temperature must be > 0, got ", temperature_);
+  const std::vector<TargetSpace> spaces =
+      config::parse_config_list(*student_, config_list, CompressorKind::Distillation, &warnings_);
+  // The teacher side: the same target name on every linked teacher module.
+  std::vector<TargetSpace> teacher_spaces;
+  for (const TargetSpace& s : spaces)
+    for (const std::string& name : link_names(s)) {
+      auto m = teacher_->find(name);
+      if (!m)
+        throw config::ConfigError(config::sub_config_path(s.config_index) + ".link",
+                                  "the teacher has no module '" + name + "' (linked from student '" + s.module_name + "')");
+      TargetSpace t = s;
+      t.module_name = name;
+      t.module_type = m->type_name();
+      teacher_spaces.push_back(std::move(t));
+    }
+  student_wrappers_ = make_wrappers(*student_, spaces, CompressorKind::Distillation);
+  teacher_wrappers_ = make_wrappers(*teacher_, teacher_spaces, CompressorKind::Distillation);
+  for (const TargetSpace& s : spaces) {
+    Link link;
+    link.student = student_wrappers_.at(s.module_name)->find(s.target_name);
+    for (const std::string& name : link_names(s)) link.teacher.push_back(teacher_wrappers_.at(name)->find(s.target_name));
+    links_.push_back(std::move(link));
+  }
+  for (auto& [n, w] : student_wrappers_) w->wrap();
+  for (auto& [n, w] : teacher_wrappers_) w->wrap();
+  teacher_->eval();
+  hooks_.patch_loss([this](const Tensor& loss, const data::Batch& batch) {
+    run_teacher(batch);
+    Tensor d = distill_loss();
+    clear();
+    Tensor total = origin_loss_lambda_ == 1.f ? loss : mul(loss, origin_loss_lambda_);
+    return d.defined() ? add(total, d) : total;
+  });
+}
+
+Distiller::~Distiller() { unwrap(); }
+
+void Distiller::run_teacher(const data::Batch& batch) {
+  NoGradGuard ng;
+  if (teacher_predict_) teacher_predict_(batch, *teacher_);
+  else (*teacher_)(batch.inputs.to(device_of(*teacher_)));
+}
+
+void Distiller::clear() {
+  for (const Link& l : links_) {
+    l.student->observed = Tensor();
+    for (TargetState* t : l.teacher) t->observed = Tensor();
+  }
+}
+
+Tensor Distiller::term(const TargetState& student, const Tensor& s, const Tensor& t) const {
+  const auto& settings = student.settings(CompressorKind::Distillation);
+  const float lambda = static_cast<float>(settings.at("lambda").to_number<double>());
+  Tensor l = settings.at("apply_method").as_string() == "kl" ? distill_kl(s, t, temperature_) : distill_mse(s, t);
+  return lambda == 1.f ? l : mul(l, lambda);
+}
+
+Tensor Distiller::distill_loss() {
+  Tensor total;
+  for (const Link& l : links_) {
+    Tensor d = link_loss(l);
+    if (d.defined()) total = total.defined() ? add(total, d) : d;
+  }
+  return total;
+}
+
+void Distiller::track_forward(const std::vector<nn::Value>& inputs) {
+  NoGradGuard ng;
+  (*student_)(inputs);
+  std::vector<nn::Value> moved = inputs;
+  for (auto& v : moved)
+    if (v.is_tensor()) v = nn::Value(v.tensor().to(device_of(*teacher_)));
+  (*teacher_)(moved);
+}
+
+std::shared_ptr<nn::Module> Distiller::compress(int64_t max_steps, int64_t max_epochs) {
+  hooks_.trainer().train(max_epochs, max_steps);
+  return student_;
+}
+
+void Distiller::unwrap() {
+  clear();
+  for (auto& [n, w] : student_wrappers_) w->unwrap();
+  for (auto& [n, w] : teacher_wrappers_) w->unwrap();
+}
+
+Tensor DynamicLayerwiseDistiller::link_loss(const Link& link) {
+  if (!link.student->observed.defined()) return Tensor();
+  Tensor best;
+  float best_value = std::numeric_limits<float>::infinity();
+  for (TargetState* t : link.teacher) {
+    if (!t->observed.defined()) continue;
+    Tensor l = term(*link.student, link.student->observed, t->observed);
+    const float v = l.item();
+    if (!best.defined() || v < best_value) {
+      best = l;
+      best_value = v;
+    }
+  }
+  return best;
+}
+
+Adaptive1dLayerwiseDistiller::Adaptive1dLayerwiseDistiller(std::shared_ptr<nn::Module> student,
+                                                           const boost::json::value& config_list,
+                                                           train::Trainer& trainer, std::shared_ptr<nn::Module> teacher,
+                                                           TeacherPredict teacher_predict, float origin_loss_lambda,
+                                                           float temperature)
+    : Distiller(std::move(student), config_list, trainer, std::move(teacher), std::move(teacher_predict),
+                origin_loss_lambda, temperature, "Adaptive1dLayerwiseDistiller") {
+  for (const Link& l : links_)
+    if (l.teacher.size() != 1)
+      throw config::ConfigError(
+          config::sub_config_path(l.student->space(CompressorKind::Distillation).config_index) + ".link",
+          who_ + " links each target to exactly one teacher module; " + l.student->key() + " has " +
+              std::to_string(l.teacher.size()));
+}
+
+void Adaptive1dLayerwiseDistiller::track_forward(const std::vector<nn::Value>& inputs) {
+  Distiller::track_forward(inputs);
+  for (const Link& l : links_) {
+    const TargetState& s = *l.student;
+    const TargetState& t = *l.teacher.front();
+    SHRINK_CHECK(s.shape_known && t.shape_known && !s.shape.empty() && !t.shape.empty(), who_, ": ", s.key(),
+                 " or its teacher target was not reached by the tracking forward");
+    const int64_t ds = s.shape.back(), dt = t.shape.back();
+    if (ds == dt || adapters_.count(s.key())) continue;
+    auto adapter = std::make_shared<nn::Linear>(ds, dt);
+    adapter->to(device_of(*student_));
+    adapters_[s.key()] = adapter;
+    optim::GroupOptions options = hooks_.trainer().optimizer().defaults();
+    hooks_.trainer().optimizer().add_param_group(adapter->parameters(), options);
+  }
+  clear();
+  tracked_ = true;
+}
+
+std::shared_ptr<nn::Linear> Adaptive1dLayerwiseDistiller::adapter(const std::string& key) const {
+  auto it = adapters_.find(key);
+  return it == adapters_.end() ? nullptr : it->second;
+}
+
+Tensor Adaptive1dLayerwiseDistiller::link_loss(const Link& link) {
+  SHRINK_CHECK(tracked_, who_, ": call track_forward() with a sample input before training (it sizes the adapters)");
+  TargetState* t = link.teacher.front();
+  if (!link.student->observed.defined() || !t->observed.defined()) return Tensor();
+  Tensor s = link.student->observed;
+  if (auto a = adapter(link.student->key())) s = (*a)(s);
+  return term(*link.student, s, t->observed);
+}
+
+}  // namespace shrink::compression
