@@ -16,6 +16,7 @@ void usage(std::ostream& os) {
         "  train    train a model of the zoo on Fashion-MNIST\n"
         "  prune    prune a zoo model with a config list and save the masks\n"
         "  quantize quantize a zoo model with a config list and save the calibration\n"
+        "  distill  train a zoo student with a distillation loss from a zoo teacher\n"
         "  explain  show the targets and canonical settings a compression config list selects\n"
         "run 'shrink <command> --help' for the command's options\n";
 }
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
     if (cmd == "train") return shrink::cli::cmd_train(args);
     if (cmd == "prune") return shrink::cli::cmd_prune(args);
     if (cmd == "quantize") return shrink::cli::cmd_quantize(args);
+    if (cmd == "distill") return shrink::cli::cmd_distill(args);
     if (cmd == "explain") return shrink::cli::cmd_explain(args);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       usage(std::cout);

@@ -63,6 +63,7 @@ class Trainer {
   std::shared_ptr<nn::Module> model_ptr() { return model_; }
   optim::Optimizer& optimizer() { return *optimizer_; }
   std::shared_ptr<data::DataLoader> train_loader() { return train_loader_; }
+  std::shared_ptr<data::DataLoader> eval_loader() { return eval_loader_; }
   int64_t global_step() const { return global_step_; }
   // The batch being processed and its (patched) loss, valid inside step callbacks.
   const data::Batch& current_batch() const { return batch_; }
