@@ -143,20 +143,25 @@ BOOST_AUTO_TEST_CASE(adaptive1d_adapter) {
   BOOST_TEST(first_step_loss(*trainer) == want, boost::test_tools::tolerance(1e-5f));
 }
 
-// With only the distillation loss the student moves towards the teacher.
+// With only the distillation loss the student moves towards the teacher (mse and kl).
 BOOST_AUTO_TEST_CASE(distilling_moves_the_student_to_the_teacher) {
-  Setup s;
-  auto student = linear_model(1), teacher = linear_model(2);
-  const data::Batch b = s.batch();
-  auto gap = [&] {
-    NoGradGuard ng;
-    return mse_loss((*student)(b.inputs), (*teacher)(b.inputs)).item();
-  };
-  const float before = gap();
-  auto trainer = s.trainer_for(student, 0.2f);
-  DynamicLayerwiseDistiller d(student, cfg(R"([{"op_names": ["fc"]}])"), *trainer, teacher, nullptr, 0.f);
-  d.compress(100, -1);
-  BOOST_TEST(gap() < 0.1f * before, "gap " << before << " -> " << gap());
+  for (const char* method : {"mse", "kl"}) {
+    Setup s;
+    auto student = linear_model(1), teacher = linear_model(2);
+    const data::Batch b = s.batch();
+    auto gap = [&] {
+      NoGradGuard ng;
+      Tensor so = (*student)(b.inputs), to = (*teacher)(b.inputs);
+      return std::string(method) == "mse" ? mse_loss(so, to).item()
+                                          : kl_div(log_softmax(so, 1), softmax(to, 1), Reduction::BatchMean).item();
+    };
+    const float before = gap();
+    auto trainer = s.trainer_for(student, 0.2f);
+    DynamicLayerwiseDistiller d(student, cfg((std::string(R"([{"op_names": ["fc"], "apply_method": ")") + method + "\"}]").c_str()),
+                                *trainer, teacher, nullptr, 0.f);
+    d.compress(100, -1);
+    BOOST_TEST(gap() < 0.1f * before, method << ": gap " << before << " -> " << gap());
+  }
 }
 
 BOOST_AUTO_TEST_CASE(bad_links_are_config_errors) {
