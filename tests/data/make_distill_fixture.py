@@ -10,15 +10,15 @@ for T in 1, 2, 4. Cases: random [8, 10] logits; rows with logits of +-80; a one-
 dim 0).
 
 Run with Debian's interpreter (python3-torch):  /usr/bin/python3 tests/data/make_distill_fixture.py
-The safetensors layout is written by hand (the safetensors package is not installed), as in
-make_safetensors_fixture.py.
+The safetensors layout is written by make_safetensors_fixture.py's writer (the safetensors package
+is not installed).
 """
-import json
 import os
-import struct
 
 import torch
 import torch.nn.functional as F
+
+from make_safetensors_fixture import safetensors_bytes
 
 
 def cases():
@@ -55,23 +55,10 @@ def expectations():
     return out
 
 
-def safetensors_bytes(named):
-    header, chunks, offset = {"__metadata__": {"format": "pt"}}, [], 0
-    for name in sorted(named):
-        raw = named[name].contiguous().to(torch.float32).numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(named[name].shape),
-                        "data_offsets": [offset, offset + len(raw)]}
-        chunks.append(raw)
-        offset += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * ((8 - len(text) % 8) % 8)
-    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
-
-
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "distill_fixture.safetensors"), "wb") as f:
-        f.write(safetensors_bytes(expectations()))
+        f.write(safetensors_bytes(expectations(), {"format": "pt"}))
 
 
 if __name__ == "__main__":
