@@ -4,6 +4,8 @@
 //   masks       every Conv2d/Linear weight masked (50% element-wise, LevelPruner); target <= 1.03
 //   fake_quant  every Conv2d/Linear weight, input and output int8 fake-quantized by the QAT
 //               quantizer (EMA observers, scale refreshed every forward); target <= 1.10
+// and the distillation step: a lenet5 student step plus a vgg_small teacher forward (no
+// gradient) and the KL of their logits (distill_kl, T = 2), against the plain student step.
 //   ./build/bin/bench_compress --threads 2
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
@@ -88,6 +90,42 @@ int main(int argc, char** argv) {
                 << wrapped / plain << "\n"
                 << std::flush;
     }
+  }
+  // Distillation: the teacher's forward dominates (vgg_small is ~50x lenet5's compute).
+  {
+    manual_seed(0);
+    auto student = models::make_model("lenet5"), teacher = models::make_model("vgg_small");
+    teacher->eval();
+    optim::SGD opt(student->parameters(), 0.01f, 0.9f);
+    Tensor x = randn({64, 1, 28, 28});
+    std::vector<int64_t> labels(64);
+    for (int i = 0; i < 64; ++i) labels[i] = i % 10;
+    Tensor y = Tensor::from_vector_i64(labels, {64});
+    auto distill_step = [&](int n) {
+      auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < n; ++i) {
+        Tensor out = (*student)(x);
+        Tensor t;
+        {
+          NoGradGuard ng;
+          t = (*teacher)(x);
+        }
+        Tensor loss = add(mul(cross_entropy(out, y), 0.5f), mul(distill_kl(out, t, 2.f), 0.5f));
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+      }
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / n;
+    };
+    distill_step(2);
+    double plain = 0, distill = 0;
+    for (int r = 0; r < rounds; ++r) {
+      plain += step_seconds(*student, opt, x, y, steps);
+      distill += distill_step(steps);
+    }
+    std::cout << "lenet5,distill_from_vgg_small," << num_threads() << "," << std::fixed << std::setprecision(2)
+              << plain / rounds * 1e3 << "," << distill / rounds * 1e3 << "," << std::setprecision(3)
+              << distill / plain << "\n";
   }
   return 0;
 }
