@@ -87,7 +87,9 @@ void Distiller::clear() {
 Tensor Distiller::term(const TargetState& student, const Tensor& s, const Tensor& t) const {
   const auto& settings = student.settings(CompressorKind::Distillation);
   const float lambda = static_cast<float>(settings.at("lambda").to_number<double>());
-  Tensor l = settings.at("apply_method").as_string() == "kl" ? distill_kl(s, t, temperature_) : distill_mse(s, t);
+  const Tensor target = t.device() == s.device() ? t : t.to(s.device());  // the teacher may live elsewhere
+  Tensor l = settings.at("apply_method").as_string() == "kl" ? distill_kl(s, target, temperature_)
+                                                             : distill_mse(s, target);
   return lambda == 1.f ? l : mul(l, lambda);
 }
 
@@ -100,13 +102,18 @@ Tensor Distiller::distill_loss() {
   return total;
 }
 
-void Distiller::track_forward(const std::vector<nn::Value>& inputs) {
+void Distiller::forward_both(const std::vector<nn::Value>& inputs) {
   NoGradGuard ng;
   (*student_)(inputs);
   std::vector<nn::Value> moved = inputs;
   for (auto& v : moved)
     if (v.is_tensor()) v = nn::Value(v.tensor().to(device_of(*teacher_)));
   (*teacher_)(moved);
+}
+
+void Distiller::track_forward(const std::vector<nn::Value>& inputs) {
+  forward_both(inputs);
+  clear();
 }
 
 std::shared_ptr<nn::Module> Distiller::compress(int64_t max_steps, int64_t max_epochs) {
@@ -152,7 +159,7 @@ Adaptive1dLayerwiseDistiller::Adaptive1dLayerwiseDistiller(std::shared_ptr<nn::M
 }
 
 void Adaptive1dLayerwiseDistiller::track_forward(const std::vector<nn::Value>& inputs) {
-  Distiller::track_forward(inputs);
+  forward_both(inputs);
   for (const Link& l : links_) {
     const TargetState& s = *l.student;
     const TargetState& t = *l.teacher.front();

@@ -65,6 +65,8 @@ class Distiller {
   virtual Tensor link_loss(const Link& link) = 0;
   // Drops every observed value (after each loss, and after a tracking forward).
   void clear();
+  // The student's and the teacher's forward without gradient (shapes recorded, values observed).
+  void forward_both(const std::vector<nn::Value>& inputs);
 
   std::shared_ptr<nn::Module> student_, teacher_;
   std::map<std::string, std::unique_ptr<ModuleWrapper>> student_wrappers_, teacher_wrappers_;

@@ -90,6 +90,11 @@ NaiveQuantizer::NaiveQuantizer(std::shared_ptr<nn::Module> model, const boost::j
   for (TargetState* t : targets()) {
     if (t->name != "weight")
       warnings_.push_back(who_ + ": quantizes weights only; " + t->key() + " is left as is");
+    auto& settings = t->spaces.at(CompressorKind::Quantization).settings;
+    if (settings.at("quant_dtype").as_string() != "int8")
+      warnings_.push_back(who_ + ": always 8 bits (-127..127); " + t->key() + " asked for " +
+                          std::string(settings.at("quant_dtype").as_string()));
+    settings["quant_dtype"] = "int8";  // what the calibration then reports
     set_apply_method(*t, t->name == "weight" ? "naive_truncate" : "bypass");
     t->qmin = -127.f;
     t->qmax = 127.f;

@@ -40,8 +40,9 @@ void save_calibration(const std::string& path, const CalibrationConfig& config) 
       SHRINK_CHECK(t->defined(), "save_calibration: ", key, " has no ", name);
       tensors.emplace_back(key + "." + name, t->contiguous_copy());
     }
-  io::write_file_atomic(calibration_sidecar_path(path), boost::json::serialize(calibration_json(config)) + "\n");
-  io::save_safetensors(path, tensors);
+  const std::string meta = boost::json::serialize(calibration_json(config));
+  io::write_file_atomic(calibration_sidecar_path(path), meta + "\n");
+  io::save_safetensors(path, tensors, {{"shrink_calibration", meta}});
 }
 
 CalibrationConfig load_calibration(const std::string& path) {
@@ -53,7 +54,11 @@ CalibrationConfig load_calibration(const std::string& path) {
     fail(sidecar, ": ", e.what());
   }
   SHRINK_CHECK(meta.is_object(), sidecar, ": expected a JSON object keyed '<module>.<target>'");
-  std::map<std::string, Tensor> tensors = io::load_tensors(path);
+  io::SafetensorsFile file = io::load_safetensors(path);
+  if (auto m = file.metadata.find("shrink_calibration"); m != file.metadata.end())
+    SHRINK_CHECK(boost::json::parse(m->second) == meta, path, " and ", sidecar, " come from different saves ",
+                 "(the tensors' own copy of the sidecar differs); save the calibration again");
+  std::map<std::string, Tensor> tensors(file.tensors.begin(), file.tensors.end());
   CalibrationConfig out;
   for (const auto& [key, v] : meta.as_object()) {
     const std::string k(key);

@@ -2,8 +2,9 @@
 // ".zero_point", ".tracked_min" and ".tracked_max" (F32, the target's shrunk shape: per channel
 // where the granularity says so, a scalar per tensor), and a JSON sidecar beside it
 // ("<file without .safetensors>.json") with each target's quant_dtype, quant_scheme, quant_bits,
-// qmin and qmax. Both files are replaced atomically; the sidecar is written first, so a crash in
-// between leaves the old tensors with a sidecar that still describes them.
+// qmin and qmax. Both files are replaced atomically, and the safetensors metadata carries a copy
+// of the sidecar ("shrink_calibration"): a crash between the two writes leaves a pair that
+// load_calibration refuses as coming from different saves, rather than one it misreads.
 #pragma once
 #include <boost/json.hpp>
 #include <string>

@@ -45,11 +45,18 @@ void AbsHistogram::add(const Tensor& rows) {
         c[0] += static_cast<double>(n);
         continue;
       }
-      width_[b] = mx / kBins;
+      width_[b] = std::max(mx / kBins, std::numeric_limits<float>::min());  // a subnormal max must not give 0
       c.resize(kBins, 0.0);
     }
+    // Merge bin pairs until the new maximum fits in kMaxBins bins.
+    while (static_cast<double>(mx) / width_[b] > static_cast<double>(kMaxBins)) {
+      std::vector<double> merged((c.size() + 1) / 2, 0.0);
+      for (size_t i = 0; i < c.size(); ++i) merged[i / 2] += c[i];
+      c.swap(merged);
+      width_[b] *= 2.f;
+    }
     const float w = width_[b];
-    const int64_t need = static_cast<int64_t>(std::ceil(mx / w));
+    const int64_t need = static_cast<int64_t>(std::ceil(static_cast<double>(mx) / w));
     if (need > static_cast<int64_t>(c.size())) c.resize(need, 0.0);
     const int64_t last = static_cast<int64_t>(c.size()) - 1;
     for (int64_t i = 0; i < n; ++i) {

@@ -1,7 +1,8 @@
 // Calibration observers beyond min/max (PtqQuantizer's percentile, mse and kl), all from one
 // per-block histogram of |x|: bins of a fixed width (the first observation's max|x| / 2048),
-// extended with more bins of the same width when a later value is larger, so nothing is re-binned
-// and the counts are exact. From it each observer chooses a clipping magnitude `amax` per block;
+// extended with more bins of the same width when a later value is larger, so the counts stay
+// exact; only past kMaxBins are neighbouring bins merged pairwise (the width doubles), which
+// bounds memory and the search when a block's range grows by orders of magnitude. From it each observer chooses a clipping magnitude `amax` per block;
 // the block's range is then the observed [min, max] clipped to [-amax, amax] and goes through the
 // target's scheme as usual (quant_params.h).
 //
@@ -30,6 +31,7 @@ const char* to_string(RangeObserver o);
 class AbsHistogram {
  public:
   static constexpr int64_t kBins = 2048;
+  static constexpr int64_t kMaxBins = 1 << 16;
 
   // `rows` [blocks, n]: one row of values per block (the same number of blocks every call).
   void add(const Tensor& rows);

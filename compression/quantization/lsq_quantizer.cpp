@@ -48,14 +48,18 @@ void LsqQuantizer::initialise(TargetState& t, const Tensor& value) {
       zero = Tensor::zeros(scale.shape(), DType::F32, scale.device());
     }
   }
-  scale.set_requires_grad(true);
-  std::vector<Tensor> learned{scale};
-  if (plus_) {
-    zero.set_requires_grad(true);
-    learned.push_back(zero);
-  }
   t.scale = scale;
   t.zero_point = zero;
+  learn(t);
+}
+
+void LsqQuantizer::learn(TargetState& t) {
+  t.scale = t.scale.detach().contiguous_copy().set_requires_grad(true);
+  std::vector<Tensor> learned{t.scale};
+  if (plus_) {
+    t.zero_point = t.zero_point.detach().contiguous_copy().set_requires_grad(true);
+    learned.push_back(t.zero_point);
+  }
   // A group of their own without weight decay: decay would pull every step size towards zero.
   optim::GroupOptions options = trainer().optimizer().defaults();
   options.weight_decay = 0.f;

@@ -7,7 +7,8 @@
 //   LSQ:  s = 2 * mean(|x|) / sqrt(qmax) per block, z = 0 (the paper's)
 //   LSQ+: s and z from the first value's min/max with the affine formula (quant_params.h)
 // Both are then learned: lsq_clamp_round / lsq_plus_clamp_round, whose scale gradient carries the
-// factor 1/sqrt(qmax * numel).
+// factor 1/sqrt(qmax * numel). A calibration loaded before the first forward
+// (update_calibration_config) replaces the initialisation and is learned the same way.
 #pragma once
 #include "compression/quantization/quantizer.h"
 
@@ -21,8 +22,13 @@ class LsqQuantizer : public Quantizer {
   LsqQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list, train::Trainer& trainer,
                bool plus);
 
+ protected:
+  void calibration_loaded(TargetState& t) override { learn(t); }
+
  private:
   void initialise(TargetState& t, const Tensor& value);
+  // Makes the target's scale (and LSQ+'s zero point) trainable leaves in the optimizer.
+  void learn(TargetState& t);
   bool plus_;
 };
 

@@ -90,8 +90,11 @@ void ModuleFusion::fold(nn::Module& leader, const std::vector<nn::Value>& inputs
     if (mean.defined()) {  // update the running statistics as the batch norm itself would
       NoGradGuard ng;
       bn_identity_.remove();
+      struct Restore {  // the identity comes back even if the batch norm throws
+        ModuleFusion& f;
+        ~Restore() { f.bn_identity_ = make_identity(*f.bn_); }
+      } restore{*this};
       (*bn_)(y);
-      bn_identity_ = make_identity(*bn_);
       mean = bn_->param("running_mean");
       var = bn_->param("running_var");
     } else {  // the batch's own statistics over every dim but the channels (unbiased variance)

@@ -24,6 +24,10 @@ PtqQuantizer::PtqQuantizer(std::shared_ptr<nn::Module> model, const boost::json:
   });
 }
 
+PtqQuantizer::~PtqQuantizer() {
+  for (auto& [name, e] : bias_errors_) e.hook.remove();  // the hooks refer to bias_errors_
+}
+
 bool PtqQuantizer::uses_histogram(const TargetState& t) const {
   if (options_.observer == RangeObserver::MinMax) return false;
   // Entropy calibration is for activations (TensorRT's too): a weight is known in full, and the
@@ -136,6 +140,12 @@ std::vector<std::string> PtqQuantizer::apply_bias_correction() {
     Tensor& bias = wrapper(name).module().parameter("bias");
     bias.copy_(add(bias, mul(e.sum, static_cast<float>(1.0 / e.count))));
     corrected.push_back(name);
+    if (TargetState* b = wrapper(name).find("bias"); b && b->is(CompressorKind::Quantization)) {
+      auto [lo, hi] = block_min_max(bias, quant_scaling(*b));
+      b->tracked_min = lo;
+      b->tracked_max = hi;
+      refresh_scale_zero_point(*b);
+    }
   }
   bias_errors_.clear();
   return corrected;

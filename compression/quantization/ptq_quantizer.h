@@ -10,7 +10,10 @@
 // batches measure, for every Conv2d/Linear with a bias and a quantized weight, the mean over all
 // but the channel dim (dim 1 of a convolution's output, the last of a Linear's) of
 // (output with float weights - output with quantized weights), inputs quantized in both; each
-// bias then moves by that mean, cancelling the systematic error weight quantization adds.
+// bias then moves by that mean, cancelling the systematic error weight quantization adds (and,
+// when the bias is itself quantized, its own rounding error). A quantized bias gets its range,
+// scale and zero point again from its corrected value; the outputs' ranges are kept (they move
+// by the small correction only).
 //
 // Deliberate difference from NNI, whose compress() runs the user's *training* loop and then an
 // evaluation: here calibration forwards run in eval mode without gradients, so the weights (and
@@ -32,6 +35,7 @@ class PtqQuantizer : public Quantizer {
   // `trainer` (may be null): where compress() takes its calibration batches from.
   PtqQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
                train::Trainer* trainer = nullptr, PtqOptions options = {});
+  ~PtqQuantizer() override;
   // Calibrates on the trainer's training batches (max_steps batches, or max_epochs epochs), then
   // finish_calibration(), then (option) bias correction over the same batches.
   CalibrationConfig compress(int64_t max_steps, int64_t max_epochs) override;

@@ -150,6 +150,7 @@ void Quantizer::update_calibration_config(const CalibrationConfig& config) {
     }
     if (c.tracked_min.defined()) found->tracked_min = c.tracked_min.to(d).contiguous_copy();
     if (c.tracked_max.defined()) found->tracked_max = c.tracked_max.to(d).contiguous_copy();
+    if (!trainable) calibration_loaded(*found);
   }
 }
 

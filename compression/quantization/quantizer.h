@@ -74,6 +74,9 @@ class Quantizer {
   Quantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list, train::Trainer* trainer,
             const char* who);
 
+  // Called by update_calibration_config for each target it set (LSQ makes the loaded scale its
+  // learned one).
+  virtual void calibration_loaded(TargetState& t) { (void)t; }
   // Rejects dtypes with a single level (int1: -0..0), which no scale can use; BNN (which ignores
   // quant_dtype) does not call it.
   void require_levels() const;

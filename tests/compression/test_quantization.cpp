@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "compression/quantization/binary_quantizers.h"
 #include "compression/quantization/calibration_io.h"
@@ -331,6 +332,9 @@ BOOST_AUTO_TEST_CASE(calibration_file_round_trip) {
   q.update_calibration_config(back);
   back.at("fc.weight").quant_scheme = "affine";
   BOOST_CHECK_THROW(q.update_calibration_config(back), Error);  // the target is symmetric
+  // A sidecar from another save (a crash between the two writes) is refused, not misread.
+  std::ofstream(calibration_sidecar_path(path)) << boost::json::serialize(calibration_json(back));
+  BOOST_CHECK_THROW(load_calibration(path), Error);
   std::filesystem::remove(path);
   std::filesystem::remove(calibration_sidecar_path(path));
 }
@@ -630,6 +634,37 @@ BOOST_AUTO_TEST_CASE(single_level_dtype) {
   auto trainer = trainer_for(m.model, {2}, 2);
   BNNQuantizer bnn(m.model, c, *trainer);
   BOOST_TEST(bnn.targets().size() == 1u);
+}
+
+// A calibration loaded into a fresh LSQ quantizer is what it learns from (it stays trainable).
+BOOST_AUTO_TEST_CASE(lsq_learns_from_a_loaded_calibration) {
+  LinearModel m({0.5f, -1.f, 1.5f, -2.f});
+  auto trainer = trainer_for(m.model, {2}, 2);
+  LsqQuantizer q(m.model, cfg(R"([{"op_names": ["fc"], "target_names": ["weight"], "quant_dtype": "int4"}])"),
+                 *trainer);
+  TargetCalibration c;
+  c.quant_dtype = "int4";
+  c.quant_scheme = "symmetric";
+  c.scale = Tensor::scalar(0.3f);
+  c.zero_point = Tensor::scalar(0.f);
+  q.update_calibration_config({{"fc.weight", c}});
+  TargetState* t = q.targets().at(0);
+  BOOST_TEST(item(t->scale) == 0.3f);
+  BOOST_TEST(t->scale.requires_grad());
+  q.compress(2, -1);
+  BOOST_TEST(item(t->scale) != 0.3f);  // learned from the loaded value, not re-initialised
+}
+
+// A block whose range grows by orders of magnitude merges bins instead of growing without bound.
+BOOST_AUTO_TEST_CASE(histogram_growth_is_bounded) {
+  AbsHistogram h;
+  h.add(Tensor::from_vector({1e-6f, -1e-6f}, {1, 2}));
+  h.add(Tensor::from_vector({1.f}, {1, 1}));
+  BOOST_TEST(static_cast<int64_t>(h.counts(0).size()) <= AbsHistogram::kMaxBins);
+  double total = 0;
+  for (double v : h.counts(0)) total += v;
+  BOOST_TEST(total == 3.0);  // every value still counted once
+  BOOST_TEST(h.width(0) * static_cast<float>(h.counts(0).size()) >= 1.f);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
