@@ -26,6 +26,15 @@ bool is_activation(const std::string& type) {
 
 Tensor scalar_like(float v, const Tensor& like) { return Tensor::full({}, v, like.device()); }
 
+// The fixed scale and zero point follow the value to its device (the model may move after the
+// quantizer was made).
+void follow_device(TargetState& t, const Tensor& v) {
+  if (t.scale.defined() && t.scale.device() != v.device()) {
+    t.scale = t.scale.to(v.device());
+    t.zero_point = t.zero_point.to(v.device());
+  }
+}
+
 }  // namespace
 
 DoReFaQuantizer::DoReFaQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
@@ -54,7 +63,7 @@ DoReFaQuantizer::DoReFaQuantizer(std::shared_ptr<nn::Module> model, const boost:
     }
   }
   add_tracker([this](TargetState& t, const Tensor& v, bool) {
-    if (t.kind != TargetKind::Input) return;
+    if (t.kind != TargetKind::Input) return follow_device(t, v);
     auto [lo, hi] = block_min_max(v, std::nullopt);  // this batch's range only
     t.tracked_min = lo;
     t.tracked_max = hi;
@@ -75,6 +84,7 @@ BNNQuantizer::BNNQuantizer(std::shared_ptr<nn::Module> model, const boost::json:
   }
   warnings_.push_back(who_ + ": quant_dtype is ignored; every target is binarised to {-1, +1}");
   set_apply_method("bnn_clamp_round");
+  add_tracker([](TargetState& t, const Tensor& v, bool) { follow_device(t, v); });
   hooks_->after_step([this] {
     NoGradGuard ng;
     for (TargetState* t : targets()) {
