@@ -21,6 +21,7 @@ namespace shrink::cli {
 int cmd_distill(const std::vector<std::string>& args) {
   std::string model_name, weights, teacher_name, teacher_weights, config_path, distiller, save;
   float origin_lambda, temperature;
+  bool cache_teacher = false;
   int64_t epochs;
   TrainOptions topts;
   po::options_description desc("shrink distill options");
@@ -35,6 +36,7 @@ int cmd_distill(const std::vector<std::string>& args) {
       ("origin-loss-lambda", po::value(&origin_lambda)->default_value(1.f), "weight of the student's own loss")
       ("temperature", po::value(&temperature)->default_value(2.f), "softmax temperature of kl targets")
       ("epochs", po::value(&epochs)->default_value(3), "training epochs")
+      ("cache-teacher", po::bool_switch(&cache_teacher), "keep the teacher's outputs per training sample: later epochs skip its forward")
       ("save", po::value(&save), "write the student's weights here (.safetensors)")
       ("json", "print one JSON object on stdout");
   add_train_options(desc, topts);
@@ -78,6 +80,7 @@ int cmd_distill(const std::vector<std::string>& args) {
     return 2;
   }
   for (const auto& w : d->warnings()) log << "warning: " << w << "\n";
+  if (cache_teacher) d->cache_teacher_outputs(session.train_set->size());
   if (distiller == "adaptive1d") {
     data::Batch b;
     session.trainer->train_loader()->start_epoch();

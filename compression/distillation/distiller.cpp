@@ -1,5 +1,6 @@
 #include "compression/distillation/distiller.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "compression/config/config_error.h"
@@ -61,7 +62,10 @@ Distiller::Distiller(std::shared_ptr<nn::Module> student, const boost::json::val
   for (auto& [n, w] : teacher_wrappers_) w->wrap();
   teacher_->eval();
   hooks_.patch_loss([this](const Tensor& loss, const data::Batch& batch) {
-    run_teacher(batch);
+    if (!teacher_from_cache(batch)) {
+      run_teacher(batch);
+      store_in_cache(batch);
+    }
     Tensor d = distill_loss();
     clear();
     Tensor total = origin_loss_lambda_ == 1.f ? loss : mul(loss, origin_loss_lambda_);
@@ -71,7 +75,64 @@ Distiller::Distiller(std::shared_ptr<nn::Module> student, const boost::json::val
 
 Distiller::~Distiller() { unwrap(); }
 
+void Distiller::cache_teacher_outputs(int64_t num_samples) {
+  SHRINK_CHECK(num_samples > 0, who_, ": the teacher cache needs the number of training samples");
+  cache_samples_ = num_samples;
+  cached_.assign(static_cast<size_t>(num_samples), 0);
+  cache_.clear();
+}
+
+bool Distiller::teacher_from_cache(const data::Batch& batch) {
+  if (cache_samples_ == 0 || !batch.indices.defined() || cache_.empty()) return false;
+  const std::vector<int64_t> idx = batch.indices.to_vector_i64();
+  for (int64_t i : idx)
+    if (i < 0 || i >= cache_samples_ || !cached_[static_cast<size_t>(i)]) return false;
+  for (const Link& l : links_)
+    for (TargetState* t : l.teacher)
+      if (!cache_.count(t->key())) return false;
+  NoGradGuard ng;
+  const Device d = device_of(*teacher_);
+  for (const Link& l : links_)
+    for (TargetState* t : l.teacher) {
+      const Tensor& rows = cache_.at(t->key());
+      Shape shape = rows.shape();
+      shape[0] = static_cast<int64_t>(idx.size());
+      // Gather the batch's rows: an embedding lookup over the flattened cache.
+      Tensor flat = reshape(rows, {rows.size(0), rows.numel() / rows.size(0)});
+      t->observed = reshape(embedding(flat, batch.indices), shape).to(d);
+    }
+  return true;
+}
+
+void Distiller::store_in_cache(const data::Batch& batch) {
+  if (cache_samples_ == 0 || !batch.indices.defined()) return;
+  const std::vector<int64_t> idx = batch.indices.to_vector_i64();
+  for (int64_t i : idx)
+    SHRINK_CHECK(i >= 0 && i < cache_samples_, who_, ": sample index ", i, " is outside the teacher cache of ",
+                 cache_samples_, " samples");
+  for (const Link& l : links_)
+    for (TargetState* t : l.teacher) {
+      if (!t->observed.defined()) return;  // the teacher did not reach this target: no caching
+      SHRINK_CHECK(t->observed.size(0) == static_cast<int64_t>(idx.size()), who_, ": teacher target ", t->key(),
+                   " has ", t->observed.size(0), " rows for a batch of ", idx.size(),
+                   " samples; the teacher cache needs one row per sample");
+      Tensor& rows = cache_[t->key()];
+      if (!rows.defined()) {
+        Shape shape = t->observed.shape();
+        shape[0] = cache_samples_;
+        rows = Tensor::zeros(shape);
+      }
+      const int64_t per = rows.numel() / cache_samples_;
+      const std::vector<float> v = t->observed.to_vector();
+      float* dst = rows.data<float>();
+      for (size_t k = 0; k < idx.size(); ++k)
+        std::copy(v.begin() + k * per, v.begin() + (k + 1) * per, dst + idx[k] * per);
+    }
+  for (int64_t i : idx) cached_[static_cast<size_t>(i)] = 1;
+}
+
 void Distiller::run_teacher(const data::Batch& batch) {
+  ++teacher_forwards_;
   NoGradGuard ng;
   if (teacher_predict_) teacher_predict_(batch, *teacher_);
   else (*teacher_)(batch.inputs.to(device_of(*teacher_)));

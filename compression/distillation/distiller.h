@@ -45,6 +45,14 @@ class Distiller {
   virtual void track_forward(const std::vector<nn::Value>& inputs);
   // The distillation term of the current observations (what the loss patch adds).
   Tensor distill_loss();
+  // Offline teacher labels (NNI contrib's label patcher): keep every teacher value per training
+  // sample (keyed by Batch::indices, `num_samples` = the training set's size, kept in host
+  // memory), so a batch whose samples were all seen skips the teacher's forward. Only for a
+  // deterministic teacher (eval mode, no dropout) and inputs that do not change between epochs.
+  // A cached value is the teacher's output for that sample computed within another batch: equal
+  // to recomputing it up to the rounding differences a different batch composition can give.
+  void cache_teacher_outputs(int64_t num_samples);
+  int64_t teacher_forwards() const { return teacher_forwards_; }
   void unwrap();
 
   const std::vector<std::string>& warnings() const { return warnings_; }
@@ -78,8 +86,17 @@ class Distiller {
  private:
   void run_teacher(const data::Batch& batch);
 
+  // Fills the teacher targets from the cache when every sample of `batch` is there.
+  bool teacher_from_cache(const data::Batch& batch);
+  void store_in_cache(const data::Batch& batch);
+
   TeacherPredict teacher_predict_;
   float origin_loss_lambda_, temperature_;
+  int64_t teacher_forwards_ = 0;
+  // Teacher cache: per teacher target (by key), [num_samples, rest...] in host memory.
+  int64_t cache_samples_ = 0;
+  std::vector<uint8_t> cached_;  // per sample: seen
+  std::map<std::string, Tensor> cache_;
 };
 
 class DynamicLayerwiseDistiller : public Distiller {

@@ -62,6 +62,7 @@ bool DataLoader::next(Batch& out) {
   indices_.assign(order_.begin() + pos_, order_.begin() + pos_ + b);
   pos_ += b;
   out = dataset_->get_batch(indices_);
+  out.indices = Tensor::from_vector_i64(indices_, {b});
   return true;
 }
 

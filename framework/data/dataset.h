@@ -16,8 +16,9 @@ struct Example {
 };
 
 struct Batch {
-  Tensor inputs;  // f32 [B, ...example_shape]
-  Tensor labels;  // i64 [B]
+  Tensor inputs;   // f32 [B, ...example_shape]
+  Tensor labels;   // i64 [B]
+  Tensor indices;  // i64 [B]: each sample's index in the loader's dataset (set by DataLoader)
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
 };
 

@@ -180,4 +180,25 @@ BOOST_AUTO_TEST_CASE(bad_links_are_config_errors) {
   BOOST_CHECK_THROW(DynamicLayerwiseDistiller(student, cfg(R"([{"op_names": ["fc"]}])"), *trainer, student), Error);
 }
 
+// Offline teacher labels: with the cache the teacher runs only in the first epoch, and training
+// is bit-identical to running it every step (shuffled batches, so rows must land by sample index).
+BOOST_AUTO_TEST_CASE(teacher_cache_skips_later_epochs) {
+  auto ds = std::make_shared<data::TensorDataset>(data::make_synthetic_classification(12, {3}, 2, 5));
+  std::vector<float> final_weights[2];
+  int64_t forwards[2];
+  for (int cached = 0; cached < 2; ++cached) {
+    auto student = linear_model(1), teacher = linear_model(2);
+    auto opt = std::make_shared<optim::SGD>(student->parameters(), 0.1f);
+    auto trainer = std::make_shared<train::Trainer>(student, opt, std::make_shared<data::DataLoader>(ds, 4, true, 9));
+    DynamicLayerwiseDistiller d(student, cfg(R"([{"op_names": ["fc"], "apply_method": "kl"}])"), *trainer, teacher);
+    if (cached) d.cache_teacher_outputs(ds->size());
+    d.compress(-1, 3);
+    forwards[cached] = d.teacher_forwards();
+    final_weights[cached] = student->find("fc")->param("weight").to_vector();
+  }
+  BOOST_TEST(forwards[0] == 9);  // 3 batches x 3 epochs
+  BOOST_TEST(forwards[1] == 3);  // the first epoch only
+  BOOST_TEST(final_weights[1] == final_weights[0], boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

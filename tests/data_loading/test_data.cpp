@@ -164,6 +164,14 @@ BOOST_AUTO_TEST_CASE(loader_covers_every_index_once_per_epoch) {
   }
 }
 
+// Every batch says which samples it holds (what a teacher-output cache keys on).
+BOOST_AUTO_TEST_CASE(batch_indices_name_the_samples) {
+  DataLoader loader(index_dataset(23), 5, true, 4);
+  loader.start_epoch();
+  Batch b;
+  while (loader.next(b)) BOOST_TEST(b.indices.to_vector_i64() == b.labels.to_vector_i64(), per_element());
+}
+
 BOOST_AUTO_TEST_CASE(loader_drop_last_and_num_batches) {
   BOOST_TEST(DataLoader(index_dataset(103), 10, true, 3, false).num_batches() == 11);
   DataLoader drop(index_dataset(103), 10, true, 3, true);
