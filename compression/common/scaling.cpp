@@ -16,6 +16,14 @@ std::optional<Scaling> Scaling::from_granularity(const std::string& name) {
   return std::nullopt;
 }
 
+std::optional<Scaling> Scaling::from_setting(const boost::json::value& g) {
+  if (g.is_string()) return from_granularity(std::string(g.as_string()));
+  if (!g.is_array()) return std::nullopt;
+  std::vector<int64_t> blocks;
+  for (const auto& b : g.as_array()) blocks.push_back(b.to_number<int64_t>());
+  return from_blocks(blocks);
+}
+
 Scaling Scaling::from_blocks(std::vector<int64_t> blocks) {
   return Scaling(std::move(blocks), Pad::Front, 1);
 }

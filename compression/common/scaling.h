@@ -9,6 +9,7 @@
 //   [k0, k1, ..] -> the trailing dims, front-padded with 1: block sparsity / block quantization
 //   none         -> element-wise (no scaling)
 #pragma once
+#include <boost/json.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -28,6 +29,9 @@ class Scaling {
   // Scaling for a named granularity ("out_channel", "in_channel", "per_channel") or a block
   // list; nullopt for element-wise.
   static std::optional<Scaling> from_granularity(const std::string& name);
+  // A canonical `granularity` setting: a name (as from_granularity; "default" and null give
+  // nullopt, the caller decides what default means) or a block list.
+  static std::optional<Scaling> from_setting(const boost::json::value& granularity);
   static Scaling from_blocks(std::vector<int64_t> blocks);
 
   // The kernel for a tensor of this shape (-1 resolved to the dim size).

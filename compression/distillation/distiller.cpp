@@ -13,11 +13,6 @@ namespace shrink::compression {
 
 namespace {
 
-Device device_of(nn::Module& m) {
-  const auto params = m.parameters();
-  return params.empty() ? Device::CPU : params.front().device();
-}
-
 std::vector<std::string> link_names(const TargetSpace& s) {
   std::vector<std::string> out;
   for (const auto& v : s.settings.at("link").as_array()) out.emplace_back(v.as_string());
@@ -91,7 +86,7 @@ bool Distiller::teacher_from_cache(const data::Batch& batch) {
     for (TargetState* t : l.teacher)
       if (!cache_.count(t->key())) return false;
   NoGradGuard ng;
-  const Device d = device_of(*teacher_);
+  const Device d = teacher_->parameter_device();
   for (const Link& l : links_)
     for (TargetState* t : l.teacher) {
       const Tensor& rows = cache_.at(t->key());
@@ -135,7 +130,7 @@ void Distiller::run_teacher(const data::Batch& batch) {
   ++teacher_forwards_;
   NoGradGuard ng;
   if (teacher_predict_) teacher_predict_(batch, *teacher_);
-  else (*teacher_)(batch.inputs.to(device_of(*teacher_)));
+  else (*teacher_)(batch.inputs.to(teacher_->parameter_device()));
 }
 
 void Distiller::clear() {
@@ -168,7 +163,7 @@ void Distiller::forward_both(const std::vector<nn::Value>& inputs) {
   (*student_)(inputs);
   std::vector<nn::Value> moved = inputs;
   for (auto& v : moved)
-    if (v.is_tensor()) v = nn::Value(v.tensor().to(device_of(*teacher_)));
+    if (v.is_tensor()) v = nn::Value(v.tensor().to(teacher_->parameter_device()));
   (*teacher_)(moved);
 }
 
@@ -229,7 +224,7 @@ void Adaptive1dLayerwiseDistiller::track_forward(const std::vector<nn::Value>& i
     const int64_t ds = s.shape.back(), dt = t.shape.back();
     if (ds == dt || adapters_.count(s.key())) continue;
     auto adapter = std::make_shared<nn::Linear>(ds, dt);
-    adapter->to(device_of(*student_));
+    adapter->to(student_->parameter_device());
     adapters_[s.key()] = adapter;
     optim::GroupOptions options = hooks_.trainer().optimizer().defaults();
     hooks_.trainer().optimizer().add_param_group(adapter->parameters(), options);

@@ -135,18 +135,11 @@ std::optional<Scaling> scaling_for(const TargetState& t, const std::string& defa
   const auto& settings = t.settings(CompressorKind::Pruning);
   auto it = settings.find("granularity");  // an aligned bias has no granularity of its own
   const boost::json::value g = it == settings.end() ? boost::json::value("default") : it->value();
-  if (g.is_array()) {
-    std::vector<int64_t> blocks;
-    for (const auto& b : g.as_array()) blocks.push_back(b.to_number<int64_t>());
-    return Scaling::from_blocks(blocks);
-  }
-  std::string name = g.is_string() ? std::string(g.as_string()) : "default";
-  if (name == "default") {
-    if (default_granularity == "none") return std::nullopt;
-    // NNI: parameters default to out_channel, activations to per_channel.
-    name = (t.kind == TargetKind::Input || t.kind == TargetKind::Output) ? "per_channel" : default_granularity;
-  }
-  return Scaling::from_granularity(name);
+  if (!(g.is_string() && g.as_string() == "default") && !g.is_null()) return Scaling::from_setting(g);
+  if (default_granularity == "none") return std::nullopt;
+  // NNI: parameters default to out_channel, activations to per_channel.
+  return Scaling::from_granularity(t.kind == TargetKind::Input || t.kind == TargetKind::Output ? "per_channel"
+                                                                                              : default_granularity);
 }
 
 std::vector<float> ratio_mask(const std::vector<float>& metric, double ratio, int64_t rows) {

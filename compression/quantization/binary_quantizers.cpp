@@ -24,7 +24,7 @@ bool is_activation(const std::string& type) {
   return kinds.count(type) != 0;
 }
 
-Tensor scalar_like(float v, const Tensor& like) { return Tensor::full({}, v, like.device()); }
+Tensor scalar_on(float v, Device d) { return Tensor::full({}, v, d); }
 
 // The fixed scale and zero point follow the value to its device (the model may move after the
 // quantizer was made).
@@ -52,13 +52,12 @@ DoReFaQuantizer::DoReFaQuantizer(std::shared_ptr<nn::Module> model, const boost:
                    "activation modules only; ", t->key(), " is a ", space.module_type);
     if (t->kind != TargetKind::Input && quant_scheme(*t) != QuantScheme::Affine)
       warnings_.push_back(who_ + ": " + t->key() + " uses DoReFa's fixed affine range [0, 1]");
-    Tensor any = model_->parameters().empty() ? Tensor::zeros({}) : model_->parameters().front();
     if (t->kind == TargetKind::Input) {
       set_apply_method(*t, "clamp_round");
     } else {
       // The fixed range [0, 1], affine: s = 1 / (qmax - qmin), z = qmin - round(0 / s).
-      t->scale = scalar_like(1.f / (t->qmax - t->qmin), any);
-      t->zero_point = scalar_like(t->qmin, any);
+      t->scale = scalar_on(1.f / (t->qmax - t->qmin), model_->parameter_device());
+      t->zero_point = scalar_on(t->qmin, model_->parameter_device());
       set_apply_method(*t, t->kind == TargetKind::Output ? "dorefa_clamp_round_output" : "dorefa_clamp_round_weight");
     }
   }
@@ -74,13 +73,12 @@ DoReFaQuantizer::DoReFaQuantizer(std::shared_ptr<nn::Module> model, const boost:
 BNNQuantizer::BNNQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
                            train::Trainer& trainer)
     : Quantizer(std::move(model), config_list, &trainer, "BNNQuantizer") {
-  Tensor any = model_->parameters().empty() ? Tensor::zeros({}) : model_->parameters().front();
   for (TargetState* t : targets()) {
     const TargetSpace& space = t->space(CompressorKind::Quantization);
     SHRINK_CHECK(!has_granularity(*t), "config[", space.config_index, "].granularity: ", who_,
                  " binarises per element; granularity is not supported (", t->key(), ")");
-    t->scale = scalar_like(1.f, any);
-    t->zero_point = scalar_like(0.f, any);
+    t->scale = scalar_on(1.f, model_->parameter_device());
+    t->zero_point = scalar_on(0.f, model_->parameter_device());
   }
   warnings_.push_back(who_ + ": quant_dtype is ignored; every target is binarised to {-1, +1}");
   set_apply_method("bnn_clamp_round");

@@ -53,14 +53,7 @@ void ModuleFusion::release() {
 }
 
 Tensor layer_forward(nn::Module& leader, const Tensor& x, const Tensor& w, const Tensor& b) {
-  if (auto* conv = dynamic_cast<nn::Conv2d*>(&leader)) {
-    Conv2dOptions o;
-    o.stride_h = o.stride_w = conv->stride;
-    o.pad_h = o.pad_w = conv->padding;
-    o.dil_h = o.dil_w = conv->dilation;
-    o.groups = conv->groups;
-    return conv2d(x, w, b, o);
-  }
+  if (auto* conv = dynamic_cast<nn::Conv2d*>(&leader)) return conv2d(x, w, b, conv->options());
   SHRINK_CHECK(leader.type_name() == "Linear", "layer_forward: a Conv2d or Linear, not a ", leader.type_name());
   return linear(x, w, b);
 }

@@ -67,8 +67,7 @@ void PtqQuantizer::calibrate(const std::vector<nn::Value>& inputs) {
 template <typename F>
 void PtqQuantizer::for_calibration_batches(int64_t max_steps, int64_t max_epochs, F&& f) {
   data::DataLoader& loader = *trainer().train_loader();
-  const auto params = model_->parameters();
-  const Device device = params.empty() ? Device::CPU : params.front().device();
+  const Device device = model_->parameter_device();
   int64_t done = 0;
   for (int64_t epoch = 0; max_epochs <= 0 || epoch < max_epochs; ++epoch) {
     loader.start_epoch(epoch);  // the order of epoch e depends on (seed, e) only: replayable

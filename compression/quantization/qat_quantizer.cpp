@@ -17,7 +17,8 @@ QATQuantizer::QATQuantizer(std::shared_ptr<nn::Module> model, const boost::json:
   });
   hooks_->after_step([this] {
     ++step_;
-    update_apply_methods();
+    for (TargetState* t : targets())
+      if (start_step(*t) == step_) return update_apply_methods();  // only when a target starts
   });
 }
 

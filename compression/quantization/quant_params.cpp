@@ -17,11 +17,7 @@ const char* to_string(QuantScheme s) { return s == QuantScheme::Affine ? "affine
 
 std::optional<Scaling> quant_scaling(const TargetState& t) {
   const auto* g = t.settings(CompressorKind::Quantization).if_contains("granularity");
-  if (!g || g->is_null()) return std::nullopt;
-  if (g->is_string()) return Scaling::from_granularity(std::string(g->as_string()));
-  std::vector<int64_t> blocks;
-  for (const auto& b : g->as_array()) blocks.push_back(b.to_number<int64_t>());
-  return Scaling::from_blocks(blocks);
+  return g ? Scaling::from_setting(*g) : std::nullopt;
 }
 
 int quant_bits(const std::string& dtype) {

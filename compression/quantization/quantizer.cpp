@@ -137,7 +137,7 @@ void Quantizer::update_calibration_config(const CalibrationConfig& config) {
     if (found->scale.defined())
       SHRINK_CHECK(found->scale.shape() == c.scale.shape(), "update_calibration_config: ", key, ": scale ",
                    c.scale.shape(), " does not match the target's ", found->scale.shape());
-    const Device d = model_->parameters().empty() ? Device::CPU : model_->parameters().front().device();
+    const Device d = model_->parameter_device();
     NoGradGuard ng;
     const bool trainable = found->scale.defined() && found->scale.requires_grad();
     if (trainable) {  // learned scales (LSQ) keep their tensor (the optimizer holds it)

@@ -23,14 +23,7 @@ Tensor expand_blocks(const Tensor& blocks, const Tensor& value, const TargetStat
   const auto& s = t.settings(kind);
   auto it = s.find("granularity");
   if (it == s.end()) return blocks;
-  const auto& g = it->value();
-  std::optional<Scaling> scaling;
-  if (g.is_string()) scaling = Scaling::from_granularity(std::string(g.as_string()));
-  else if (g.is_array()) {
-    std::vector<int64_t> sizes;
-    for (const auto& b : g.as_array()) sizes.push_back(b.to_number<int64_t>());
-    scaling = Scaling::from_blocks(sizes);
-  }
+  const std::optional<Scaling> scaling = Scaling::from_setting(it->value());
   if (!scaling) return blocks;  // broadcast as is
   return scaling->expand(blocks, value.shape(), /*full=*/false);
 }

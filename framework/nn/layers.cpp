@@ -35,13 +35,17 @@ Conv2d::Conv2d(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t paddi
   register_parameter("bias", bias ? fan_in_uniform({out}, fan_in) : Tensor());
 }
 
-Value Conv2d::forward(const std::vector<Value>& inputs) {
+Conv2dOptions Conv2d::options() const {
   Conv2dOptions o;
   o.stride_h = o.stride_w = stride;
   o.pad_h = o.pad_w = padding;
   o.dil_h = o.dil_w = dilation;
   o.groups = groups;
-  return conv2d(input_tensor(inputs, 0), param("weight"), param("bias"), o);
+  return o;
+}
+
+Value Conv2d::forward(const std::vector<Value>& inputs) {
+  return conv2d(input_tensor(inputs, 0), param("weight"), param("bias"), options());
 }
 
 BatchNorm::BatchNorm(int64_t n, int64_t expected_rank, float eps, float momentum, bool affine,

@@ -26,6 +26,8 @@ class Conv2d : public Module {
   Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride = 1,
          int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1, bool bias = true);
   std::string type_name() const override { return "Conv2d"; }
+  // The conv2d op's options for this layer (what forward passes).
+  Conv2dOptions options() const;
   int64_t in_channels, out_channels, kernel_size, stride, padding, dilation, groups;
 
  protected:

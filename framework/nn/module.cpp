@@ -156,6 +156,12 @@ Tensor Module::param(const std::string& name) const {
   fail(type_name(), " has no parameter or buffer '", name, "'");
 }
 
+Device Module::parameter_device() const {
+  for (const auto& [name, p] : named_parameters())
+    if (p.defined()) return p.device();
+  return Device::CPU;
+}
+
 ModulePtr Module::child(const std::string& name) const {
   for (const auto& [n, c] : children_)
     if (n == name) return c;

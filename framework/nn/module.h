@@ -81,6 +81,8 @@ class Module : public std::enable_shared_from_this<Module> {
   ModulePtr child(const std::string& name) const;
   // Looks up a descendant by dotted path ("layer1.0.conv1"); "" is this module.
   ModulePtr find(const std::string& path);
+  // The device of the first parameter (CPU for a module without parameters).
+  Device parameter_device() const;
 
   const std::vector<std::pair<std::string, Tensor>>& local_parameters() const { return params_; }
   const std::vector<std::pair<std::string, Tensor>>& local_buffers() const { return buffers_; }
