@@ -9,6 +9,7 @@
 //   ./build/bin/bench_compress --threads 2
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
+#include <algorithm>
 #include <chrono>
 #include <iomanip>
 #include <iostream>
@@ -23,6 +24,24 @@ namespace po = boost::program_options;
 using namespace shrink;
 
 namespace {
+// One CSV row from per-round (baseline, compressed) step times: medians of each and of the
+// per-round ratio, with the ratio's spread (rounds alternate the two, so drift cancels).
+void print_row(const std::string& model, const std::string& kind, std::vector<double> base,
+               std::vector<double> comp) {
+  std::vector<double> ratio;
+  for (size_t i = 0; i < base.size(); ++i) ratio.push_back(comp[i] / base[i]);
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  };
+  const auto [lo, hi] = std::minmax_element(ratio.begin(), ratio.end());
+  std::cout << model << "," << kind << "," << num_threads() << "," << std::fixed << std::setprecision(2)
+            << median(base) * 1e3 << "," << median(comp) * 1e3 << "," << std::setprecision(3) << median(ratio) << ","
+            << *lo << "," << *hi << "\n"
+            << std::flush;
+}
+
 double step_seconds(nn::Module& model, optim::SGD& opt, const Tensor& x, const Tensor& y, int steps) {
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < steps; ++i) {
@@ -50,7 +69,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (threads > 0) set_num_threads(threads);
-  std::cout << "model,compressor,threads,unwrapped_ms,wrapped_ms,ratio\n";
+  std::cout << "model,compressor,threads,baseline_ms,compressed_ms,median_ratio,min_ratio,max_ratio\n";
   for (const std::string name : {"vgg_small", "resnet20"}) {
     for (const std::string kind : {"masks", "fake_quant"}) {
       manual_seed(0);
@@ -78,17 +97,14 @@ int main(int argc, char** argv) {
         for (auto& [n, w] : quantizer->wrappers()) wrappers.push_back(w.get());
       }
       step_seconds(*model, *opt, x, y, 2);  // warm-up with the wrappers
-      double wrapped = 0, plain = 0;
+      std::vector<double> wrapped, plain;
       for (int r = 0; r < rounds; ++r) {
         for (auto* w : wrappers) w->unwrap();
-        plain += step_seconds(*model, *opt, x, y, steps);
+        plain.push_back(step_seconds(*model, *opt, x, y, steps));
         for (auto* w : wrappers) w->wrap();
-        wrapped += step_seconds(*model, *opt, x, y, steps);
+        wrapped.push_back(step_seconds(*model, *opt, x, y, steps));
       }
-      std::cout << name << "," << kind << "," << num_threads() << "," << std::fixed << std::setprecision(2)
-                << plain / rounds * 1e3 << "," << wrapped / rounds * 1e3 << "," << std::setprecision(3)
-                << wrapped / plain << "\n"
-                << std::flush;
+      print_row(name, kind, plain, wrapped);
     }
   }
   // Distillation: the teacher's forward dominates (vgg_small is ~50x lenet5's compute).
@@ -118,14 +134,12 @@ int main(int argc, char** argv) {
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / n;
     };
     distill_step(2);
-    double plain = 0, distill = 0;
+    std::vector<double> plain, distill;
     for (int r = 0; r < rounds; ++r) {
-      plain += step_seconds(*student, opt, x, y, steps);
-      distill += distill_step(steps);
+      plain.push_back(step_seconds(*student, opt, x, y, steps));
+      distill.push_back(distill_step(steps));
     }
-    std::cout << "lenet5,distill_from_vgg_small," << num_threads() << "," << std::fixed << std::setprecision(2)
-              << plain / rounds * 1e3 << "," << distill / rounds * 1e3 << "," << std::setprecision(3)
-              << distill / plain << "\n";
+    print_row("lenet5", "distill_from_vgg_small", plain, distill);
   }
   return 0;
 }
