@@ -1,6 +1,7 @@
 // bench_compress: the cost of compression wrappers on a training step. For vgg_small and
 // resnet20 (batch 64, 1x28x28), times forward + backward + SGD step against the same model
-// unwrapped, in the same run, alternating the two to cancel drift:
+// unwrapped, in the same run, alternating the two to cancel drift (each row: medians over the
+// rounds, and the median of the per-round ratios with its min and max):
 //   masks       every Conv2d/Linear weight masked (50% element-wise, LevelPruner); target <= 1.03
 //   fake_quant  every Conv2d/Linear weight, input and output int8 fake-quantized by the QAT
 //               quantizer (EMA observers, scale refreshed every forward); target <= 1.10
