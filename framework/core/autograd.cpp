@@ -83,7 +83,45 @@ std::vector<Node*> topo_order(Node* root) {
 
 Tensor accumulate(const Tensor& a, const Tensor& b) { return a.defined() ? add(a, b) : b; }
 
+// Leaf gradients of one pass. A leaf without hooks accumulates into grad() at once; a hooked one
+// collects the pass's total first, so its hooks see that total (as PyTorch's), in first-arrival
+// order for a deterministic sequence of hook calls.
+class LeafGrads {
+ public:
+  void add(const Tensor& leaf, const Tensor& g) {
+    if (leaf.impl()->grad_hooks.empty()) {
+      leaf.set_grad(accumulate(leaf.grad(), g));
+      return;
+    }
+    auto [it, fresh] = index_.emplace(leaf.impl(), pending_.size());
+    if (fresh) pending_.push_back({leaf, g});
+    else pending_[it->second].second = accumulate(pending_[it->second].second, g);
+  }
+  void finish() {
+    for (auto& [leaf, g] : pending_) {
+      Tensor hooked = run_grad_hooks(leaf.impl()->grad_hooks, g);
+      leaf.set_grad(accumulate(leaf.grad(), hooked));
+    }
+  }
+
+ private:
+  std::unordered_map<const TensorImpl*, size_t> index_;
+  std::vector<std::pair<Tensor, Tensor>> pending_;
+};
+
 }  // namespace
+
+Tensor run_grad_hooks(const GradHooks& hooks, Tensor g) {
+  for (const auto& [id, hook] : hooks) {
+    Tensor r = hook(g);
+    if (r.defined()) {
+      SHRINK_CHECK(r.shape() == g.shape(), "gradient hook ", id, " returned ", r.describe(), " for a gradient ",
+                   g.describe());
+      g = std::move(r);
+    }
+  }
+  return g;
+}
 
 void run_backward(const Tensor& root, const Tensor& grad) {
   SHRINK_CHECK(root.defined(), "backward: tensor is undefined");
@@ -98,8 +136,10 @@ void run_backward(const Tensor& root, const Tensor& grad) {
   SHRINK_CHECK(seed.shape() == root.shape(), "backward: gradient ", seed.describe(),
                " for output ", root.describe());
   NoGradGuard no_grad;
+  LeafGrads leaves;
   if (!root.grad_fn()) {  // a leaf
-    root.set_grad(accumulate(root.grad(), seed));
+    leaves.add(root, seed);
+    leaves.finish();
     return;
   }
   std::vector<Node*> order = topo_order(root.grad_fn().get());
@@ -110,7 +150,7 @@ void run_backward(const Tensor& root, const Tensor& grad) {
     if (it == grads.end()) continue;  // no gradient reached this node
     Tensor g = std::move(it->second);
     grads.erase(it);
-    for (auto& hook : node->grad_hooks) g = hook(g);
+    if (!node->grad_hooks.empty()) g = run_grad_hooks(node->grad_hooks, std::move(g));
     SHRINK_CHECK(node->backward, "backward: graph of ", op_kind_name(node->kind),
                  " was already freed (backward called twice?)");
     std::vector<Tensor> in_grads = node->backward(g);
@@ -127,11 +167,12 @@ void run_backward(const Tensor& root, const Tensor& grad) {
         Tensor& slot = grads[in.grad_fn().get()];
         slot = accumulate(slot, gi);
       } else {
-        in.set_grad(accumulate(in.grad(), gi));
+        leaves.add(in, gi);
       }
     }
     node->backward = nullptr;  // free saved tensors, as PyTorch does without retain_graph
   }
+  leaves.finish();
 }
 
 }  // namespace shrink

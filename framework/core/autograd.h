@@ -34,7 +34,7 @@ struct Node {
   std::function<std::vector<Tensor>(const Tensor& grad_output)> backward;
   // Weak link to the output, so passes can read its shape; the output owns the node.
   std::weak_ptr<TensorImpl> output;
-  std::vector<std::function<Tensor(const Tensor&)>> grad_hooks;  // run on the incoming gradient
+  GradHooks grad_hooks;  // run on the incoming gradient (Tensor::register_hook)
 };
 
 // Gradient recording switch (thread local), as torch.no_grad().
@@ -73,6 +73,9 @@ bool needs_grad(std::initializer_list<const Tensor*> inputs);
 void record(Tensor& output, OpKind kind, std::vector<Tensor> inputs,
             std::function<std::vector<Tensor>(const Tensor&)> backward,
             std::vector<int64_t> attrs = {});
+
+// Runs `hooks` on a gradient in order (an undefined result keeps the gradient).
+Tensor run_grad_hooks(const GradHooks& hooks, Tensor g);
 
 // Runs backward from `root` with seed gradient `grad` (ones for a scalar when undefined).
 void run_backward(const Tensor& root, const Tensor& grad);

@@ -1,5 +1,6 @@
 #include "framework/core/tensor.h"
 
+#include <atomic>
 #include <cstring>
 #include <ostream>
 #include <sstream>
@@ -313,6 +314,29 @@ void Tensor::set_grad_fn(std::shared_ptr<Node> node) const {
 }
 
 void Tensor::backward(const Tensor& grad_output) const { run_backward(*this, grad_output); }
+
+namespace {
+std::atomic<uint64_t> g_next_hook_id{1};
+}
+
+uint64_t Tensor::register_hook(std::function<Tensor(const Tensor&)> fn) const {
+  check_defined("register_hook");
+  SHRINK_CHECK(requires_grad(), "register_hook: ", describe(), " does not require grad, so it never receives one");
+  const uint64_t id = g_next_hook_id++;
+  GradHooks& hooks = impl_->grad_fn ? impl_->grad_fn->grad_hooks : impl_->grad_hooks;
+  hooks.emplace_back(id, std::move(fn));
+  return id;
+}
+
+void Tensor::remove_hook(uint64_t id) const {
+  check_defined("remove_hook");
+  GradHooks& hooks = impl_->grad_fn ? impl_->grad_fn->grad_hooks : impl_->grad_hooks;
+  for (auto it = hooks.begin(); it != hooks.end(); ++it)
+    if (it->first == id) {
+      hooks.erase(it);
+      return;
+    }
+}
 
 Tensor make_view(const Tensor& base, const Shape& shape, int64_t offset_elems) {
   auto impl = std::make_shared<TensorImpl>();

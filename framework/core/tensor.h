@@ -41,6 +41,9 @@ struct Storage {
 };
 
 struct Node;
+class Tensor;
+// Gradient hooks by id, in registration order (see Tensor::register_hook).
+using GradHooks = std::vector<std::pair<uint64_t, std::function<Tensor(const Tensor&)>>>;
 struct TensorImpl;
 
 class Tensor {
@@ -99,6 +102,12 @@ class Tensor {
   const std::shared_ptr<Node>& grad_fn() const;
   void set_grad_fn(std::shared_ptr<Node> node) const;
   void backward(const Tensor& grad_output = Tensor()) const;
+  // A gradient hook (torch's Tensor.register_hook): `fn` sees the gradient this tensor receives
+  // in each backward pass (for a leaf, the pass's total before it is added to grad()) and may
+  // return a replacement; an undefined result keeps the gradient. Hooks run in registration
+  // order. Returns an id for remove_hook (removing an unknown id does nothing).
+  uint64_t register_hook(std::function<Tensor(const Tensor&)> fn) const;
+  void remove_hook(uint64_t id) const;
 
   // ---- identity ----
   TensorImpl* impl() const { return impl_.get(); }
@@ -129,6 +138,7 @@ struct TensorImpl {
   bool requires_grad = false;  // leaves only; non-leaves require grad through grad_fn
   std::shared_ptr<TensorImpl> grad;
   std::shared_ptr<Node> grad_fn;
+  GradHooks grad_hooks;  // leaves only; a non-leaf's hooks live on its grad_fn
 };
 
 // Makes a tensor viewing `base`'s storage at `offset` elements with `shape` (no copy).

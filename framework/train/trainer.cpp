@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iomanip>
+#include <optional>
 #include <ostream>
 
 #include "framework/core/autograd.h"
@@ -36,6 +37,134 @@ Trainer::Trainer(std::shared_ptr<nn::Module> model, std::shared_ptr<optim::Optim
     loss_fn_ = [](const Tensor& out, const Tensor& y) { return cross_entropy(out, y); };
 }
 
+// A model hook and its buffer; `remove` undoes the registration.
+struct Trainer::ModelHook {
+  HookBuffer buffer;
+  std::function<void()> remove;
+};
+
+Trainer::~Trainer() {
+  for (auto& [id, h] : model_hooks_) h->remove();
+}
+
+namespace {
+template <typename List>
+bool erase_id(List& list, uint64_t id) {
+  for (auto it = list.begin(); it != list.end(); ++it)
+    if (it->first == id) {
+      list.erase(it);
+      return true;
+    }
+  return false;
+}
+}  // namespace
+
+void Trainer::remove_callback(CallbackId id) {
+  if (erase_id(loss_patches_, id) || erase_id(after_backward_, id) || erase_id(before_step_, id) ||
+      erase_id(after_step_, id) || erase_id(epoch_end_, id) || erase_id(evaluate_, id))
+    return;
+  auto it = model_hooks_.find(id);
+  if (it == model_hooks_.end()) return;
+  it->second->remove();
+  model_hooks_.erase(it);
+}
+
+const Trainer::HookBuffer& Trainer::hook_buffer(CallbackId id) const {
+  auto it = model_hooks_.find(id);
+  SHRINK_CHECK(it != model_hooks_.end(), "Trainer::hook_buffer: no model hook with id ", id);
+  return it->second->buffer;
+}
+
+namespace {
+std::shared_ptr<nn::Module> find_module(const std::shared_ptr<nn::Module>& model, const std::string& name,
+                                        const char* what) {
+  auto m = name.empty() ? model : model->find(name);
+  SHRINK_CHECK(m != nullptr, what, ": the model has no module '", name, "'");
+  return m;
+}
+}  // namespace
+
+Trainer::CallbackId Trainer::add_forward_hook(const std::string& module, ForwardHook hook) {
+  auto m = find_module(model_, module, "Trainer::add_forward_hook");
+  auto h = std::make_unique<ModelHook>();
+  HookBuffer* buffer = &h->buffer;
+  nn::HookHandle handle = m->register_forward_hook(
+      [hook = std::move(hook), buffer](nn::Module& mod, const std::vector<nn::Value>& in,
+                                        const nn::Value& out) -> std::optional<nn::Value> {
+        hook(mod, in, out, *buffer);
+        return std::nullopt;
+      });
+  h->remove = [handle]() mutable { handle.remove(); };
+  model_hooks_[++last_id_] = std::move(h);
+  return last_id_;
+}
+
+Trainer::CallbackId Trainer::add_tensor_hook(const std::string& parameter, TensorHook hook) {
+  Tensor p;
+  for (auto& [name, t] : model_->named_parameters())
+    if (name == parameter) p = t;
+  SHRINK_CHECK(p.defined(), "Trainer::add_tensor_hook: the model has no parameter '", parameter, "'");
+  auto h = std::make_unique<ModelHook>();
+  HookBuffer* buffer = &h->buffer;
+  const uint64_t tensor_id = p.register_hook([hook = std::move(hook), buffer](const Tensor& g) { return hook(g, *buffer); });
+  h->remove = [p, tensor_id] { p.remove_hook(tensor_id); };
+  model_hooks_[++last_id_] = std::move(h);
+  return last_id_;
+}
+
+Trainer::CallbackId Trainer::add_backward_hook(const std::string& module, BackwardHook hook) {
+  auto m = find_module(model_, module, "Trainer::add_backward_hook");
+  auto h = std::make_unique<ModelHook>();
+  HookBuffer* buffer = &h->buffer;
+  nn::Module* mod = m.get();
+  // The output's gradient hook lives on this forward's graph node, which dies with the graph, so
+  // a removed hook cannot run later: `alive` is shared with the removal.
+  auto alive = std::make_shared<bool>(true);
+  nn::HookHandle handle = m->register_forward_hook(
+      [hook = std::move(hook), buffer, mod, alive](nn::Module&, const std::vector<nn::Value>&,
+                                                   const nn::Value& out) -> std::optional<nn::Value> {
+        if (!out.is_tensor() || !out.tensor().requires_grad()) return std::nullopt;
+        out.tensor().register_hook([hook, buffer, mod, alive](const Tensor& g) {
+          if (*alive) hook(*mod, g, *buffer);
+          return Tensor();
+        });
+        return std::nullopt;
+      });
+  h->remove = [handle, alive]() mutable {
+    *alive = false;
+    handle.remove();
+  };
+  model_hooks_[++last_id_] = std::move(h);
+  return last_id_;
+}
+
+void Trainer::add_to_param_group(const std::string& module, const std::vector<Tensor>& params) {
+  auto& groups = optimizer_->param_groups();
+  SHRINK_CHECK(!groups.empty(), "Trainer::add_to_param_group: the optimizer has no parameter group");
+  std::map<const TensorImpl*, std::string> owner;  // parameter -> its module's name
+  for (auto& [name, p] : model_->named_parameters()) {
+    const size_t dot = name.rfind('.');
+    owner[p.impl()] = dot == std::string::npos ? "" : name.substr(0, dot);
+  }
+  size_t target = 0;
+  bool found = false;
+  for (size_t g = 0; g < groups.size() && !found; ++g)
+    for (const Tensor& p : groups[g].params) {
+      auto it = owner.find(p.impl());
+      if (it != owner.end() && it->second == module) {
+        target = g;
+        found = true;
+        break;
+      }
+    }
+  for (const Tensor& p : params) {
+    SHRINK_CHECK(p.defined() && p.is_leaf() && p.requires_grad(), "Trainer::add_to_param_group: ",
+                 p.defined() ? p.describe() : std::string("an undefined tensor"), " for module '", module,
+                 "' is not a leaf that requires grad");
+    groups[target].params.push_back(p);
+  }
+}
+
 void Trainer::progress(int64_t done, int64_t total, double loss, double seconds) {
   if (!log_ || !tty_) return;
   const int width = 30;
@@ -64,15 +193,15 @@ std::vector<EpochStats> Trainer::train(int64_t max_epochs, int64_t max_steps) {
       Tensor x = batch_.inputs.to(device_), y = batch_.labels.to(device_);
       Tensor out = (*model_)(x);
       loss_ = loss_fn_(out, y);
-      for (auto& p : loss_patches_) loss_ = p(loss_, batch_);
+      for (auto& [id, p] : loss_patches_) loss_ = p(loss_, batch_);
       optimizer_->zero_grad();
       loss_.backward();
-      for (auto& cb : after_backward_) cb(*this);
-      for (auto& cb : before_step_) cb(*this);
+      for (auto& [id, cb] : after_backward_) cb(*this);
+      for (auto& [id, cb] : before_step_) cb(*this);
       optimizer_->step();
       ++global_step_;
       ++steps_this_call;
-      for (auto& cb : after_step_) cb(*this);
+      for (auto& [id, cb] : after_step_) cb(*this);
       double l = loss_.item();
       loss_sum += l;
       ++batches;
@@ -96,7 +225,7 @@ std::vector<EpochStats> Trainer::train(int64_t max_epochs, int64_t max_steps) {
     }
     ++epochs_done_;
     history.push_back(st);
-    for (auto& cb : epoch_end_) cb(*this, st);
+    for (auto& [id, cb] : epoch_end_) cb(*this, st);
   }
   return history;
 }
@@ -122,7 +251,7 @@ EvalResult Trainer::evaluate(data::DataLoader& loader) {
     r.loss = loss_sum / r.samples;
     r.accuracy = static_cast<double>(correct) / r.samples;
   }
-  for (auto& cb : evaluate_) cb(*this, r);
+  for (auto& [id, cb] : evaluate_) cb(*this, r);
   return r;
 }
 

@@ -5,7 +5,9 @@
 #pragma once
 #include <functional>
 #include <iosfwd>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "framework/data/dataloader.h"
@@ -37,10 +39,14 @@ class Trainer {
   using LossPatch = std::function<Tensor(const Tensor& loss, const data::Batch& batch)>;
   using Callback = std::function<void(Trainer&)>;
   using EpochCallback = std::function<void(Trainer&, const EpochStats&)>;
+  using EvalCallback = std::function<void(Trainer&, const EvalResult&)>;
 
   Trainer(std::shared_ptr<nn::Module> model, std::shared_ptr<optim::Optimizer> optimizer,
           std::shared_ptr<data::DataLoader> train_loader,
           std::shared_ptr<data::DataLoader> eval_loader = nullptr, LossFn loss = nullptr);
+  ~Trainer();  // removes its model hooks
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
 
   // Runs until `max_epochs` epochs or `max_steps` optimizer steps (either may be -1 = no limit;
   // at least one must be set). Returns per-epoch statistics.
@@ -50,14 +56,38 @@ class Trainer {
   EvalResult evaluate() { return evaluate(*eval_loader_); }
 
   // ---- callbacks (run in registration order) ----
-  void patch_loss(LossPatch patch) { loss_patches_.push_back(std::move(patch)); }
-  void on_after_backward(Callback cb) { after_backward_.push_back(std::move(cb)); }
-  void on_before_step(Callback cb) { before_step_.push_back(std::move(cb)); }
-  void on_after_step(Callback cb) { after_step_.push_back(std::move(cb)); }
-  void on_epoch_end(EpochCallback cb) { epoch_end_.push_back(std::move(cb)); }
-  void on_evaluate(std::function<void(Trainer&, const EvalResult&)> cb) {
-    evaluate_.push_back(std::move(cb));
-  }
+  // Every registration returns an id; remove_callback(id) takes it out again (a compressor's
+  // callbacks are re-registered in a fused run's order, nni-semantics §6.2).
+  using CallbackId = uint64_t;
+  CallbackId patch_loss(LossPatch patch) { return add(loss_patches_, std::move(patch)); }
+  CallbackId on_after_backward(Callback cb) { return add(after_backward_, std::move(cb)); }
+  CallbackId on_before_step(Callback cb) { return add(before_step_, std::move(cb)); }
+  CallbackId on_after_step(Callback cb) { return add(after_step_, std::move(cb)); }
+  CallbackId on_epoch_end(EpochCallback cb) { return add(epoch_end_, std::move(cb)); }
+  CallbackId on_evaluate(EvalCallback cb) { return add(evaluate_, std::move(cb)); }
+  // Removes a callback or a model hook (and drops its buffer); an unknown id does nothing.
+  void remove_callback(CallbackId id);
+
+  // ---- model hooks with a buffer each (NNI's evaluator TensorHook / ForwardHook / BackwardHook) ----
+  // The buffer belongs to the hook: it keeps what the hook appends across steps and train()
+  // calls until the hook is removed.
+  using HookBuffer = std::vector<Tensor>;
+  using ForwardHook = std::function<void(nn::Module&, const std::vector<nn::Value>& inputs, const nn::Value& output,
+                                         HookBuffer&)>;
+  // Sees the gradient of a parameter (the step's total, before it reaches grad()) and may return
+  // a replacement (undefined: keep).
+  using TensorHook = std::function<Tensor(const Tensor& grad, HookBuffer&)>;
+  // Sees the gradient of a module's (tensor) output in each backward pass.
+  using BackwardHook = std::function<void(nn::Module&, const Tensor& grad_output, HookBuffer&)>;
+  CallbackId add_forward_hook(const std::string& module, ForwardHook hook);
+  CallbackId add_tensor_hook(const std::string& parameter, TensorHook hook);
+  CallbackId add_backward_hook(const std::string& module, BackwardHook hook);
+  const HookBuffer& hook_buffer(CallbackId id) const;
+
+  // Adds trainable tensors to the optimizer: into the first parameter group that holds a
+  // parameter of `module` (so they share its learning rate and decay), else into group 0 (NNI's
+  // patch_optim_param_group).
+  void add_to_param_group(const std::string& module, const std::vector<Tensor>& params);
 
   nn::Module& model() { return *model_; }
   std::shared_ptr<nn::Module> model_ptr() { return model_; }
@@ -79,16 +109,24 @@ class Trainer {
 
  private:
   void progress(int64_t done, int64_t total, double loss, double seconds);
+  template <typename F>
+  CallbackId add(std::vector<std::pair<CallbackId, F>>& list, F fn) {
+    list.emplace_back(++last_id_, std::move(fn));
+    return last_id_;
+  }
+  struct ModelHook;
 
   std::shared_ptr<nn::Module> model_;
   std::shared_ptr<optim::Optimizer> optimizer_;
   std::shared_ptr<data::DataLoader> train_loader_, eval_loader_;
   std::shared_ptr<optim::LRScheduler> scheduler_;
   LossFn loss_fn_;
-  std::vector<LossPatch> loss_patches_;
-  std::vector<Callback> after_backward_, before_step_, after_step_;
-  std::vector<EpochCallback> epoch_end_;
-  std::vector<std::function<void(Trainer&, const EvalResult&)>> evaluate_;
+  std::vector<std::pair<CallbackId, LossPatch>> loss_patches_;
+  std::vector<std::pair<CallbackId, Callback>> after_backward_, before_step_, after_step_;
+  std::vector<std::pair<CallbackId, EpochCallback>> epoch_end_;
+  std::vector<std::pair<CallbackId, EvalCallback>> evaluate_;
+  std::map<CallbackId, std::unique_ptr<ModelHook>> model_hooks_;
+  CallbackId last_id_ = 0;
   int64_t global_step_ = 0;
   int64_t epochs_done_ = 0;
   data::Batch batch_;

@@ -68,9 +68,31 @@ BOOST_AUTO_TEST_CASE(nodes_record_kind_and_scope) {
 BOOST_AUTO_TEST_CASE(node_grad_hook_can_rewrite) {
   Tensor x = Tensor::from_vector({1, 2}, {2}).set_requires_grad(true);
   Tensor y = mul(x, 1.f);
-  y.grad_fn()->grad_hooks.push_back([](const Tensor& g) { return mul(g, 10.f); });
+  y.register_hook([](const Tensor& g) { return mul(g, 10.f); });
   sum(y).backward();
   check_close(x.grad().to_vector(), {10, 10}, 0, "hook");
+}
+
+// A leaf's hook sees the pass's total gradient (x is used twice: 2 + 3 per element), once per
+// pass, before it is added to grad(); a removed hook no longer runs.
+BOOST_AUTO_TEST_CASE(leaf_grad_hook_sees_the_pass_total) {
+  Tensor x = Tensor::from_vector({1, 2}, {2}).set_requires_grad(true);
+  std::vector<std::vector<float>> seen;
+  const uint64_t id = x.register_hook([&](const Tensor& g) {
+    seen.push_back(g.to_vector());
+    return mul(g, 0.5f);
+  });
+  add(mul(x, 2.f), mul(x, 3.f)).sum().backward();
+  BOOST_REQUIRE_EQUAL(seen.size(), 1u);
+  check_close(seen[0], {5, 5}, 0, "hook input");
+  check_close(x.grad().to_vector(), {2.5f, 2.5f}, 0, "halved");
+  add(mul(x, 2.f), mul(x, 3.f)).sum().backward();  // accumulates: 2.5 + 2.5
+  check_close(x.grad().to_vector(), {5, 5}, 0, "accumulated");
+  x.remove_hook(id);
+  x.zero_grad();
+  mul(x, 4.f).sum().backward();
+  BOOST_TEST(seen.size() == 2u);
+  check_close(x.grad().to_vector(), {4, 4}, 0, "unhooked");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
