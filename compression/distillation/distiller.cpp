@@ -21,17 +21,16 @@ std::vector<std::string> link_names(const TargetSpace& s) {
 
 }  // namespace
 
-Distiller::Distiller(std::shared_ptr<nn::Module> student, const boost::json::value& config_list,
-                     train::Trainer& trainer, std::shared_ptr<nn::Module> teacher, TeacherPredict teacher_predict,
-                     float origin_loss_lambda, float temperature, const char* who)
-    : student_(std::move(student)), teacher_(std::move(teacher)), hooks_(trainer), who_(who),
+Distiller::Distiller(Host student, const boost::json::value& config_list, train::Trainer& trainer,
+                     std::shared_ptr<nn::Module> teacher, TeacherPredict teacher_predict, float origin_loss_lambda,
+                     float temperature, const char* who)
+    : Compressor(std::move(student), CompressorKind::Distillation, &trainer, who), teacher_(std::move(teacher)),
       teacher_predict_(std::move(teacher_predict)), origin_loss_lambda_(origin_loss_lambda), temperature_(temperature) {
-  SHRINK_CHECK(student_ && teacher_, who_, ": student and teacher must be given");
-  SHRINK_CHECK(student_ != teacher_, who_, ": the teacher must be another model than the student");
-  SHRINK_CHECK(trainer.model_ptr() == student_, who_, ": the trainer trains a different model than the student");
+  SHRINK_CHECK(teacher_, who_, ": the teacher must be given");
+  SHRINK_CHECK(model_ != teacher_, who_, ": the teacher must be another model than the student");
   SHRINK_CHECK(temperature_ > 0.f, who_, ": temperature must be > 0, got ", temperature_);
   const std::vector<TargetSpace> spaces =
-      config::parse_config_list(*student_, config_list, CompressorKind::Distillation, &warnings_);
+      config::parse_config_list(*model_, config_list, CompressorKind::Distillation, &warnings_);
   // The teacher side: the same target name on every linked teacher module.
   std::vector<TargetSpace> teacher_spaces;
   for (const TargetSpace& s : spaces)
@@ -45,18 +44,17 @@ Distiller::Distiller(std::shared_ptr<nn::Module> student, const boost::json::val
       t.module_type = m->type_name();
       teacher_spaces.push_back(std::move(t));
     }
-  student_wrappers_ = make_wrappers(*student_, spaces, CompressorKind::Distillation);
+  add_targets(spaces);
   teacher_wrappers_ = make_wrappers(*teacher_, teacher_spaces, CompressorKind::Distillation);
   for (const TargetSpace& s : spaces) {
     Link link;
-    link.student = student_wrappers_.at(s.module_name)->find(s.target_name);
+    link.student = wrapper(s.module_name).find(s.target_name);
     for (const std::string& name : link_names(s)) link.teacher.push_back(teacher_wrappers_.at(name)->find(s.target_name));
     links_.push_back(std::move(link));
   }
-  for (auto& [n, w] : student_wrappers_) w->wrap();
   for (auto& [n, w] : teacher_wrappers_) w->wrap();
   teacher_->eval();
-  hooks_.patch_loss([this](const Tensor& loss, const data::Batch& batch) {
+  hooks().patch_loss([this](const Tensor& loss, const data::Batch& batch) {
     if (!teacher_from_cache(batch)) {
       run_teacher(batch);
       store_in_cache(batch);
@@ -67,8 +65,6 @@ Distiller::Distiller(std::shared_ptr<nn::Module> student, const boost::json::val
     return d.defined() ? add(total, d) : total;
   });
 }
-
-Distiller::~Distiller() { unwrap(); }
 
 void Distiller::cache_teacher_outputs(int64_t num_samples) {
   SHRINK_CHECK(num_samples > 0, who_, ": the teacher cache needs the number of training samples");
@@ -160,7 +156,7 @@ Tensor Distiller::distill_loss() {
 
 void Distiller::forward_both(const std::vector<nn::Value>& inputs) {
   NoGradGuard ng;
-  (*student_)(inputs);
+  (*model_)(inputs);
   std::vector<nn::Value> moved = inputs;
   for (auto& v : moved)
     if (v.is_tensor()) v = nn::Value(v.tensor().to(teacher_->parameter_device()));
@@ -173,13 +169,12 @@ void Distiller::track_forward(const std::vector<nn::Value>& inputs) {
 }
 
 std::shared_ptr<nn::Module> Distiller::compress(int64_t max_steps, int64_t max_epochs) {
-  hooks_.trainer().train(max_epochs, max_steps);
-  return student_;
+  run_fused(max_steps, max_epochs);
+  return model_;
 }
 
-void Distiller::unwrap() {
+void Distiller::release() {
   clear();
-  for (auto& [n, w] : student_wrappers_) w->unwrap();
   for (auto& [n, w] : teacher_wrappers_) w->unwrap();
 }
 
@@ -199,7 +194,7 @@ Tensor DynamicLayerwiseDistiller::link_loss(const Link& link) {
   return best;
 }
 
-Adaptive1dLayerwiseDistiller::Adaptive1dLayerwiseDistiller(std::shared_ptr<nn::Module> student,
+Adaptive1dLayerwiseDistiller::Adaptive1dLayerwiseDistiller(Host student,
                                                            const boost::json::value& config_list,
                                                            train::Trainer& trainer, std::shared_ptr<nn::Module> teacher,
                                                            TeacherPredict teacher_predict, float origin_loss_lambda,
@@ -224,10 +219,10 @@ void Adaptive1dLayerwiseDistiller::track_forward(const std::vector<nn::Value>& i
     const int64_t ds = s.shape.back(), dt = t.shape.back();
     if (ds == dt || adapters_.count(s.key())) continue;
     auto adapter = std::make_shared<nn::Linear>(ds, dt);
-    adapter->to(student_->parameter_device());
+    adapter->to(model_->parameter_device());
     adapters_[s.key()] = adapter;
-    optim::GroupOptions options = hooks_.trainer().optimizer().defaults();
-    hooks_.trainer().optimizer().add_param_group(adapter->parameters(), options);
+    // NNI's patch_optim_param_group: the adapter trains with the student module's group.
+    hooks().trainer().add_to_param_group(s.module_name, adapter->parameters());
   }
   clear();
   tracked_ = true;

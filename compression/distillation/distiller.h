@@ -24,22 +24,20 @@
 
 #include <boost/json.hpp>
 
-#include "compression/pruning/trainer_hooks.h"
-#include "compression/wrapper/module_wrapper.h"
+#include "compression/common/compressor.h"
 #include "framework/nn/layers.h"
 
 namespace shrink::compression {
 
-class Distiller {
+class Distiller : public Compressor {
  public:
   // Runs the teacher on a batch; the default calls teacher(batch.inputs) on the teacher's device.
   using TeacherPredict = std::function<void(const data::Batch& batch, nn::Module& teacher)>;
 
-  virtual ~Distiller();
-  Distiller(const Distiller&) = delete;
-  Distiller& operator=(const Distiller&) = delete;
+  ~Distiller() override { release(); }
 
-  // Trains the student with the distillation loss for max_steps steps / max_epochs epochs.
+  // Trains the student with the distillation loss for max_steps steps / max_epochs epochs (the
+  // newest of a fused run trains every compressor of it).
   std::shared_ptr<nn::Module> compress(int64_t max_steps, int64_t max_epochs);
   // One student and teacher forward without gradient: records the targets' shapes.
   virtual void track_forward(const std::vector<nn::Value>& inputs);
@@ -53,9 +51,6 @@ class Distiller {
   // to recomputing it up to the rounding differences a different batch composition can give.
   void cache_teacher_outputs(int64_t num_samples);
   int64_t teacher_forwards() const { return teacher_forwards_; }
-  void unwrap();
-
-  const std::vector<std::string>& warnings() const { return warnings_; }
   float temperature() const { return temperature_; }
 
  protected:
@@ -64,7 +59,7 @@ class Distiller {
     std::vector<TargetState*> teacher;  // one per link name
   };
 
-  Distiller(std::shared_ptr<nn::Module> student, const boost::json::value& config_list, train::Trainer& trainer,
+  Distiller(Host student, const boost::json::value& config_list, train::Trainer& trainer,
             std::shared_ptr<nn::Module> teacher, TeacherPredict teacher_predict, float origin_loss_lambda,
             float temperature, const char* who);
   // One target's term against one teacher value (apply_method and lambda).
@@ -75,13 +70,12 @@ class Distiller {
   void clear();
   // The student's and the teacher's forward without gradient (shapes recorded, values observed).
   void forward_both(const std::vector<nn::Value>& inputs);
+  // Drops the observations and takes the wrappers off the teacher.
+  void release() override;
 
-  std::shared_ptr<nn::Module> student_, teacher_;
-  std::map<std::string, std::unique_ptr<ModuleWrapper>> student_wrappers_, teacher_wrappers_;
+  std::shared_ptr<nn::Module> teacher_;
+  WrapperMap teacher_wrappers_;
   std::vector<Link> links_;
-  std::vector<std::string> warnings_;
-  TrainerHooks hooks_;
-  const std::string who_;
 
  private:
   void run_teacher(const data::Batch& batch);
@@ -101,7 +95,7 @@ class Distiller {
 
 class DynamicLayerwiseDistiller : public Distiller {
  public:
-  DynamicLayerwiseDistiller(std::shared_ptr<nn::Module> student, const boost::json::value& config_list,
+  DynamicLayerwiseDistiller(Host student, const boost::json::value& config_list,
                             train::Trainer& trainer, std::shared_ptr<nn::Module> teacher,
                             TeacherPredict teacher_predict = nullptr, float origin_loss_lambda = 1.f,
                             float temperature = 2.f)
@@ -114,7 +108,7 @@ class DynamicLayerwiseDistiller : public Distiller {
 
 class Adaptive1dLayerwiseDistiller : public Distiller {
  public:
-  Adaptive1dLayerwiseDistiller(std::shared_ptr<nn::Module> student, const boost::json::value& config_list,
+  Adaptive1dLayerwiseDistiller(Host student, const boost::json::value& config_list,
                                train::Trainer& trainer, std::shared_ptr<nn::Module> teacher,
                                TeacherPredict teacher_predict = nullptr, float origin_loss_lambda = 1.f,
                                float temperature = 2.f);

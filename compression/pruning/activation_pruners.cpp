@@ -5,11 +5,11 @@
 
 namespace shrink::compression {
 
-ActivationPruner::ActivationPruner(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+ActivationPruner::ActivationPruner(Host host, const boost::json::value& config_list,
                                    std::shared_ptr<data::DataLoader> loader, int64_t num_batches,
                                    const std::string& activation, const char* who)
-    : Pruner(std::move(model), config_list), loader_(std::move(loader)), num_batches_(num_batches),
-      activation_(activation), who_(who) {
+    : Pruner(std::move(host), config_list, nullptr, who), loader_(std::move(loader)), num_batches_(num_batches),
+      activation_(activation) {
   SHRINK_CHECK(loader_ != nullptr, who_, ": a data loader is required");
   SHRINK_CHECK(num_batches > 0, who_, ": num_batches must be positive, got ", num_batches);
   SHRINK_CHECK(activation == "relu" || activation == "relu6" || activation == "gelu", who_,
@@ -51,9 +51,9 @@ void ActivationPruner::collect() {
   sums_.clear();
   counts_.clear();
   CollectionScope scope{*model_, model_->is_training(), {}};
-  for (auto& [name, w] : wrappers_) {
+  for (auto& [name, w] : wrappers()) {
     bool active = false;
-    for (TargetState* t : w->targets()) active = active || is_active(*t);
+    for (TargetState* t : w->targets()) active = active || (t->is(CompressorKind::Pruning) && is_active(*t));
     if (!active) continue;
     scope.handles.push_back(w->module().register_forward_hook(
         [this, n = name](nn::Module&, const std::vector<nn::Value>&, const nn::Value& out) -> std::optional<nn::Value> {

@@ -30,7 +30,7 @@ class ActivationPruner : public Pruner {
   void bind_schedule(int64_t interval_steps) override;
 
  protected:
-  ActivationPruner(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+  ActivationPruner(Host host, const boost::json::value& config_list,
                    std::shared_ptr<data::DataLoader> loader, int64_t num_batches,
                    const std::string& activation, const char* who);
   // What is averaged per channel, elementwise on act(output).
@@ -46,17 +46,16 @@ class ActivationPruner : public Pruner {
   std::shared_ptr<data::DataLoader> loader_;
   int64_t num_batches_;
   std::string activation_;
-  const char* who_;
   std::map<std::string, Tensor> sums_;     // module -> per-channel sum of the statistic [C]
   std::map<std::string, double> counts_;   // module -> values summed per channel
 };
 
 class ActivationAPoZRankPruner : public ActivationPruner {
  public:
-  ActivationAPoZRankPruner(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+  ActivationAPoZRankPruner(Host host, const boost::json::value& config_list,
                            std::shared_ptr<data::DataLoader> loader, int64_t num_batches,
                            const std::string& activation = "relu")
-      : ActivationPruner(std::move(model), config_list, std::move(loader), num_batches, activation,
+      : ActivationPruner(std::move(host), config_list, std::move(loader), num_batches, activation,
                          "ActivationAPoZRankPruner") {}
 
  protected:
@@ -66,10 +65,10 @@ class ActivationAPoZRankPruner : public ActivationPruner {
 
 class ActivationMeanRankPruner : public ActivationPruner {
  public:
-  ActivationMeanRankPruner(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+  ActivationMeanRankPruner(Host host, const boost::json::value& config_list,
                            std::shared_ptr<data::DataLoader> loader, int64_t num_batches,
                            const std::string& activation = "relu")
-      : ActivationPruner(std::move(model), config_list, std::move(loader), num_batches, activation,
+      : ActivationPruner(std::move(host), config_list, std::move(loader), num_batches, activation,
                          "ActivationMeanRankPruner") {}
 
  protected:

@@ -40,7 +40,7 @@ class LotteryTicketPruner {
   static std::vector<double> target_sequence(double goal, int64_t total_iteration);
 
   Pruner& pruner() { return *base_; }
-  Masks get_masks() const { return base_->get_masks(); }
+  Masks get_masks() { return base_->get_masks(); }
 
  private:
   std::unique_ptr<Pruner> base_;

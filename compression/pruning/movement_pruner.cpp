@@ -7,10 +7,10 @@
 
 namespace shrink::compression {
 
-MovementPruner::MovementPruner(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+MovementPruner::MovementPruner(Host host, const boost::json::value& config_list,
                                train::Trainer& trainer, int64_t warmup_step, int64_t cooldown_begin_step,
                                double regular_scale)
-    : TrainingPruner(std::move(model), config_list, trainer, -1, "MovementPruner"),
+    : TrainingPruner(std::move(host), config_list, trainer, -1, "MovementPruner"),
       warmup_(warmup_step), cooldown_(cooldown_begin_step) {
   SHRINK_CHECK(0 <= warmup_step && warmup_step < cooldown_begin_step, "MovementPruner: need 0 <= ",
                "warmup_step < cooldown_begin_step, got ", warmup_step, " and ", cooldown_begin_step);
@@ -19,11 +19,11 @@ MovementPruner::MovementPruner(std::shared_ptr<nn::Module> model, const boost::j
     return m == "add" || m == "movement_add" ? "movement_add" : "movement_mul";
   });
   adam_ = std::make_unique<optim::Adam>(scores, 1e-2f);
-  hooks_.before_step([this] {
+  hooks().before_step([this] {
     adam_->step();
     adam_->zero_grad();
   });
-  hooks_.after_step([this] {
+  hooks().after_step([this] {
     if (step() <= warmup_) return;
     fraction_ = schedule_fraction(step(), warmup_, cooldown_);
     scale_goals(fraction_);
@@ -34,7 +34,7 @@ MovementPruner::MovementPruner(std::shared_ptr<nn::Module> model, const boost::j
     if (is_threshold_target(*t) && t->extras.count("mvp_score")) thr.push_back(t->extras.at("mvp_score"));
   if (thr.empty()) return;
   const double scale = regular_scale / static_cast<double>(thr.size());
-  hooks_.patch_loss([this, thr, scale](const Tensor& loss) {
+  hooks().patch_loss([this, thr, scale](const Tensor& loss) {
     if (fraction_ == 0.0) return loss;  // the term is zero until the schedule starts
     Tensor reg = mul(sum(sigmoid(thr[0])), 1.f / static_cast<float>(thr[0].numel()));
     for (size_t i = 1; i < thr.size(); ++i)
@@ -53,8 +53,7 @@ double MovementPruner::schedule_fraction(int64_t step, int64_t warmup, int64_t c
 Masks MovementPruner::compress(int64_t max_steps) {
   SHRINK_CHECK(max_steps >= cooldown_, "MovementPruner: compress(", max_steps, ") stops before ",
                "cooldown_begin_step ", cooldown_, ", so the configured sparsity would not be reached");
-  hooks_.trainer().train(-1, max_steps);
-  return get_masks();
+  return Pruner::compress(max_steps, -1);
 }
 
 void MovementPruner::bind_schedule(int64_t) {

@@ -21,7 +21,7 @@ namespace shrink::compression {
 
 class MovementPruner : public TrainingPruner {
  public:
-  MovementPruner(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+  MovementPruner(Host host, const boost::json::value& config_list,
                  train::Trainer& trainer, int64_t warmup_step, int64_t cooldown_begin_step,
                  double regular_scale = 1.0);
 

@@ -9,7 +9,8 @@ namespace shrink::compression {
 
 class LevelPruner : public Pruner {
  public:
-  using Pruner::Pruner;
+  LevelPruner(Host host, const boost::json::value& config_list)
+      : Pruner(std::move(host), config_list, nullptr, "LevelPruner") {}
 
  protected:
   std::string default_granularity() const override { return "none"; }
@@ -18,7 +19,8 @@ class LevelPruner : public Pruner {
 
 class L1NormPruner : public Pruner {
  public:
-  using Pruner::Pruner;
+  L1NormPruner(Host host, const boost::json::value& config_list)
+      : Pruner(std::move(host), config_list, nullptr, "L1NormPruner") {}
 
  protected:
   Tensor metric(TargetState& t, const Tensor& value, const std::optional<Scaling>& s) override;
@@ -26,7 +28,8 @@ class L1NormPruner : public Pruner {
 
 class L2NormPruner : public Pruner {
  public:
-  using Pruner::Pruner;
+  L2NormPruner(Host host, const boost::json::value& config_list)
+      : Pruner(std::move(host), config_list, nullptr, "L2NormPruner") {}
 
  protected:
   Tensor metric(TargetState& t, const Tensor& value, const std::optional<Scaling>& s) override;
@@ -34,7 +37,8 @@ class L2NormPruner : public Pruner {
 
 class FPGMPruner : public Pruner {
  public:
-  using Pruner::Pruner;
+  FPGMPruner(Host host, const boost::json::value& config_list)
+      : Pruner(std::move(host), config_list, nullptr, "FPGMPruner") {}
 
  protected:
   Tensor metric(TargetState& t, const Tensor& value, const std::optional<Scaling>& s) override;

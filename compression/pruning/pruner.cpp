@@ -10,30 +10,24 @@ namespace {
 const char* kGoalKeys[] = {"sparse_ratio", "sparse_threshold", "max_sparse_ratio", "min_sparse_ratio"};
 }
 
-Pruner::Pruner(std::shared_ptr<nn::Module> model, const boost::json::value& config_list)
-    : model_(std::move(model)) {
-  SHRINK_CHECK(model_ != nullptr, "Pruner: model is null");
-  std::vector<TargetSpace> spaces =
-      config::parse_config_list(*model_, config_list, CompressorKind::Pruning, &warnings_);
-  wrappers_ = make_wrappers(*model_, spaces, CompressorKind::Pruning);
-  for (auto& [name, w] : wrappers_) {
-    for (TargetState* t : w->targets()) {
-      // Activation targets keep their last value for metrics computed from them.
-      if (t->kind == TargetKind::Input || t->kind == TargetKind::Output)
-        t->trackers.push_back([](TargetState& s, const Tensor& v) { s.observed = v.detach(); });
-      goals_[t->key()] = t->settings(CompressorKind::Pruning);
-    }
-    w->wrap();
+Pruner::Pruner(Host host, const boost::json::value& config_list, train::Trainer* trainer, const char* who)
+    : Compressor(std::move(host), CompressorKind::Pruning, trainer, who) {
+  add_targets(config::parse_config_list(*model_, config_list, CompressorKind::Pruning, &warnings_));
+  for (TargetState* t : targets()) {
+    // Activation targets keep their last value for metrics computed from them.
+    if (t->kind == TargetKind::Input || t->kind == TargetKind::Output)
+      t->trackers.push_back([](TargetState& s, const Tensor& v) { s.observed = v.detach(); });
+    goals_[t->key()] = t->settings(CompressorKind::Pruning);
   }
 }
 
-Pruner::~Pruner() { unwrap(); }
+void Pruner::on_run_start() {
+  if (!scheduled_ && trainer() == nullptr) compress();
+}
 
-std::vector<TargetState*> Pruner::targets() {
-  std::vector<TargetState*> out;
-  for (auto& [name, w] : wrappers_)
-    for (TargetState* t : w->targets()) out.push_back(t);
-  return out;
+Masks Pruner::compress(int64_t max_steps, int64_t max_epochs) {
+  run_fused(max_steps, max_epochs);
+  return get_masks();
 }
 
 bool Pruner::is_active(const TargetState& t) const {
@@ -47,7 +41,7 @@ bool Pruner::is_active(const TargetState& t) const {
 
 Tensor Pruner::current_value(TargetState& t) {
   if (t.kind == TargetKind::Parameter || t.kind == TargetKind::Buffer)
-    return wrappers_.at(t.module_name)->module().param(t.name).detach();
+    return wrapper(t.module_name).module().param(t.name).detach();
   SHRINK_CHECK(t.observed.defined(), t.key(), ": an activation target needs a forward pass before ",
                "its mask can be computed (run the model on an input first)");
   return t.observed;
@@ -71,7 +65,7 @@ void Pruner::generate_masks() {
   reports_ = r.global_groups;
   for (auto& e : engine) {
     auto it = r.masks.find(e.state->key());
-    if (it != r.masks.end()) wrappers_.at(e.state->module_name)->set_mask(*e.state, it->second);
+    if (it != r.masks.end()) wrapper(e.state->module_name).set_mask(*e.state, it->second);
   }
 }
 
@@ -80,27 +74,22 @@ Masks Pruner::compress() {
   return get_masks();
 }
 
-Masks Pruner::get_masks() const {
+Masks Pruner::get_masks() {
   Masks out;
-  for (const auto& [name, w] : wrappers_)
-    for (TargetState* t : w->targets())
-      if (t->mask.defined()) out[t->key()] = t->shape_known ? expand(t->mask, t->shape).contiguous_copy() : t->mask;
+  for (TargetState* t : targets())
+    if (t->mask.defined()) out[t->key()] = t->shape_known ? expand(t->mask, t->shape).contiguous_copy() : t->mask;
   return out;
 }
 
 void Pruner::update_masks(const Masks& masks) {
   for (const auto& [key, mask] : masks) {
     TargetState& found = find_target(targets(), key, "update_masks");
-    wrappers_.at(found.module_name)->set_mask(found, mask);
+    wrapper(found.module_name).set_mask(found, mask);
   }
 }
 
-void Pruner::unwrap() {
-  for (auto& [name, w] : wrappers_) w->unwrap();
-}
-
 void Pruner::bake() {
-  for (auto& [name, w] : wrappers_) w->bake(false);
+  for (auto& [name, w] : wrappers()) w->bake(false);
 }
 
 void Pruner::scale_goals(double fraction) {

@@ -11,46 +11,33 @@
 
 #include <boost/json.hpp>
 
+#include "compression/common/compressor.h"
 #include "compression/pruning/sparse_engine.h"
-#include "compression/wrapper/module_wrapper.h"
-#include "framework/nn/module.h"
-
-namespace shrink::train {
-class Trainer;
-}
 
 namespace shrink::compression {
 
 // "<module>.<target>" -> mask in the target's full shape (f32 0/1).
 using Masks = std::map<std::string, Tensor>;
 
-class Pruner {
+class Pruner : public Compressor {
  public:
-  Pruner(std::shared_ptr<nn::Module> model, const boost::json::value& config_list);
-  virtual ~Pruner();
-  Pruner(const Pruner&) = delete;
-  Pruner& operator=(const Pruner&) = delete;
-
   // One-shot pruners generate their masks once and return them.
   virtual Masks compress();
+  // The fused run (compressor.h) this pruner is the newest of: trains every compressor of the
+  // run and returns the masks.
+  Masks compress(int64_t max_steps, int64_t max_epochs);
   // Recomputes metrics from the current values and regenerates every active target's mask.
   void generate_masks();
 
-  Masks get_masks() const;
+  Masks get_masks();
   // Replaces masks by key; an unknown key is an error naming the known ones. An undefined
   // tensor clears the mask.
   void update_masks(const Masks& masks);
 
-  void unwrap();
   // Writes the masks into the weights (explicitly; unwrapping never does, DECISIONS row 12).
   void bake();
 
-  nn::Module& model() { return *model_; }
-  std::shared_ptr<nn::Module> model_ptr() { return model_; }
-  const std::vector<std::string>& warnings() const { return warnings_; }
   const std::vector<GroupReport>& global_group_reports() const { return reports_; }
-  std::vector<TargetState*> targets();
-  std::map<std::string, std::unique_ptr<ModuleWrapper>>& wrappers() { return wrappers_; }
 
   // Scheduled pruners scale the goal ratios of the bound pruner's targets (sparse_ratio,
   // sparse_threshold, min/max) by `fraction` of the values the config asked for.
@@ -63,12 +50,20 @@ class Pruner {
   virtual train::Trainer* trainer() { return nullptr; }
   // A scheduler takes over mask timing, triggering every `interval_steps` optimizer steps: the
   // pruner stops generating masks on its own. Pruners that cannot be scheduled throw.
-  virtual void bind_schedule(int64_t interval_steps) { (void)interval_steps; }
+  virtual void bind_schedule(int64_t interval_steps) {
+    (void)interval_steps;
+    scheduled_ = true;
+  }
   // Called by the scheduler at each trigger, after it has scaled the goals: regenerate the masks
   // from what was gathered so far (training-based pruners then restart their gathering).
   virtual void scheduled_update() { generate_masks(); }
 
  protected:
+  Pruner(Host host, const boost::json::value& config_list, train::Trainer* trainer, const char* who);
+  // DECISIONS row 11: in a fused run a one-shot pruner (no trainer, not scheduled) computes its
+  // masks once when the run starts.
+  void on_run_start() override;
+
   // Importance of each block of the target's value (shrunk shape; smaller = pruned first).
   virtual Tensor metric(TargetState& t, const Tensor& value,
                         const std::optional<Scaling>& scaling) = 0;
@@ -78,10 +73,8 @@ class Pruner {
   Tensor current_value(TargetState& t);
   bool is_active(const TargetState& t) const;
 
-  std::shared_ptr<nn::Module> model_;
-  std::map<std::string, std::unique_ptr<ModuleWrapper>> wrappers_;
-  std::vector<std::string> warnings_;
   std::vector<GroupReport> reports_;
+  bool scheduled_ = false;
   std::map<std::string, boost::json::object> goals_;  // settings as configured, by target key
 };
 

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "compression/pruning/pruner.h"
-#include "compression/pruning/trainer_hooks.h"
+#include "compression/common/trainer_hooks.h"
 
 namespace shrink::compression {
 

@@ -16,7 +16,7 @@ namespace shrink::compression {
 
 class SlimPruner : public TrainingPruner {
  public:
-  SlimPruner(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+  SlimPruner(Host host, const boost::json::value& config_list,
              train::Trainer& trainer, int64_t training_steps, double regular_scale = 1.0);
 
   // "<module>.<target>_slim_factor" -> the factor (shrunk shape; shares storage).

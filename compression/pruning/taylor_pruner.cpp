@@ -6,12 +6,12 @@
 
 namespace shrink::compression {
 
-TaylorPruner::TaylorPruner(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+TaylorPruner::TaylorPruner(Host host, const boost::json::value& config_list,
                            train::Trainer& trainer, int64_t training_steps)
-    : TrainingPruner(std::move(model), config_list, trainer, training_steps, "TaylorPruner"),
+    : TrainingPruner(std::move(host), config_list, trainer, training_steps, "TaylorPruner"),
       training_steps_(training_steps) {
   SHRINK_CHECK(training_steps > 0, "TaylorPruner: training_steps must be positive, got ", training_steps);
-  hooks_.after_backward([this] {
+  hooks().after_backward([this] {
     if (window_step() < training_steps_) accumulate();
   });
 }
@@ -19,7 +19,7 @@ TaylorPruner::TaylorPruner(std::shared_ptr<nn::Module> model, const boost::json:
 void TaylorPruner::accumulate() {
   NoGradGuard ng;
   for (TargetState* t : active_targets()) {
-    nn::Module& m = wrappers_.at(t->module_name)->module();
+    nn::Module& m = wrapper(t->module_name).module();
     if (!m.has_parameter(t->name)) continue;
     const Tensor& w = m.parameter(t->name);
     Tensor g = w.defined() ? w.grad() : Tensor();

@@ -14,7 +14,7 @@ namespace shrink::compression {
 
 class TaylorPruner : public TrainingPruner {
  public:
-  TaylorPruner(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+  TaylorPruner(Host host, const boost::json::value& config_list,
                train::Trainer& trainer, int64_t training_steps);
 
   void bind_schedule(int64_t interval_steps) override;

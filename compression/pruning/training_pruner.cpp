@@ -4,15 +4,13 @@
 
 namespace shrink::compression {
 
-TrainingPruner::TrainingPruner(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
-                               train::Trainer& trainer, int64_t mask_step, const char* who)
-    : Pruner(std::move(model), config_list), hooks_(trainer), who_(who), mask_step_(mask_step) {
-  SHRINK_CHECK(trainer.model_ptr().get() == model_.get(), who_, ": the trainer trains a different ",
-               "model than the one being pruned");
+TrainingPruner::TrainingPruner(Host host, const boost::json::value& config_list, train::Trainer& trainer,
+                               int64_t mask_step, const char* who)
+    : Pruner(std::move(host), config_list, &trainer, who), mask_step_(mask_step) {
   for (TargetState* t : targets())
     SHRINK_CHECK(!is_active(*t) || t->kind == TargetKind::Parameter, who_, ": ", t->key(),
                  " is an activation target; this pruner's metric is defined on parameters only");
-  hooks_.after_step([this] {
+  hooks().after_step([this] {
     ++step_;
     ++window_;
     if (!scheduled_ && mask_step_ > 0 && step_ == mask_step_) generate_masks();
@@ -21,13 +19,12 @@ TrainingPruner::TrainingPruner(std::shared_ptr<nn::Module> model, const boost::j
 
 Masks TrainingPruner::compress() {
   SHRINK_CHECK(mask_step_ > 0, who_, ": compress() needs a positive step count");
-  hooks_.trainer().train(-1, mask_step_);
-  return get_masks();
+  return Pruner::compress(mask_step_, -1);
 }
 
 void TrainingPruner::bind_schedule(int64_t interval_steps) {
   SHRINK_CHECK(interval_steps > 0, who_, ": schedule interval must be positive, got ", interval_steps);
-  scheduled_ = true;
+  Pruner::bind_schedule(interval_steps);
   window_ = 0;
 }
 
@@ -48,7 +45,7 @@ std::vector<Tensor> TrainingPruner::add_extras(
     const std::string& name, float init, const std::function<std::string(const std::string&)>& method) {
   std::vector<Tensor> out;
   for (TargetState* t : active_targets()) {
-    Tensor value = wrappers_.at(t->module_name)->module().param(t->name);
+    Tensor value = wrapper(t->module_name).module().param(t->name);
     if (!value.defined()) continue;  // an absent optional parameter
     std::optional<Scaling> s = scaling_for(*t, default_granularity());
     Shape shape = s ? s->shrunk_shape(value.shape()) : value.shape();

@@ -17,13 +17,12 @@
 #include <vector>
 
 #include "compression/pruning/pruner.h"
-#include "compression/pruning/trainer_hooks.h"
 
 namespace shrink::compression {
 
 class TrainingPruner : public Pruner {
  public:
-  train::Trainer* trainer() override { return &hooks_.trainer(); }
+  train::Trainer* trainer() override { return &hooks().trainer(); }
   // Optimizer steps seen since construction.
   int64_t step() const { return step_; }
 
@@ -36,7 +35,7 @@ class TrainingPruner : public Pruner {
 
  protected:
   // `mask_step` < 0: the subclass decides when masks are generated (Movement).
-  TrainingPruner(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+  TrainingPruner(Host host, const boost::json::value& config_list,
                  train::Trainer& trainer, int64_t mask_step, const char* who);
 
   // Creates one trainable tensor per active target, filled with `init`, in the target's shrunk
@@ -54,13 +53,9 @@ class TrainingPruner : public Pruner {
   // Restarts the gathering after a scheduled generation (Taylor clears its sums).
   virtual void reset_gathering() {}
 
-  TrainerHooks hooks_;
-  const std::string who_;  // class name for messages
-
  private:
   int64_t mask_step_;
   int64_t step_ = 0, window_ = 0;
-  bool scheduled_ = false;
 };
 
 }  // namespace shrink::compression

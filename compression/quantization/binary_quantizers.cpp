@@ -37,9 +37,9 @@ void follow_device(TargetState& t, const Tensor& v) {
 
 }  // namespace
 
-DoReFaQuantizer::DoReFaQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+DoReFaQuantizer::DoReFaQuantizer(Host host, const boost::json::value& config_list,
                                  train::Trainer& trainer)
-    : Quantizer(std::move(model), config_list, &trainer, "DoReFaQuantizer") {
+    : Quantizer(std::move(host), config_list, &trainer, "DoReFaQuantizer") {
   require_levels();
   for (TargetState* t : targets()) {
     const TargetSpace& space = t->space(CompressorKind::Quantization);
@@ -70,9 +70,9 @@ DoReFaQuantizer::DoReFaQuantizer(std::shared_ptr<nn::Module> model, const boost:
   });
 }
 
-BNNQuantizer::BNNQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+BNNQuantizer::BNNQuantizer(Host host, const boost::json::value& config_list,
                            train::Trainer& trainer)
-    : Quantizer(std::move(model), config_list, &trainer, "BNNQuantizer") {
+    : Quantizer(std::move(host), config_list, &trainer, "BNNQuantizer") {
   for (TargetState* t : targets()) {
     const TargetSpace& space = t->space(CompressorKind::Quantization);
     SHRINK_CHECK(!has_granularity(*t), "config[", space.config_index, "].granularity: ", who_,
@@ -83,7 +83,7 @@ BNNQuantizer::BNNQuantizer(std::shared_ptr<nn::Module> model, const boost::json:
   warnings_.push_back(who_ + ": quant_dtype is ignored; every target is binarised to {-1, +1}");
   set_apply_method("bnn_clamp_round");
   add_tracker([](TargetState& t, const Tensor& v, bool) { follow_device(t, v); });
-  hooks_->after_step([this] {
+  hooks().after_step([this] {
     NoGradGuard ng;
     for (TargetState* t : targets()) {
       if (t->kind != TargetKind::Parameter) continue;
@@ -93,8 +93,8 @@ BNNQuantizer::BNNQuantizer(std::shared_ptr<nn::Module> model, const boost::json:
   });
 }
 
-NaiveQuantizer::NaiveQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list)
-    : Quantizer(std::move(model), config_list, nullptr, "NaiveQuantizer") {
+NaiveQuantizer::NaiveQuantizer(Host host, const boost::json::value& config_list)
+    : Quantizer(std::move(host), config_list, nullptr, "NaiveQuantizer") {
   for (TargetState* t : targets()) {
     if (t->name != "weight")
       warnings_.push_back(who_ + ": quantizes weights only; " + t->key() + " is left as is");

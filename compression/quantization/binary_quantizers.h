@@ -16,17 +16,17 @@ namespace shrink::compression {
 
 class DoReFaQuantizer : public Quantizer {
  public:
-  DoReFaQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list, train::Trainer& trainer);
+  DoReFaQuantizer(Host host, const boost::json::value& config_list, train::Trainer& trainer);
 };
 
 class BNNQuantizer : public Quantizer {
  public:
-  BNNQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list, train::Trainer& trainer);
+  BNNQuantizer(Host host, const boost::json::value& config_list, train::Trainer& trainer);
 };
 
 class NaiveQuantizer : public Quantizer {
  public:
-  NaiveQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list);
+  NaiveQuantizer(Host host, const boost::json::value& config_list);
   // Computes the weight scales from the current weights (no training; the arguments are unused).
   CalibrationConfig compress(int64_t max_steps = -1, int64_t max_epochs = -1) override;
 };

@@ -9,13 +9,13 @@
 
 namespace shrink::compression {
 
-LsqQuantizer::LsqQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+LsqQuantizer::LsqQuantizer(Host host, const boost::json::value& config_list,
                            train::Trainer& trainer)
-    : LsqQuantizer(std::move(model), config_list, trainer, false) {}
+    : LsqQuantizer(std::move(host), config_list, trainer, false) {}
 
-LsqQuantizer::LsqQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+LsqQuantizer::LsqQuantizer(Host host, const boost::json::value& config_list,
                            train::Trainer& trainer, bool plus)
-    : Quantizer(std::move(model), config_list, &trainer, plus ? "LsqPlusQuantizer" : "LsqQuantizer"), plus_(plus) {
+    : Quantizer(std::move(host), config_list, &trainer, plus ? "LsqPlusQuantizer" : "LsqQuantizer"), plus_(plus) {
   require_levels();
   for (TargetState* t : targets()) {
     const QuantScheme want = plus_ ? QuantScheme::Affine : QuantScheme::Symmetric;

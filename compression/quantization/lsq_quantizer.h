@@ -16,10 +16,10 @@ namespace shrink::compression {
 
 class LsqQuantizer : public Quantizer {
  public:
-  LsqQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list, train::Trainer& trainer);
+  LsqQuantizer(Host host, const boost::json::value& config_list, train::Trainer& trainer);
 
  protected:
-  LsqQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list, train::Trainer& trainer,
+  LsqQuantizer(Host host, const boost::json::value& config_list, train::Trainer& trainer,
                bool plus);
 
  protected:
@@ -34,9 +34,9 @@ class LsqQuantizer : public Quantizer {
 
 class LsqPlusQuantizer : public LsqQuantizer {
  public:
-  LsqPlusQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+  LsqPlusQuantizer(Host host, const boost::json::value& config_list,
                    train::Trainer& trainer)
-      : LsqQuantizer(std::move(model), config_list, trainer, true) {}
+      : LsqQuantizer(std::move(host), config_list, trainer, true) {}
 };
 
 }  // namespace shrink::compression

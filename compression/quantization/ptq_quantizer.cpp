@@ -10,9 +10,9 @@
 
 namespace shrink::compression {
 
-PtqQuantizer::PtqQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+PtqQuantizer::PtqQuantizer(Host host, const boost::json::value& config_list,
                            train::Trainer* trainer, PtqOptions options)
-    : Quantizer(std::move(model), config_list, trainer, "PtqQuantizer"), options_(options) {
+    : Quantizer(std::move(host), config_list, trainer, "PtqQuantizer"), options_(options) {
   SHRINK_CHECK(options_.percentile > 0.0 && options_.percentile <= 100.0, who_, ": percentile ", options_.percentile,
                " must be in (0, 100]");
   require_levels();
@@ -96,7 +96,7 @@ CalibrationConfig PtqQuantizer::compress(int64_t max_steps, int64_t max_epochs) 
 void PtqQuantizer::measure_bias_error(const std::vector<nn::Value>& inputs) {
   SHRINK_CHECK(done_, who_, ": bias correction runs after finish_calibration()");
   if (bias_errors_.empty()) {
-    for (auto& [name, w] : wrappers_) {
+    for (auto& [name, w] : wrappers()) {
       nn::Module& m = w->module();
       TargetState* weight = w->find("weight");
       const bool layer = m.type_name() == "Conv2d" || m.type_name() == "Linear";

@@ -33,7 +33,7 @@ struct PtqOptions {
 class PtqQuantizer : public Quantizer {
  public:
   // `trainer` (may be null): where compress() takes its calibration batches from.
-  PtqQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+  PtqQuantizer(Host host, const boost::json::value& config_list,
                train::Trainer* trainer = nullptr, PtqOptions options = {});
   ~PtqQuantizer() override;
   // Calibrates on the trainer's training batches (max_steps batches, or max_epochs epochs), then
@@ -48,6 +48,13 @@ class PtqQuantizer : public Quantizer {
   void measure_bias_error(const std::vector<nn::Value>& inputs);
   std::vector<std::string> apply_bias_correction();
   bool calibrated() const { return done_; }
+
+ protected:
+  // In a fused run (compressor.h) the ranges are observed during training; the scale and zero
+  // point are computed when it ends (NNI's PTQ _fuse_postprocess).
+  void on_run_end() override {
+    if (!done_) finish_calibration();
+  }
 
  private:
   void clip_ranges();

@@ -5,9 +5,9 @@
 
 namespace shrink::compression {
 
-QATQuantizer::QATQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
+QATQuantizer::QATQuantizer(Host host, const boost::json::value& config_list,
                            train::Trainer& trainer, int64_t quant_start_step)
-    : Quantizer(std::move(model), config_list, &trainer, "QATQuantizer"), start_(std::max<int64_t>(quant_start_step, 0)) {
+    : Quantizer(std::move(host), config_list, &trainer, "QATQuantizer"), start_(std::max<int64_t>(quant_start_step, 0)) {
   require_levels();
   update_apply_methods();
   add_tracker([this](TargetState& t, const Tensor& v, bool training) {
@@ -15,7 +15,7 @@ QATQuantizer::QATQuantizer(std::shared_ptr<nn::Module> model, const boost::json:
     observe_ema(t, v, kEmaDecay);
     if (step_ >= start_step(t)) refresh_scale_zero_point(t);
   });
-  hooks_->after_step([this] {
+  hooks().after_step([this] {
     ++step_;
     for (TargetState* t : targets())
       if (start_step(*t) == step_) return update_apply_methods();  // only when a target starts

@@ -13,7 +13,7 @@ namespace shrink::compression {
 
 class QATQuantizer : public Quantizer {
  public:
-  QATQuantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list, train::Trainer& trainer,
+  QATQuantizer(Host host, const boost::json::value& config_list, train::Trainer& trainer,
                int64_t quant_start_step = 0);
   int64_t current_step() const { return step_; }
 

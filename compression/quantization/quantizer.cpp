@@ -8,43 +8,21 @@
 
 namespace shrink::compression {
 
-Quantizer::Quantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list,
-                     train::Trainer* trainer, const char* who)
-    : model_(std::move(model)), who_(who) {
-  SHRINK_CHECK(model_ != nullptr, who_, ": model is null");
-  if (trainer) {
-    SHRINK_CHECK(trainer->model_ptr().get() == model_.get(), who_, ": the trainer trains a different model than ",
-                 "the one being quantized");
-    hooks_ = std::make_unique<TrainerHooks>(*trainer);
-  }
+Quantizer::Quantizer(Host host, const boost::json::value& config_list, train::Trainer* trainer, const char* who)
+    : Compressor(std::move(host), CompressorKind::Quantization, trainer, who) {
   std::vector<TargetSpace> spaces =
       config::parse_config_list(*model_, config_list, CompressorKind::Quantization, &warnings_);
-  wrappers_ = make_wrappers(*model_, spaces, CompressorKind::Quantization);
+  add_targets(spaces);
   for (const TargetSpace& s : spaces)
     if (!s.fused_modules.empty() && !fusions_.count(s.module_name))
-      fusions_[s.module_name] = std::make_unique<ModuleFusion>(*model_, *wrappers_.at(s.module_name), s.fused_modules);
-  for (auto& [name, w] : wrappers_) w->wrap();
+      fusions_[s.module_name] = std::make_unique<ModuleFusion>(*model_, wrapper(s.module_name), s.fused_modules);
 }
 
-Quantizer::~Quantizer() { unwrap(); }
+train::Trainer& Quantizer::trainer() { return hooks().trainer(); }
 
-std::vector<TargetState*> Quantizer::targets() {
-  std::vector<TargetState*> out;
-  for (auto& [name, w] : wrappers_)
-    for (TargetState* t : w->targets())
-      if (t->is(CompressorKind::Quantization)) out.push_back(t);
-  return out;
-}
-
-train::Trainer& Quantizer::trainer() {
-  SHRINK_CHECK(hooks_ != nullptr, who_, " needs a trainer");
-  return hooks_->trainer();
-}
-
-void Quantizer::require_levels() const {
-  for (const auto& [name, w] : wrappers_)
-    for (TargetState* t : w->targets())
-      if (t->is(CompressorKind::Quantization) && !(t->qmax > t->qmin)) {
+void Quantizer::require_levels() {
+  for (TargetState* t : targets())
+      if (!(t->qmax > t->qmin)) {
         const TargetSpace& s = t->space(CompressorKind::Quantization);
         fail("config[", s.config_index, "].quant_dtype: ", s.settings.at("quant_dtype").as_string(), " has a single ",
              "level (", t->qmin, "), so ", who_, " cannot quantize ", t->key(), " with it");
@@ -62,13 +40,9 @@ void Quantizer::set_apply_method(const std::string& method) {
 
 void Quantizer::add_tracker(std::function<void(TargetState&, const Tensor&, bool training)> fn) {
   auto shared = std::make_shared<decltype(fn)>(std::move(fn));
-  for (auto& [name, w] : wrappers_) {
-    nn::Module* module = &w->module();
-    for (TargetState* t : w->targets())
-      if (t->is(CompressorKind::Quantization))
-        t->trackers.push_back([shared, module](TargetState& s, const Tensor& v) {
-          (*shared)(s, v, module->is_training());
-        });
+  for (TargetState* t : targets()) {
+    nn::Module* module = &wrapper(t->module_name).module();
+    t->trackers.push_back([shared, module](TargetState& s, const Tensor& v) { (*shared)(s, v, module->is_training()); });
   }
 }
 
@@ -85,7 +59,7 @@ void Quantizer::refresh_scale_zero_point(TargetState& t) {
 }
 
 CalibrationConfig Quantizer::compress(int64_t max_steps, int64_t max_epochs) {
-  trainer().train(max_epochs, max_steps);
+  run_fused(max_steps, max_epochs);
   return get_calibration_config();
 }
 
@@ -94,11 +68,11 @@ void Quantizer::track_forward(const std::vector<nn::Value>& inputs) {
   (*model_)(inputs);
 }
 
-CalibrationConfig Quantizer::get_calibration_config() const {
+CalibrationConfig Quantizer::get_calibration_config() {
   CalibrationConfig out;
-  for (const auto& [name, w] : wrappers_) {
-    for (TargetState* t : w->targets()) {
-      if (!t->is(CompressorKind::Quantization) || !t->scale.defined()) continue;
+  {
+    for (TargetState* t : targets()) {
+      if (!t->scale.defined()) continue;
       TargetCalibration c;
       c.module = t->module_name;
       c.target = t->name;
@@ -154,13 +128,12 @@ void Quantizer::update_calibration_config(const CalibrationConfig& config) {
   }
 }
 
-void Quantizer::unwrap() {
+void Quantizer::release() {
   for (auto& [name, f] : fusions_) f->release();
-  for (auto& [name, w] : wrappers_) w->unwrap();
 }
 
 void Quantizer::bake() {
-  for (auto& [name, w] : wrappers_) {
+  for (auto& [name, w] : wrappers()) {
     auto f = fusions_.find(name);
     if (f == fusions_.end() || !f->second->folds_batch_norm()) {
       w->bake(true);

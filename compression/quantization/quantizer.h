@@ -15,15 +15,9 @@
 
 #include <boost/json.hpp>
 
-#include "compression/pruning/trainer_hooks.h"
+#include "compression/common/compressor.h"
 #include "compression/quantization/module_fusion.h"
 #include "compression/quantization/quant_params.h"
-#include "compression/wrapper/module_wrapper.h"
-#include "framework/nn/module.h"
-
-namespace shrink::train {
-class Trainer;
-}
 
 namespace shrink::compression {
 
@@ -40,16 +34,14 @@ struct TargetCalibration {
 // "<module>.<target>" -> calibration.
 using CalibrationConfig = std::map<std::string, TargetCalibration>;
 
-class Quantizer {
+class Quantizer : public Compressor {
  public:
-  virtual ~Quantizer();
-  Quantizer(const Quantizer&) = delete;
-  Quantizer& operator=(const Quantizer&) = delete;
-
+  ~Quantizer() override { release(); }
   // Trains through the trainer for max_steps optimizer steps / max_epochs epochs (-1: no limit)
-  // and returns the calibration config. Quantizers that do not train (PTQ, Naive) override it.
+  // and returns the calibration config; the newest of a fused run trains every compressor of it.
+  // Quantizers that do not train (PTQ, Naive) override it.
   virtual CalibrationConfig compress(int64_t max_steps, int64_t max_epochs);
-  CalibrationConfig get_calibration_config() const;
+  CalibrationConfig get_calibration_config();
   // Sets scale and zero point (and tracked range) of the named targets; the dtype, scheme and
   // shape must match the target's. Unknown keys are an error naming the known ones.
   void update_calibration_config(const CalibrationConfig& config);
@@ -57,29 +49,23 @@ class Quantizer {
   // ranges are recorded (NNI's track_forward, used before training to initialise state).
   virtual void track_forward(const std::vector<nn::Value>& inputs);
 
-  void unwrap();
   // Writes fake-quantized parameter values into the parameters (explicitly; DECISIONS row 12).
   // A fused batch norm is folded into its leader's weight and bias and leaves the model (an
   // Identity takes its place), so the baked model computes the fused quantized one.
   void bake();
 
-  nn::Module& model() { return *model_; }
-  const std::vector<std::string>& warnings() const { return warnings_; }
-  std::vector<TargetState*> targets();
-  ModuleWrapper& wrapper(const std::string& module) { return *wrappers_.at(module); }
-  std::map<std::string, std::unique_ptr<ModuleWrapper>>& wrappers() { return wrappers_; }
-
  protected:
   // `trainer` may be null for quantizers that never train (PTQ over explicit batches, Naive).
-  Quantizer(std::shared_ptr<nn::Module> model, const boost::json::value& config_list, train::Trainer* trainer,
-            const char* who);
+  Quantizer(Host host, const boost::json::value& config_list, train::Trainer* trainer, const char* who);
 
   // Called by update_calibration_config for each target it set (LSQ makes the loaded scale its
   // learned one).
   virtual void calibration_loaded(TargetState& t) { (void)t; }
   // Rejects dtypes with a single level (int1: -0..0), which no scale can use; BNN (which ignores
   // quant_dtype) does not call it.
-  void require_levels() const;
+  void require_levels();
+  // Gives the fused modules back (a batch norm folded away returns to its place).
+  void release() override;
   // Sets every target's quantization apply method.
   void set_apply_method(const std::string& method);
   void set_apply_method(TargetState& t, const std::string& method);
@@ -90,11 +76,6 @@ class Quantizer {
   bool legacy_target(const TargetState& t) const;
   train::Trainer& trainer();
 
-  std::shared_ptr<nn::Module> model_;
-  std::map<std::string, std::unique_ptr<ModuleWrapper>> wrappers_;
-  std::vector<std::string> warnings_;
-  std::unique_ptr<TrainerHooks> hooks_;  // null without a trainer
-  const std::string who_;
   std::map<std::string, std::unique_ptr<ModuleFusion>> fusions_;  // by leader module name
 };
 

@@ -1,0 +1,98 @@
+#include "compression/common/compressor.h"
+
+#include <algorithm>
+
+#include "framework/train/trainer.h"
+
+namespace shrink::compression {
+
+Compressor::Compressor(Host host, CompressorKind kind, train::Trainer* trainer, const char* who)
+    : who_(who), kind_(kind), previous_(std::move(host.previous_)) {
+  if (previous_) {
+    model_ = previous_->model_;
+    wrappers_ = previous_->wrappers_;
+    train::Trainer* run = previous_->run_trainer();
+    SHRINK_CHECK(!trainer || !run || trainer == run, who_, ": fused with ", previous_->name(),
+                 ", which trains with another trainer; a fused run has one trainer");
+  } else {
+    model_ = std::move(host.model_);
+    wrappers_ = std::make_shared<WrapperMap>();
+  }
+  SHRINK_CHECK(model_ != nullptr, who_, ": model is null");
+  if (trainer) {
+    SHRINK_CHECK(trainer->model_ptr().get() == model_.get(), who_, ": the trainer trains a different model than the ",
+                 "one being compressed");
+    hooks_ = std::make_unique<TrainerHooks>(*trainer);
+  }
+}
+
+Compressor::~Compressor() {
+  // This compressor's own release() ran in its subclass's destructor; the older ones are alive.
+  for (Compressor* c = previous_.get(); c; c = c->previous_.get()) c->release();
+  for (auto& [name, w] : *wrappers_) w->unwrap();
+}
+
+void Compressor::unwrap() {
+  for (Compressor* c : fused()) c->release();
+  for (auto& [name, w] : *wrappers_) w->unwrap();
+}
+
+std::vector<TargetState*> Compressor::targets() {
+  std::vector<TargetState*> out;
+  for (auto& [name, w] : *wrappers_)
+    for (TargetState* t : w->targets())
+      if (std::find(targets_.begin(), targets_.end(), t) != targets_.end()) out.push_back(t);
+  return out;
+}
+
+std::vector<Compressor*> Compressor::fused() {
+  std::vector<Compressor*> out;
+  for (Compressor* c = this; c; c = c->previous_.get()) out.push_back(c);
+  return out;
+}
+
+train::Trainer* Compressor::run_trainer() {
+  for (Compressor* c : fused())
+    if (c->hooks_) return &c->hooks_->trainer();
+  return nullptr;
+}
+
+TrainerHooks& Compressor::hooks() {
+  SHRINK_CHECK(hooks_ != nullptr, who_, " needs a trainer");
+  return *hooks_;
+}
+
+void Compressor::add_targets(const std::vector<TargetSpace>& spaces) {
+  for (const TargetSpace& s : spaces) {
+    auto& w = (*wrappers_)[s.module_name];
+    if (!w) {
+      auto m = model_->find(s.module_name);
+      SHRINK_CHECK(m != nullptr, who_, ": model has no module '", s.module_name, "'");
+      w = std::make_unique<ModuleWrapper>(s.module_name, m);
+    }
+    if (TargetState* existing = w->find(s.target_name))
+      SHRINK_CHECK(!existing->is(kind_) || std::find(targets_.begin(), targets_.end(), existing) != targets_.end(),
+                   who_, ": ", existing->key(), " is already compressed by another compressor of this kind in the ",
+                   "fused run");
+    TargetState& t = w->add_target(s, kind_);
+    if (std::find(targets_.begin(), targets_.end(), &t) == targets_.end()) targets_.push_back(&t);
+    w->wrap();
+  }
+}
+
+void Compressor::run_fused(int64_t max_steps, int64_t max_epochs) {
+  train::Trainer* trainer = run_trainer();
+  SHRINK_CHECK(trainer != nullptr, who_, ": compress() trains, and no compressor of the run has a trainer");
+  const std::vector<Compressor*> chain = fused();
+  if (chain.size() > 1) {
+    for (Compressor* c : chain)
+      if (c->hooks_) c->hooks_->detach();
+    for (Compressor* c : chain)
+      if (c->hooks_) c->hooks_->attach();
+  }
+  for (Compressor* c : chain) c->on_run_start();
+  trainer->train(max_epochs, max_steps);
+  for (Compressor* c : chain) c->on_run_end();
+}
+
+}  // namespace shrink::compression
