@@ -26,6 +26,7 @@ class ActivationPruner : public Pruner {
  public:
   // Collects over num_batches batches, generates the masks and returns them.
   Masks compress() override;
+  using Pruner::compress;  // (max_steps, max_epochs): the fused run
   // Activation statistics are collected once; a Linear/AGP scheduler cannot drive these.
   void bind_schedule(int64_t interval_steps) override;
 

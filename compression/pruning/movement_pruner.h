@@ -28,6 +28,7 @@ class MovementPruner : public TrainingPruner {
   // Trains max_steps optimizer steps (at least cooldown_begin_step, so the goals are reached).
   Masks compress(int64_t max_steps);
   Masks compress() override { return compress(cooldown_); }
+  using Pruner::compress;  // (max_steps, max_epochs): the fused run
   // Movement schedules its own sparsity: a Linear/AGP scheduler cannot drive it.
   void bind_schedule(int64_t interval_steps) override;
 

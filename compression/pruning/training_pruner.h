@@ -29,6 +29,7 @@ class TrainingPruner : public Pruner {
   // NNI's single-mode compress(): trains exactly `mask_step` steps (trainer.train(-1, steps)),
   // during which the masks are generated, and returns them.
   Masks compress() override;
+  using Pruner::compress;  // (max_steps, max_epochs): the fused run
 
   void bind_schedule(int64_t interval_steps) override;
   void scheduled_update() override;
