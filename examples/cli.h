@@ -24,6 +24,8 @@ int cmd_prune(const std::vector<std::string>& args);
 int cmd_quantize(const std::vector<std::string>& args);
 // `shrink distill`: a zoo student trained on Fashion-MNIST with a distillation loss from a teacher.
 int cmd_distill(const std::vector<std::string>& args);
+// `shrink fuse`: prune + quantize + distil a zoo model in one training run (fusion compression).
+int cmd_fuse(const std::vector<std::string>& args);
 
 // Parses a subcommand's arguments: prints help and returns 0 for --help, prints the error and
 // the options and returns 2 for bad usage, returns nullopt when the command should run.

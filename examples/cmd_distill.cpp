@@ -42,10 +42,6 @@ int cmd_distill(const std::vector<std::string>& args) {
   add_train_options(desc, topts);
   po::variables_map vm;
   if (auto status = parse_args(args, desc, vm, "distill")) return *status;
-  if (distiller != "dynamic" && distiller != "adaptive1d") {
-    std::cerr << "shrink distill: --distiller must be dynamic or adaptive1d, got '" << distiller << "'\n";
-    return 2;
-  }
   const bool json = vm.count("json") > 0;
   std::ostream& log = json ? std::cerr : std::cout;
   const Device device = apply_runtime_options(topts);
@@ -66,12 +62,7 @@ int cmd_distill(const std::vector<std::string>& args) {
 
   std::unique_ptr<compression::Distiller> d;
   try {
-    if (distiller == "dynamic")
-      d = std::make_unique<compression::DynamicLayerwiseDistiller>(student, *config, *session.trainer, teacher, nullptr,
-                                                                   origin_lambda, temperature);
-    else
-      d = std::make_unique<compression::Adaptive1dLayerwiseDistiller>(student, *config, *session.trainer, teacher,
-                                                                      nullptr, origin_lambda, temperature);
+    d = compression::make_distiller(distiller, student, *config, *session.trainer, teacher, origin_lambda, temperature);
   } catch (const compression::config::ConfigError& e) {
     std::cerr << "shrink distill: " << e.what() << "\n";
     return 2;

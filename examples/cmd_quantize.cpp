@@ -15,12 +15,9 @@
 #include <iostream>
 
 #include "compression/config/config_error.h"
-#include "compression/quantization/binary_quantizers.h"
 #include "compression/quantization/calibration_io.h"
-#include "compression/quantization/histogram.h"
-#include "compression/quantization/lsq_quantizer.h"
 #include "compression/quantization/ptq_quantizer.h"
-#include "compression/quantization/qat_quantizer.h"
+#include "compression/quantization/quantizer_factory.h"
 #include "examples/cli.h"
 #include "examples/fashion_session.h"
 #include "framework/core/random.h"
@@ -57,30 +54,6 @@ CalibData load_calib_data(const std::string& path) {
   return d;
 }
 
-struct QuantizerChoice {
-  std::string name, observer;
-  double percentile = 99.99;
-  bool bias_correction = false;
-  int64_t start_step = 0;
-};
-
-std::unique_ptr<compression::Quantizer> make_quantizer(const QuantizerChoice& c, std::shared_ptr<nn::Module> model,
-                                                       const boost::json::value& cfg, train::Trainer& trainer) {
-  using namespace compression;
-  const std::string& name = c.name;
-  const int64_t start_step = c.start_step;
-  if (name == "ptq")
-    return std::make_unique<PtqQuantizer>(model, cfg, &trainer,
-                                          PtqOptions{parse_range_observer(c.observer), c.percentile, c.bias_correction});
-  if (name == "qat") return std::make_unique<QATQuantizer>(model, cfg, trainer, start_step);
-  if (name == "lsq") return std::make_unique<LsqQuantizer>(model, cfg, trainer);
-  if (name == "lsq_plus") return std::make_unique<LsqPlusQuantizer>(model, cfg, trainer);
-  if (name == "dorefa") return std::make_unique<DoReFaQuantizer>(model, cfg, trainer);
-  if (name == "bnn") return std::make_unique<BNNQuantizer>(model, cfg, trainer);
-  if (name == "naive") return std::make_unique<NaiveQuantizer>(model, cfg);
-  fail("unknown quantizer '", name, "' (ptq | qat | lsq | lsq_plus | dorefa | bnn | naive)");
-}
-
 boost::json::array values(const Tensor& t) {
   boost::json::array a;
   for (float v : t.to_vector()) a.push_back(boost::json::parse(json_number(v)));
@@ -91,7 +64,7 @@ boost::json::array values(const Tensor& t) {
 
 int cmd_quantize(const std::vector<std::string>& args) {
   std::string model_name, weights, config_path, calib_path, calib_out, eval_path, outputs_path;
-  QuantizerChoice choice;
+  compression::QuantizerOptions choice;
   std::string& quantizer_name = choice.name;
   int64_t steps, epochs;
   TrainOptions topts;
@@ -101,7 +74,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
       ("model", po::value(&model_name)->required(), "mlp | lenet5 | vgg_small | resnet20 | tiny_transformer")
       ("weights", po::value(&weights), "load these weights (.safetensors) first")
       ("config", po::value(&config_path)->required(), "config list (JSON file)")
-      ("quantizer", po::value(&quantizer_name)->required(), "ptq | qat | lsq | lsq_plus | dorefa | bnn | naive")
+      ("quantizer", po::value(&quantizer_name)->required(), compression::quantizer_names_help())
       ("observer", po::value(&choice.observer)->default_value("minmax"), "ptq range observer: minmax | percentile | mse | kl")
       ("percentile", po::value(&choice.percentile)->default_value(99.99), "the percentile observer's p")
       ("bias-correction", po::bool_switch(&choice.bias_correction), "ptq: correct each bias for its weight's quantization error")
@@ -174,7 +147,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
 
   std::unique_ptr<compression::Quantizer> q;
   try {
-    q = make_quantizer(choice, model, config, *trainer);
+    q = compression::make_quantizer(choice, model, config, *trainer);
   } catch (const compression::config::ConfigError& e) {
     std::cerr << "shrink quantize: " << e.what() << "\n";
     return 2;

@@ -17,6 +17,7 @@ void usage(std::ostream& os) {
         "  prune    prune a zoo model with a config list and save the masks\n"
         "  quantize quantize a zoo model with a config list and save the calibration\n"
         "  distill  train a zoo student with a distillation loss from a zoo teacher\n"
+        "  fuse     prune, quantize and distil a zoo model in one training run\n"
         "  explain  show the targets and canonical settings a compression config list selects\n"
         "run 'shrink <command> --help' for the command's options\n";
 }
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
     if (cmd == "prune") return shrink::cli::cmd_prune(args);
     if (cmd == "quantize") return shrink::cli::cmd_quantize(args);
     if (cmd == "distill") return shrink::cli::cmd_distill(args);
+    if (cmd == "fuse") return shrink::cli::cmd_fuse(args);
     if (cmd == "explain") return shrink::cli::cmd_explain(args);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       usage(std::cout);

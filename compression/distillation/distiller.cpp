@@ -242,4 +242,16 @@ Tensor Adaptive1dLayerwiseDistiller::link_loss(const Link& link) {
   return term(*link.student, s, t->observed);
 }
 
+std::unique_ptr<Distiller> make_distiller(const std::string& name, Host student, const boost::json::value& config_list,
+                                          train::Trainer& trainer, std::shared_ptr<nn::Module> teacher,
+                                          float origin_loss_lambda, float temperature) {
+  if (name == "dynamic")
+    return std::make_unique<DynamicLayerwiseDistiller>(std::move(student), config_list, trainer, std::move(teacher),
+                                                       nullptr, origin_loss_lambda, temperature);
+  if (name == "adaptive1d")
+    return std::make_unique<Adaptive1dLayerwiseDistiller>(std::move(student), config_list, trainer, std::move(teacher),
+                                                          nullptr, origin_loss_lambda, temperature);
+  fail("unknown distiller '", name, "' (dynamic | adaptive1d)");
+}
+
 }  // namespace shrink::compression

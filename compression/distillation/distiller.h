@@ -124,4 +124,9 @@ class Adaptive1dLayerwiseDistiller : public Distiller {
   bool tracked_ = false;
 };
 
+// `name`: dynamic | adaptive1d (for programs; throws for another name).
+std::unique_ptr<Distiller> make_distiller(const std::string& name, Host student, const boost::json::value& config_list,
+                                          train::Trainer& trainer, std::shared_ptr<nn::Module> teacher,
+                                          float origin_loss_lambda = 1.f, float temperature = 2.f);
+
 }  // namespace shrink::compression

@@ -12,21 +12,20 @@ namespace shrink::compression {
 
 namespace {
 
-std::unique_ptr<Pruner> make_single(const std::string& name, const PrunerOptions& o,
-                                    std::shared_ptr<nn::Module> model, const boost::json::value& cfg,
-                                    train::Trainer& trainer) {
-  if (name == "level") return std::make_unique<LevelPruner>(model, cfg);
-  if (name == "l1") return std::make_unique<L1NormPruner>(model, cfg);
-  if (name == "l2") return std::make_unique<L2NormPruner>(model, cfg);
-  if (name == "fpgm") return std::make_unique<FPGMPruner>(model, cfg);
-  if (name == "slim") return std::make_unique<SlimPruner>(model, cfg, trainer, o.training_steps);
-  if (name == "taylor") return std::make_unique<TaylorPruner>(model, cfg, trainer, o.training_steps);
+std::unique_ptr<Pruner> make_single(const std::string& name, const PrunerOptions& o, Host host,
+                                    const boost::json::value& cfg, train::Trainer& trainer) {
+  if (name == "level") return std::make_unique<LevelPruner>(std::move(host), cfg);
+  if (name == "l1") return std::make_unique<L1NormPruner>(std::move(host), cfg);
+  if (name == "l2") return std::make_unique<L2NormPruner>(std::move(host), cfg);
+  if (name == "fpgm") return std::make_unique<FPGMPruner>(std::move(host), cfg);
+  if (name == "slim") return std::make_unique<SlimPruner>(std::move(host), cfg, trainer, o.training_steps);
+  if (name == "taylor") return std::make_unique<TaylorPruner>(std::move(host), cfg, trainer, o.training_steps);
   if (name == "movement")
-    return std::make_unique<MovementPruner>(model, cfg, trainer, o.warmup_steps, o.training_steps);
+    return std::make_unique<MovementPruner>(std::move(host), cfg, trainer, o.warmup_steps, o.training_steps);
   if (name == "apoz")
-    return std::make_unique<ActivationAPoZRankPruner>(model, cfg, trainer.train_loader(), o.activation_batches);
+    return std::make_unique<ActivationAPoZRankPruner>(std::move(host), cfg, trainer.train_loader(), o.activation_batches);
   if (name == "mean_activation")
-    return std::make_unique<ActivationMeanRankPruner>(model, cfg, trainer.train_loader(), o.activation_batches);
+    return std::make_unique<ActivationMeanRankPruner>(std::move(host), cfg, trainer.train_loader(), o.activation_batches);
   fail("unknown pruner '", name, "' (", pruner_names_help(), ")");
 }
 
@@ -94,6 +93,11 @@ class LotteryRun : public PruningRun {
 };
 
 }  // namespace
+
+std::unique_ptr<Pruner> make_single_pruner(const PrunerOptions& o, Host host, const boost::json::value& cfg,
+                                           train::Trainer& trainer) {
+  return make_single(o.pruner, o, std::move(host), cfg, trainer);
+}
 
 std::vector<std::string> pruner_names() {
   return {"level", "l1", "l2", "fpgm", "slim", "taylor", "movement",

@@ -33,6 +33,10 @@ class PruningRun {
 };
 
 std::vector<std::string> pruner_names();
+// One pruner that runs as itself (not linear/agp/lottery, which drive another), on a model or, for
+// a fused run, on an earlier compressor.
+std::unique_ptr<Pruner> make_single_pruner(const PrunerOptions& options, Host host, const boost::json::value& config_list,
+                                           train::Trainer& trainer);
 std::string pruner_names_help();
 // Throws config::ConfigError for an invalid config list, shrink::Error for bad options.
 std::unique_ptr<PruningRun> make_pruner(const PrunerOptions& options, std::shared_ptr<nn::Module> model,
