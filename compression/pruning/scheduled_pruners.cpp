@@ -37,6 +37,9 @@ ScheduledPruner::ScheduledPruner(Pruner& bound, int64_t interval_steps, int64_t 
 Masks ScheduledPruner::compress(int64_t max_steps) {
   SHRINK_CHECK(max_steps >= interval_ * total_, who_, ": compress(", max_steps, ") stops before the ",
                "last trigger at step interval_steps * total_times = ", interval_ * total_);
+  // A bound pruner with a trainer runs its (possibly fused, compressor.h) run; a one-shot one is
+  // trained by this schedule's trainer.
+  if (bound_.run_trainer()) return bound_.compress(max_steps, -1);
   hooks_.trainer().train(-1, max_steps);
   return bound_.get_masks();
 }

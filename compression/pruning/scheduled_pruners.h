@@ -12,7 +12,9 @@
 // the final goals are never applied. Here the masks are always regenerated at the trigger, from
 // the scores of that interval.
 //
-// The trainer is the bound pruner's when it has one (training-based pruners), else `trainer`.
+// The trainer is the bound pruner's when it has one (training-based pruners), else `trainer`. A
+// bound pruner built on other compressors (fusion, compressor.h) trains with them: compress()
+// runs the bound pruner's fused run, with this schedule's step task before theirs (NNI's order).
 // The bound pruner must outlive the scheduler.
 #pragma once
 #include <cstdint>

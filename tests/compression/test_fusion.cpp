@@ -8,6 +8,7 @@
 
 #include "compression/distillation/distiller.h"
 #include "compression/pruning/norm_pruners.h"
+#include "compression/pruning/scheduled_pruners.h"
 #include "compression/pruning/slim_pruner.h"
 #include "compression/pruning/taylor_pruner.h"
 #include "compression/quantization/lsq_quantizer.h"
@@ -200,6 +201,20 @@ BOOST_AUTO_TEST_CASE(fused_run_is_bit_identical) {
   BOOST_TEST(a.size() == b.size());
   for (auto& [k, v] : a) BOOST_TEST(v == b.at(k), k);
   BOOST_TEST(a.count("scale fc1._input_0") == 1u);
+}
+
+// NNI's BERT recipe shape: AGP driving a Taylor pruner that is fused onto a distiller.
+BOOST_AUTO_TEST_CASE(agp_drives_a_fused_taylor_pruner) {
+  Run r;
+  auto distiller = std::make_shared<DynamicLayerwiseDistiller>(
+      r.student, cfg(R"([{"op_names": ["fc2"], "apply_method": "kl"}])"), *r.trainer, r.teacher);
+  auto taylor = std::make_shared<TaylorPruner>(Host(distiller), cfg(R"([{"op_names": ["fc1"], "sparse_ratio": 0.75}])"),
+                                               *r.trainer, 2);
+  AGPPruner agp(*taylor, 4, 3);
+  Masks m = agp.compress(12);
+  BOOST_TEST(agp.times_done() == 3);
+  BOOST_TEST(row_sparsity(m.at("fc1.weight")) == 0.75);
+  BOOST_TEST(distiller->teacher_forwards() == 12);  // the distillation loss was part of every step
 }
 
 BOOST_AUTO_TEST_CASE(fusion_errors) {
