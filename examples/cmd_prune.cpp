@@ -13,6 +13,7 @@
 #include "compression/config/config_error.h"
 #include "compression/pruning/mask_io.h"
 #include "compression/pruning/pruner_factory.h"
+#include "compression/speedup/dependency.h"
 #include "examples/cli.h"
 #include "examples/fashion_session.h"
 #include "framework/core/random.h"
@@ -51,6 +52,7 @@ int cmd_prune(const std::vector<std::string>& args) {
       ("base-pruner", po::value(&popts.base_pruner)->default_value("l1"), "linear/agp/lottery: the pruner they drive")
       ("finetune-epochs", po::value(&finetune_epochs)->default_value(0), "train the masked model afterwards")
       ("save-masks", po::value(&masks_path)->required(), "write the masks here (.safetensors)")
+      ("auto-dependency-groups", "fill in dependency_group_id / internal_metric_block from one traced forward")
       ("json", "print one JSON object on stdout");
   add_train_options(desc, topts);
   po::variables_map vm;
@@ -63,12 +65,21 @@ int cmd_prune(const std::vector<std::string>& args) {
   auto model = load_model(model_name, weights);
   std::optional<boost::json::value> read = read_config_file(config_path, "prune");
   if (!read) return 2;
-  const boost::json::value& config = *read;
+  boost::json::value config = *read;
   FashionSession session = make_fashion_session(model, topts, device, finetune_epochs, log);
   const double acc_before = session.trainer->evaluate().accuracy;
 
   std::unique_ptr<compression::PruningRun> run;
   try {
+    if (vm.count("auto-dependency-groups")) {
+      // One training image is enough to trace the channels through the model.
+      data::Batch b;
+      session.trainer->train_loader()->start_epoch();
+      session.trainer->train_loader()->next(b);
+      Tensor one = slice(b.inputs, 0, 0, 1).to(device);
+      config = compression::auto_set_dependency_group_ids(*model, config, {nn::Value(one)});
+      log << "config with automatic dependency groups: " << boost::json::serialize(config) << "\n";
+    }
     run = compression::make_pruner(popts, model, config, *session.trainer);
   } catch (const compression::config::ConfigError& e) {
     std::cerr << "shrink prune: " << e.what() << "\n";
