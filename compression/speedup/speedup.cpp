@@ -1,0 +1,480 @@
+#include "compression/speedup/speedup.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "compression/speedup/dependency.h"
+#include "framework/core/autograd.h"
+#include "framework/nn/layers.h"
+
+namespace shrink::compression {
+
+namespace {
+
+int64_t channel_axis(const Shape& s) { return s.size() >= 4 ? 1 : static_cast<int64_t>(s.size()) - 1; }
+int64_t channel_count(const Shape& s) { return s.empty() ? 1 : s[static_cast<size_t>(channel_axis(s))]; }
+
+// The channels of one value along its channel axis: which are kept, and the constant each removed
+// channel carries (what the masked model computes there).
+struct Channels {
+  std::vector<uint8_t> keep;
+  std::vector<float> value;
+  static Channels all(int64_t n) { return {std::vector<uint8_t>(static_cast<size_t>(n), 1), std::vector<float>(static_cast<size_t>(n), 0.f)}; }
+  bool everything() const { return std::all_of(keep.begin(), keep.end(), [](uint8_t k) { return k != 0; }); }
+  int64_t kept() const { return std::count(keep.begin(), keep.end(), 1); }
+};
+
+std::vector<int64_t> indices(const std::vector<uint8_t>& keep) {
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < keep.size(); ++i)
+    if (keep[i]) out.push_back(static_cast<int64_t>(i));
+  return out;
+}
+
+// A layer's plan: the channels it keeps on each side and the constants folded into its bias.
+struct LayerPlan {
+  nn::Module* module = nullptr;
+  std::string type;
+  std::vector<uint8_t> in_keep, out_keep;
+  std::vector<float> fold;  // per output channel, added to the bias
+  bool seen = false;
+};
+
+float apply_activation(OpKind k, float v) {
+  switch (k) {
+    case OpKind::Relu: return std::max(v, 0.f);
+    case OpKind::Relu6: return std::min(std::max(v, 0.f), 6.f);
+    case OpKind::Gelu: return 0.5f * v * (1.f + std::erf(v / std::sqrt(2.f)));
+    case OpKind::Sigmoid: return 1.f / (1.f + std::exp(-v));
+    case OpKind::Tanh: return std::tanh(v);
+    default: return v;  // dropout (eval), copies, pooling of a constant
+  }
+}
+
+bool is_activation_like(OpKind k) {
+  switch (k) {
+    case OpKind::Relu: case OpKind::Relu6: case OpKind::Gelu: case OpKind::Sigmoid: case OpKind::Tanh:
+    case OpKind::Dropout: case OpKind::Copy: case OpKind::ToDevice: case OpKind::MaxPool2d:
+    case OpKind::AvgPool2d: case OpKind::AdaptiveAvgPool2d:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A parameter with its mask applied, on the CPU.
+Tensor effective(nn::Module& m, const std::string& module, const std::string& name, const Masks& masks) {
+  Tensor p = m.param(name);
+  if (!p.defined()) return p;
+  p = p.detach().to(Device::CPU).contiguous_copy();
+  auto it = masks.find(module + "." + name);
+  if (it != masks.end()) p = mul(p, expand(it->second.to(Device::CPU), p.shape())).contiguous_copy();
+  return p;
+}
+
+// The planner: walks the graph once, computing every value's channels and every layer's plan, and
+// collects what it cannot do.
+class Planner {
+ public:
+  Planner(nn::Module& model, const Masks& masks, const Graph& graph) : model_(model), masks_(masks), graph_(graph) {
+    for (auto& [name, m] : model.named_modules()) modules_.emplace(m.get(), name);
+    layer_keeps();
+    states_.resize(graph.nodes.size());
+    for (size_t k = 0; k < graph.nodes.size(); ++k) visit(k);
+    for (int out : graph.outputs)
+      if (out >= 0 && !states_[static_cast<size_t>(out)].everything())
+        refuse(static_cast<size_t>(out), "the model's output would lose channels (prune the layers before it only)");
+  }
+
+  std::vector<std::string> errors;
+  std::map<std::string, LayerPlan> plans;  // by module name
+  std::vector<std::string> inexact;
+
+ private:
+  // Output channels each Conv2d/Linear keeps: its weight mask's rows, united over dependency sets.
+  void layer_keeps() {
+    std::map<std::string, std::vector<uint8_t>> keep;
+    for (const GraphNode& n : graph_.nodes) {
+      if (n.kind != OpKind::Conv2d && n.kind != OpKind::Linear) continue;
+      const int64_t out = n.kind == OpKind::Conv2d ? n.shape.at(1) : n.shape.back();
+      std::vector<uint8_t> k(static_cast<size_t>(out), 1);
+      auto it = masks_.find(n.module + ".weight");
+      if (it != masks_.end()) {
+        const std::vector<float> m = it->second.to(Device::CPU).to_vector();
+        const size_t per = m.size() / static_cast<size_t>(out);
+        for (size_t o = 0; o < k.size(); ++o)
+          k[o] = std::any_of(m.begin() + static_cast<long>(o * per), m.begin() + static_cast<long>((o + 1) * per),
+                             [](float v) { return v != 0.f; });
+      }
+      keep[n.module] = k;
+    }
+    const ChannelDependencies deps = find_channel_dependencies(model_, graph_);
+    for (const auto& set : deps.sets) {
+      std::vector<uint8_t> u;
+      for (const std::string& m : set) {
+        auto it = keep.find(m);
+        if (it == keep.end()) continue;
+        if (u.empty()) u = it->second;
+        else if (u.size() == it->second.size())
+          for (size_t i = 0; i < u.size(); ++i) u[i] |= it->second[i];
+      }
+      for (const std::string& m : set)
+        if (keep.count(m) && keep[m].size() == u.size()) keep[m] = u;
+    }
+    out_keep_ = std::move(keep);
+  }
+
+  void refuse(size_t k, const std::string& why) {
+    const GraphNode& n = graph_.nodes[k];
+    std::ostringstream os;
+    os << "node " << k << " " << op_kind_name(n.kind) << " in '" << n.module << "': " << why;
+    errors.push_back(os.str());
+  }
+
+  Channels input(const GraphNode& n, size_t i) const {
+    return n.inputs[i] >= 0 ? states_[static_cast<size_t>(n.inputs[i])] : Channels::all(channel_count(n.input_shapes[i]));
+  }
+
+  LayerPlan& plan(const GraphNode& n, const char* type, const Channels& in, size_t k) {
+    LayerPlan& p = plans[n.module];
+    if (p.seen && p.in_keep != in.keep) refuse(k, "the module runs twice with different channels removed");
+    p.seen = true;
+    p.module = model_.find(n.module).get();
+    p.type = type;
+    p.in_keep = in.keep;
+    return p;
+  }
+
+  // Folds the constants of removed input channels into the layer's bias: fold[o] += sum over
+  // removed c of value[c] * sum of W[o, c, ...]. Returns whether any constant was non-zero.
+  static bool fold_inputs(const Tensor& w, const Channels& in, int64_t group_in, std::vector<float>& fold) {
+    const int64_t out = w.size(0), per_in = w.numel() / out, k = per_in / group_in;
+    const std::vector<float> wv = w.to_vector();
+    bool any = false;
+    for (int64_t c = 0; c < group_in; ++c) {
+      const float v = in.value[static_cast<size_t>(c)];
+      if (in.keep[static_cast<size_t>(c)] || v == 0.f) continue;
+      any = true;
+      for (int64_t o = 0; o < out; ++o) {
+        double s = 0.0;
+        for (int64_t j = 0; j < k; ++j) s += wv[static_cast<size_t>(o * per_in + c * k + j)];
+        fold[static_cast<size_t>(o)] += static_cast<float>(v * s);
+      }
+    }
+    return any;
+  }
+
+  void visit(size_t k) {
+    const GraphNode& n = graph_.nodes[k];
+    Channels& st = states_[k];
+    const int64_t channels = channel_count(n.shape);
+    std::vector<size_t> acts;  // inputs that are values, not parameters
+    for (size_t i = 0; i < n.inputs.size(); ++i)
+      if (n.inputs[i] != GraphNode::kParameter) acts.push_back(i);
+    const bool inputs_whole = std::all_of(acts.begin(), acts.end(), [&](size_t i) { return input(n, i).everything(); });
+
+    if (n.kind == OpKind::Conv2d) {
+      auto* conv = dynamic_cast<nn::Conv2d*>(model_.find(n.module).get());
+      if (!conv) return refuse(k, "a conv2d op outside an nn::Conv2d module");
+      const Channels in = input(n, 0);
+      LayerPlan& p = plan(n, "Conv2d", in, k);
+      const Tensor w = effective(*conv, n.module, "weight", masks_), b = effective(*conv, n.module, "bias", masks_);
+      p.fold.assign(static_cast<size_t>(channels), 0.f);
+      const bool depthwise = conv->groups > 1 && conv->groups == conv->in_channels && conv->groups == conv->out_channels;
+      std::vector<float> bias = b.defined() ? b.to_vector() : std::vector<float>(static_cast<size_t>(channels), 0.f);
+      if (depthwise) {
+        // Channel c only sees input channel c: it is kept exactly when its input is.
+        p.out_keep = in.keep;
+        st = Channels{in.keep, std::vector<float>(static_cast<size_t>(channels), 0.f)};
+        const std::vector<float> wv = w.to_vector();
+        const int64_t per = w.numel() / channels;
+        for (int64_t c = 0; c < channels; ++c) {
+          if (in.keep[static_cast<size_t>(c)]) continue;
+          double s = 0.0;
+          for (int64_t j = 0; j < per; ++j) s += wv[static_cast<size_t>(c * per + j)];
+          st.value[static_cast<size_t>(c)] = static_cast<float>(in.value[static_cast<size_t>(c)] * s) + bias[static_cast<size_t>(c)];
+          if (conv->padding > 0 && in.value[static_cast<size_t>(c)] != 0.f) note_inexact(n.module);
+        }
+        return;
+      }
+      if (conv->groups > 1) {
+        if (!in.everything() || !std::all_of(out_keep_[n.module].begin(), out_keep_[n.module].end(), [](uint8_t v) { return v; }))
+          refuse(k, "a grouped convolution (groups=" + std::to_string(conv->groups) + ") with removed channels");
+        p.out_keep = out_keep_[n.module];
+        st = Channels::all(channels);
+        return;
+      }
+      if (fold_inputs(w, in, conv->in_channels, p.fold) && conv->padding > 0) note_inexact(n.module);
+      p.out_keep = out_keep_[n.module];
+      st = Channels{p.out_keep, std::vector<float>(static_cast<size_t>(channels), 0.f)};
+      for (int64_t o = 0; o < channels; ++o)
+        if (!st.keep[static_cast<size_t>(o)]) st.value[static_cast<size_t>(o)] = bias[static_cast<size_t>(o)] + p.fold[static_cast<size_t>(o)];
+      return;
+    }
+    if (n.kind == OpKind::Linear) {
+      auto* lin = dynamic_cast<nn::Linear*>(model_.find(n.module).get());
+      if (!lin) return refuse(k, "a linear op outside an nn::Linear module");
+      const Channels in = input(n, 0);
+      LayerPlan& p = plan(n, "Linear", in, k);
+      const Tensor w = effective(*lin, n.module, "weight", masks_), b = effective(*lin, n.module, "bias", masks_);
+      p.fold.assign(static_cast<size_t>(channels), 0.f);
+      fold_inputs(w, in, lin->in_features, p.fold);  // exact: every feature is one column
+      p.out_keep = out_keep_[n.module];
+      std::vector<float> bias = b.defined() ? b.to_vector() : std::vector<float>(static_cast<size_t>(channels), 0.f);
+      st = Channels{p.out_keep, std::vector<float>(static_cast<size_t>(channels), 0.f)};
+      for (int64_t o = 0; o < channels; ++o)
+        if (!st.keep[static_cast<size_t>(o)]) st.value[static_cast<size_t>(o)] = bias[static_cast<size_t>(o)] + p.fold[static_cast<size_t>(o)];
+      return;
+    }
+    if (n.kind == OpKind::BatchNorm) {
+      auto* bn = dynamic_cast<nn::BatchNorm*>(model_.find(n.module).get());
+      if (!bn) return refuse(k, "a batch norm op outside an nn::BatchNorm module");
+      const Channels in = input(n, 0);
+      LayerPlan& p = plan(n, bn->type_name().c_str(), in, k);
+      p.out_keep = in.keep;
+      st = in;
+      const Tensor g = effective(*bn, n.module, "weight", masks_), b = effective(*bn, n.module, "bias", masks_);
+      const std::vector<float> mean = bn->buffer("running_mean").to(Device::CPU).to_vector();
+      const std::vector<float> var = bn->buffer("running_var").to(Device::CPU).to_vector();
+      const std::vector<float> gv = g.defined() ? g.to_vector() : std::vector<float>(mean.size(), 1.f);
+      const std::vector<float> bv = b.defined() ? b.to_vector() : std::vector<float>(mean.size(), 0.f);
+      for (size_t c = 0; c < st.keep.size(); ++c)
+        if (!st.keep[c])
+          st.value[c] = (in.value[c] - mean[c]) / std::sqrt(var[c] + bn->eps) * gv[c] + bv[c];
+      return;
+    }
+    if (inputs_whole) {
+      st = Channels::all(channels);
+      return;
+    }
+    // From here on some input lost channels.
+    if (is_activation_like(n.kind) && acts.size() == 1 && channel_count(n.input_shapes[acts[0]]) == channels) {
+      st = input(n, acts[0]);
+      for (size_t c = 0; c < st.keep.size(); ++c)
+        if (!st.keep[c]) st.value[c] = apply_activation(n.kind, st.value[c]);
+      return;
+    }
+    if (n.kind == OpKind::Add || n.kind == OpKind::Sub || n.kind == OpKind::Mul || n.kind == OpKind::Div) {
+      if (acts.size() != 2 || n.input_shapes[acts[0]] != n.shape || n.input_shapes[acts[1]] != n.shape)
+        return refuse(k, "an elementwise op with broadcasting over removed channels");
+      const Channels a = input(n, acts[0]), b = input(n, acts[1]);
+      if (a.keep != b.keep) return refuse(k, "its inputs keep different channels (put their layers in one dependency group)");
+      st = a;
+      for (size_t c = 0; c < st.keep.size(); ++c) {
+        if (st.keep[c]) continue;
+        const float x = a.value[c], y = b.value[c];
+        st.value[c] = n.kind == OpKind::Add ? x + y : n.kind == OpKind::Sub ? x - y : n.kind == OpKind::Mul ? x * y : x / y;
+      }
+      return;
+    }
+    if (n.kind == OpKind::Reshape && acts.size() == 1) {
+      const Shape& is = n.input_shapes[acts[0]];
+      if (is.size() == 4 && n.shape.size() == 2 && n.shape[1] == is[1] * is[2] * is[3]) {  // flatten
+        const Channels in = input(n, acts[0]);
+        const int64_t hw = is[2] * is[3];
+        for (int64_t c = 0; c < is[1]; ++c)
+          for (int64_t j = 0; j < hw; ++j) {
+            st.keep.push_back(in.keep[static_cast<size_t>(c)]);
+            st.value.push_back(in.value[static_cast<size_t>(c)]);
+          }
+        return;
+      }
+      return refuse(k, "a reshape other than flattening [N, C, H, W] to [N, C*H*W] over removed channels");
+    }
+    if (n.kind == OpKind::Cat && !n.attrs.empty()) {
+      if (n.attrs[0] == channel_axis(n.shape)) {
+        for (size_t i : acts) {
+          const Channels in = input(n, i);
+          st.keep.insert(st.keep.end(), in.keep.begin(), in.keep.end());
+          st.value.insert(st.value.end(), in.value.begin(), in.value.end());
+        }
+        return;
+      }
+      st = input(n, acts.at(0));
+      for (size_t i : acts)
+        if (input(n, i).keep != st.keep) return refuse(k, "cat of values that keep different channels");
+      return;
+    }
+    refuse(k, "cannot carry removed channels through this op");
+    st = Channels::all(channels);
+  }
+
+  void note_inexact(const std::string& module) {
+    if (std::find(inexact.begin(), inexact.end(), module) == inexact.end()) inexact.push_back(module);
+  }
+
+  nn::Module& model_;
+  const Masks& masks_;
+  const Graph& graph_;
+  std::map<const nn::Module*, std::string> modules_;
+  std::map<std::string, std::vector<uint8_t>> out_keep_;
+  std::vector<Channels> states_;
+};
+
+// Rows (dim 0) `rows` and, within each row, columns (dim 1) `cols` of a [R, C, ...] tensor.
+Tensor select(const Tensor& t, const std::vector<int64_t>& rows, const std::vector<int64_t>* cols) {
+  const std::vector<float> v = t.to_vector();
+  const int64_t r = t.size(0), per_row = t.numel() / r;
+  const int64_t c = t.dim() > 1 ? t.size(1) : 1, per_col = per_row / c;
+  std::vector<float> out;
+  for (int64_t i : rows)
+    for (int64_t j = 0; j < (cols ? static_cast<int64_t>(cols->size()) : c); ++j) {
+      const int64_t col = cols ? (*cols)[static_cast<size_t>(j)] : j;
+      const auto begin = v.begin() + static_cast<long>(i * per_row + col * per_col);
+      out.insert(out.end(), begin, begin + per_col);
+    }
+  Shape s = t.shape();
+  s[0] = static_cast<int64_t>(rows.size());
+  if (cols && t.dim() > 1) s[1] = static_cast<int64_t>(cols->size());
+  return Tensor::from_vector(out, s);
+}
+
+// A shrunk parameter: trainable again on the layer's device.
+Tensor trainable(const Tensor& cpu, Device device) {
+  Tensor t = cpu.to(device);
+  t.set_requires_grad(true);
+  return t;
+}
+
+int64_t count_params(nn::Module& model) {
+  int64_t n = 0;
+  for (auto& [name, p] : model.named_parameters())
+    if (p.defined()) n += p.numel();
+  return n;
+}
+
+Tensor first_output(nn::Module& model, const std::vector<nn::Value>& input) {
+  NoGradGuard ng;
+  nn::Value v = model(input);
+  while (v.is_list()) v = v.items().at(0);
+  return v.tensor().to(Device::CPU).contiguous_copy();
+}
+
+}  // namespace
+
+int64_t count_macs(const Graph& graph) {
+  int64_t macs = 0;
+  for (const GraphNode& n : graph.nodes) {
+    if (n.kind == OpKind::Conv2d && n.input_shapes.size() >= 2) {
+      const Shape& w = n.input_shapes[1];  // [O, I/groups, kh, kw]
+      macs += n.shape.at(1) * n.shape.at(2) * n.shape.at(3) * w.at(1) * w.at(2) * w.at(3);
+    } else if (n.kind == OpKind::Linear && n.input_shapes.size() >= 2) {
+      const Shape& w = n.input_shapes[1];  // [O, I]
+      int64_t rows = 1;  // per sample: every dim but the batch and the features
+      for (size_t d = 1; d + 1 < n.shape.size(); ++d) rows *= n.shape[d];
+      macs += rows * w.at(0) * w.at(1);
+    }
+  }
+  return macs;
+}
+
+std::vector<std::string> speedup_preflight(nn::Module& model, const Masks& masks, const std::vector<nn::Value>& input) {
+  for (const auto& [key, m] : masks) {
+    const size_t dot = key.rfind('.');
+    const std::string target = dot == std::string::npos ? key : key.substr(dot + 1);
+    if (target.rfind("_input_", 0) == 0 || target.rfind("_output_", 0) == 0)
+      return {"mask " + key + ": speedup takes parameter masks (weight, bias); activation masks are not supported"};
+  }
+  const Graph g = trace(model, input);
+  return Planner(model, masks, g).errors;
+}
+
+SpeedupReport speedup_model(nn::Module& model, const Masks& masks, const std::vector<nn::Value>& input) {
+  const std::vector<std::string> refused = speedup_preflight(model, masks, input);
+  if (!refused.empty()) {
+    std::string all;
+    for (const auto& r : refused) all += "\n  " + r;
+    fail("speedup refused, nothing was changed:", all);
+  }
+  const Graph g = trace(model, input);
+  Planner planner(model, masks, g);
+  SpeedupReport report;
+  report.params_before = count_params(model);
+  report.macs_before = count_macs(g);
+  report.inexact = planner.inexact;
+
+  const bool was_training = model.is_training();
+  model.eval();
+  // The masked model, as the reference: masks baked into the weights.
+  {
+    NoGradGuard ng;
+    for (const auto& [key, mask] : masks) {
+      const size_t dot = key.rfind('.');
+      auto m = model.find(key.substr(0, dot));
+      const std::string name = key.substr(dot + 1);
+      if (!m || !m->has_parameter(name) || !m->param(name).defined()) continue;
+      Tensor& p = m->parameter(name);
+      p.copy_(mul(p, expand(mask.to(p.device()), p.shape())));
+    }
+  }
+  const Tensor reference = first_output(model, input);
+
+  for (auto& [name, p] : planner.plans) {
+    nn::Module& m = *p.module;
+    const Device device = m.parameter_device();
+    const std::vector<int64_t> out = indices(p.out_keep), in = indices(p.in_keep);
+    LayerChange change{name, p.type, static_cast<int64_t>(p.in_keep.size()), static_cast<int64_t>(in.size()),
+                       static_cast<int64_t>(p.out_keep.size()), static_cast<int64_t>(out.size())};
+    NoGradGuard ng;
+    if (auto* conv = dynamic_cast<nn::Conv2d*>(&m)) {
+      const bool depthwise = conv->groups > 1 && conv->groups == conv->in_channels;
+      Tensor w = conv->parameter("weight").to(Device::CPU);
+      conv->set_parameter("weight", trainable(select(w, out, depthwise ? nullptr : &in), device));
+      Tensor b = conv->param("bias");
+      std::vector<float> bias = b.defined() ? b.to(Device::CPU).to_vector() : std::vector<float>(p.out_keep.size(), 0.f);
+      bool any_fold = false;
+      for (size_t o = 0; o < bias.size(); ++o) {
+        bias[o] += p.fold[o];
+        any_fold |= p.fold[o] != 0.f && p.out_keep[o];
+      }
+      if (b.defined() || any_fold)
+        conv->set_parameter("bias", trainable(select(Tensor::from_vector(bias, {static_cast<int64_t>(bias.size())}), out, nullptr), device));
+      conv->out_channels = static_cast<int64_t>(out.size());
+      conv->in_channels = depthwise ? static_cast<int64_t>(out.size()) : static_cast<int64_t>(in.size());
+      if (depthwise) conv->groups = static_cast<int64_t>(out.size());
+    } else if (auto* lin = dynamic_cast<nn::Linear*>(&m)) {
+      Tensor w = lin->parameter("weight").to(Device::CPU);
+      lin->set_parameter("weight", trainable(select(w, out, &in), device));
+      Tensor b = lin->param("bias");
+      std::vector<float> bias = b.defined() ? b.to(Device::CPU).to_vector() : std::vector<float>(p.out_keep.size(), 0.f);
+      bool any_fold = false;
+      for (size_t o = 0; o < bias.size(); ++o) {
+        bias[o] += p.fold[o];
+        any_fold |= p.fold[o] != 0.f && p.out_keep[o];
+      }
+      if (b.defined() || any_fold)
+        lin->set_parameter("bias", trainable(select(Tensor::from_vector(bias, {static_cast<int64_t>(bias.size())}), out, nullptr), device));
+      lin->out_features = static_cast<int64_t>(out.size());
+      lin->in_features = static_cast<int64_t>(in.size());
+    } else if (auto* bn = dynamic_cast<nn::BatchNorm*>(&m)) {
+      for (const char* pn : {"weight", "bias"})
+        if (bn->param(pn).defined()) bn->set_parameter(pn, trainable(select(bn->param(pn).to(Device::CPU), out, nullptr), device));
+      for (const char* bname : {"running_mean", "running_var"})
+        if (bn->has_buffer(bname)) bn->set_buffer(bname, select(bn->buffer(bname).to(Device::CPU), out, nullptr).to(device));
+      bn->num_features = static_cast<int64_t>(out.size());
+    }
+    if (change.in_after != change.in_before || change.out_after != change.out_before) report.layers.push_back(change);
+  }
+  const Tensor sped = first_output(model, input);
+  model.train(was_training);
+  SHRINK_CHECK(sped.shape() == reference.shape(), "speedup: the output shape changed from ", reference.shape(), " to ",
+               sped.shape());
+  const std::vector<float> a = reference.to_vector(), b = sped.to_vector();
+  double scale = 0.0, diff = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    scale = std::max(scale, static_cast<double>(std::fabs(a[i])));
+    diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
+  }
+  report.deviation = scale > 0 ? diff / scale : diff;
+  report.params_after = count_params(model);
+  report.macs_after = count_macs(trace(model, input));
+  // Model order for the report.
+  std::map<std::string, size_t> order;
+  for (auto& [name, m] : model.named_modules()) order.emplace(name, order.size());
+  std::sort(report.layers.begin(), report.layers.end(),
+            [&](const LayerChange& x, const LayerChange& y) { return order[x.module] < order[y.module]; });
+  return report;
+}
+
+}  // namespace shrink::compression

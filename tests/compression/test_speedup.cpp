@@ -1,0 +1,168 @@
+// Pruning speedup (nni-semantics §7, DECISIONS rows 17-18): the sped-up model computes the masked
+// model's output (within 1e-5 relative) with the layer shapes the kept channels give; constants of
+// removed channels are folded (exactly without padding, reported with padding); the pre-flight
+// refuses before changing anything; MACs are counted by hand.
+#include <boost/test/unit_test.hpp>
+
+#include "compression/pruning/norm_pruners.h"
+#include "compression/speedup/dependency.h"
+#include "compression/speedup/speedup.h"
+#include "framework/shrink.h"
+#include "models/zoo.h"
+
+using namespace shrink;
+using namespace shrink::compression;
+
+namespace {
+
+boost::json::value cfg(const char* text) { return boost::json::parse(text); }
+
+// L1 masks for `config` (with automatic dependency groups when asked), model left unwrapped.
+Masks l1_masks(nn::Module& model, std::shared_ptr<nn::Module> owner, const char* config, const Tensor& x,
+               bool auto_groups) {
+  boost::json::value c = cfg(config);
+  if (auto_groups) c = auto_set_dependency_group_ids(model, c, {nn::Value(x)});
+  L1NormPruner p(owner, c);
+  return p.compress();
+}
+
+std::map<std::string, Shape> weight_shapes(nn::Module& m) {
+  std::map<std::string, Shape> out;
+  for (auto& [name, p] : m.named_parameters())
+    if (p.defined()) out[name] = p.shape();
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(speedup)
+
+BOOST_AUTO_TEST_CASE(macs_by_hand) {
+  auto model = models::make_model("lenet5");
+  // conv1 6*28*28*1*25, conv2 16*10*10*6*25, fc1 400*120, fc2 120*84, fc3 84*10.
+  BOOST_TEST(count_macs(trace(*model, {nn::Value(randn({3, 1, 28, 28}))})) == 117600 + 240000 + 48000 + 10080 + 840);
+}
+
+// lenet5, half of every layer's outputs but the last: shapes shrink along the chain (conv2's 8
+// kept channels become 8*5*5 = 200 of fc1's inputs) and the output is the masked model's.
+BOOST_AUTO_TEST_CASE(lenet5_chain) {
+  manual_seed(3);
+  auto model = models::make_model("lenet5");
+  const Tensor x = randn({4, 1, 28, 28});
+  Masks masks = l1_masks(*model, model, R"([{"op_names": ["conv1", "conv2", "fc1", "fc2"], "sparse_ratio": 0.5,
+                                             "granularity": "out_channel"}])", x, false);
+  SpeedupReport r = speedup_model(*model, masks, {nn::Value(x)});
+  auto s = weight_shapes(*model);
+  BOOST_TEST(s.at("conv1.weight") == (Shape{3, 1, 5, 5}));
+  BOOST_TEST(s.at("conv2.weight") == (Shape{8, 3, 5, 5}));
+  BOOST_TEST(s.at("fc1.weight") == (Shape{60, 200}));
+  BOOST_TEST(s.at("fc2.weight") == (Shape{42, 60}));
+  BOOST_TEST(s.at("fc3.weight") == (Shape{10, 42}));
+  BOOST_TEST(r.deviation < 1e-5, "deviation " << r.deviation);
+  BOOST_TEST(r.inexact.empty());
+  BOOST_TEST(r.params_after < r.params_before / 2);
+  BOOST_TEST(r.macs_after < r.macs_before / 2);
+  BOOST_TEST(r.layers.size() == 5u);
+  // It trains: gradients reach the shrunk parameters.
+  model->train(true);
+  cross_entropy((*model)(x), Tensor::from_vector_i64({0, 1, 2, 3}, {4})).backward();
+  BOOST_TEST(model->find("fc1")->param("weight").grad().defined());
+}
+
+// Weights masked, biases not: every removed channel carries its bias through ReLU and pooling,
+// and conv2 (no padding) and fc1 absorb it exactly.
+BOOST_AUTO_TEST_CASE(constants_fold_exactly_without_padding) {
+  manual_seed(4);
+  auto model = models::make_model("lenet5");
+  for (const char* m : {"conv1", "conv2"}) model->find(m)->parameter("bias").fill_(0.3f);
+  const Tensor x = randn({4, 1, 28, 28});
+  Masks masks = l1_masks(*model, model, R"([{"op_names": ["conv1", "conv2"], "target_names": ["weight"],
+                                             "sparse_ratio": 0.5, "granularity": "out_channel"}])", x, false);
+  SpeedupReport r = speedup_model(*model, masks, {nn::Value(x)});
+  BOOST_TEST(r.inexact.empty());
+  BOOST_TEST(r.deviation < 1e-5, "deviation " << r.deviation);
+  BOOST_TEST(model->find("conv2")->param("weight").shape() == (Shape{8, 3, 5, 5}));
+}
+
+// vgg_small with each batch norm pruned with its convolution (automatic dependency groups): exact.
+BOOST_AUTO_TEST_CASE(vgg_small_with_batch_norms) {
+  manual_seed(5);
+  auto model = models::make_model("vgg_small");
+  const Tensor x = randn({2, 1, 28, 28});
+  Masks masks = l1_masks(*model, model, R"([{"op_types": ["Conv2d", "BatchNorm2d"],
+      "exclude_op_names": ["features.conv1", "features.bn1"], "sparse_ratio": 0.5, "granularity": "out_channel"}])",
+                         x, true);
+  const Shape before = model->find("features.conv3")->param("weight").shape();
+  SpeedupReport r = speedup_model(*model, masks, {nn::Value(x)});
+  const Shape after = model->find("features.conv3")->param("weight").shape();
+  BOOST_TEST(after[0] == before[0] / 2);
+  BOOST_TEST(after[1] == before[1] / 2);
+  BOOST_TEST(model->find("features.bn3")->param("weight").shape() == (Shape{before[0] / 2}));
+  BOOST_TEST(r.deviation < 1e-5, "deviation " << r.deviation);
+  BOOST_TEST(r.inexact.empty());
+}
+
+// Convolutions alone: a removed channel leaves the batch norm's shift, which the next (padded)
+// convolution cannot absorb exactly at the border. The report names those layers.
+BOOST_AUTO_TEST_CASE(vgg_small_convs_only_reports_padding) {
+  manual_seed(5);
+  auto model = models::make_model("vgg_small");
+  for (auto& [name, m] : model->named_modules())
+    if (m->type_name() == "BatchNorm2d") m->parameter("bias").fill_(0.5f);
+  const Tensor x = randn({2, 1, 28, 28});
+  Masks masks = l1_masks(*model, model, R"([{"op_types": ["Conv2d"], "exclude_op_names": ["features.conv1"],
+                                             "sparse_ratio": 0.5, "granularity": "out_channel"}])", x, false);
+  SpeedupReport r = speedup_model(*model, masks, {nn::Value(x)});
+  BOOST_TEST(r.inexact == (std::vector<std::string>{"features.conv3", "features.conv4", "features.conv5",
+                                                    "features.conv6"}));
+  BOOST_TEST(r.deviation > 1e-5);  // measured, not hidden
+}
+
+// resnet20: residual sums keep aligned channels through the dependency sets; exact with the norms.
+BOOST_AUTO_TEST_CASE(resnet20_residuals) {
+  manual_seed(6);
+  auto model = models::make_model("resnet20");
+  const Tensor x = randn({2, 1, 28, 28});
+  Masks masks = l1_masks(*model, model, R"([{"op_types": ["Conv2d", "BatchNorm2d"], "sparse_ratio": 0.5,
+                                             "granularity": "out_channel"}])", x, true);
+  SpeedupReport r = speedup_model(*model, masks, {nn::Value(x)});
+  BOOST_TEST(model->find("layer1.0.conv1")->param("weight").shape() == (Shape{8, 8, 3, 3}));
+  BOOST_TEST(model->find("layer3.2.conv2")->param("weight").shape() == (Shape{32, 32, 3, 3}));
+  BOOST_TEST(model->find("fc")->param("weight").shape() == (Shape{10, 32}));
+  BOOST_TEST(r.deviation < 1e-5, "deviation " << r.deviation);
+}
+
+// DECISIONS 17: pruned channels reaching an op speedup cannot carry them through are refused
+// before anything changes, naming the op.
+BOOST_AUTO_TEST_CASE(preflight_refuses_and_changes_nothing) {
+  class Reduce : public nn::Module {
+   public:
+    Reduce() {
+      conv = register_module("conv", std::make_shared<nn::Conv2d>(1, 4, 3));
+      fc = register_module("fc", std::make_shared<nn::Linear>(36, 2));
+    }
+    std::string type_name() const override { return "Reduce"; }
+    std::shared_ptr<nn::Conv2d> conv;
+    std::shared_ptr<nn::Linear> fc;
+
+   protected:
+    nn::Value forward(const std::vector<nn::Value>& in) override {
+      return (*fc)(flatten(sum((*conv)(in[0].tensor()), {1}), 1));  // channels summed away
+    }
+  };
+  manual_seed(7);
+  auto model = std::make_shared<Reduce>();
+  const Tensor x = randn({2, 1, 8, 8});
+  Masks masks = l1_masks(*model, model, R"([{"op_names": ["conv"], "sparse_ratio": 0.5}])", x, false);
+  const auto before = model->find("conv")->param("weight").to_vector();
+  const std::vector<std::string> why = speedup_preflight(*model, masks, {nn::Value(x)});
+  BOOST_REQUIRE_EQUAL(why.size(), 1u);
+  BOOST_TEST(why[0].find("Sum") != std::string::npos, why[0]);
+  BOOST_CHECK_THROW(speedup_model(*model, masks, {nn::Value(x)}), Error);
+  BOOST_TEST(model->find("conv")->param("weight").to_vector() == before);
+  // An activation mask is refused too.
+  Masks act{{"conv._output_0", Tensor::ones({4, 6, 6})}};
+  BOOST_TEST(!speedup_preflight(*model, act, {nn::Value(x)}).empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
