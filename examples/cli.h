@@ -26,6 +26,10 @@ int cmd_quantize(const std::vector<std::string>& args);
 int cmd_distill(const std::vector<std::string>& args);
 // `shrink fuse`: prune + quantize + distil a zoo model in one training run (fusion compression).
 int cmd_fuse(const std::vector<std::string>& args);
+// `shrink speedup`: masks applied for real (smaller layers), saved as a model file.
+int cmd_speedup(const std::vector<std::string>& args);
+// `shrink eval`: test accuracy and inference speed of a zoo model or a model file.
+int cmd_eval(const std::vector<std::string>& args);
 
 // Parses a subcommand's arguments: prints help and returns 0 for --help, prints the error and
 // the options and returns 2 for bad usage, returns nullopt when the command should run.

@@ -18,6 +18,8 @@ void usage(std::ostream& os) {
         "  quantize quantize a zoo model with a config list and save the calibration\n"
         "  distill  train a zoo student with a distillation loss from a zoo teacher\n"
         "  fuse     prune, quantize and distil a zoo model in one training run\n"
+        "  speedup  shrink a pruned model's layers for real and save it as a model file\n"
+        "  eval     test accuracy and inference speed of a zoo model or a model file\n"
         "  explain  show the targets and canonical settings a compression config list selects\n"
         "run 'shrink <command> --help' for the command's options\n";
 }
@@ -39,6 +41,8 @@ int main(int argc, char** argv) {
     if (cmd == "quantize") return shrink::cli::cmd_quantize(args);
     if (cmd == "distill") return shrink::cli::cmd_distill(args);
     if (cmd == "fuse") return shrink::cli::cmd_fuse(args);
+    if (cmd == "speedup") return shrink::cli::cmd_speedup(args);
+    if (cmd == "eval") return shrink::cli::cmd_eval(args);
     if (cmd == "explain") return shrink::cli::cmd_explain(args);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       usage(std::cout);

@@ -8,7 +8,13 @@
 #include "compression/speedup/dependency.h"
 #include "compression/speedup/speedup.h"
 #include "framework/shrink.h"
+#include "models/model_file.h"
 #include "models/zoo.h"
+
+#include <filesystem>
+#include "compression/cli_run.h"
+#include "compression/pruning/mask_io.h"
+#include "framework/io/safetensors.h"
 
 using namespace shrink;
 using namespace shrink::compression;
@@ -163,6 +169,43 @@ BOOST_AUTO_TEST_CASE(preflight_refuses_and_changes_nothing) {
   // An activation mask is refused too.
   Masks act{{"conv._output_0", Tensor::ones({4, 6, 6})}};
   BOOST_TEST(!speedup_preflight(*model, act, {nn::Value(x)}).empty());
+}
+
+// A model file holds the new sizes: it loads as the sped-up model without the original sizes, and
+// `shrink speedup` writes one (with --json's report) from a weights and a masks file.
+BOOST_AUTO_TEST_CASE(model_file_round_trip_and_cli) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("shrink_speedup_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  manual_seed(8);
+  auto model = models::make_model("vgg_small");
+  const Tensor x = randn({2, 1, 28, 28});
+  io::save_safetensors((dir / "w.safetensors").string(), model->state_dict());
+  Masks masks = l1_masks(*model, model, R"([{"op_types": ["Conv2d", "BatchNorm2d"],
+      "exclude_op_names": ["features.conv1", "features.bn1"], "sparse_ratio": 0.25, "granularity": "out_channel"}])",
+                         x, true);
+  save_masks((dir / "m.safetensors").string(), masks);
+  speedup_model(*model, masks, {nn::Value(x)});
+  models::save_model_file((dir / "sped.safetensors").string(), *model, "vgg_small");
+  auto loaded = models::load_model_file((dir / "sped.safetensors").string());
+  model->eval();
+  loaded->eval();
+  NoGradGuard ng;
+  BOOST_TEST((*loaded)(x).to_vector() == (*model)(x).to_vector());
+  BOOST_TEST(loaded->find("features.conv4")->param("weight").shape() == (Shape{48, 48, 3, 3}));
+  BOOST_CHECK_THROW(models::load_model_file((dir / "w.safetensors").string()), Error);  // plain weights
+
+  auto r = testing::run_cli("speedup", "--model vgg_small --weights " + (dir / "w.safetensors").string() + " --masks " +
+                                           (dir / "m.safetensors").string() + " --save " +
+                                           (dir / "cli.safetensors").string() + " --data /nonexistent --json");
+  BOOST_REQUIRE_EQUAL(r.status, 0);
+  boost::json::value v = boost::json::parse(r.out);
+  BOOST_TEST(v.at("params_after").to_number<int64_t>() < v.at("params_before").to_number<int64_t>());
+  BOOST_TEST(v.at("layers").at("features.conv4").at("out_after").to_number<int64_t>() == 48);
+  BOOST_TEST(v.at("deviation").to_number<double>() < 1e-5);
+  auto from_cli = models::load_model_file((dir / "cli.safetensors").string());
+  BOOST_TEST(from_cli->find("features.conv4")->param("weight").shape() == (Shape{48, 48, 3, 3}));
+  fs::remove_all(dir);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

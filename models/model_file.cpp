@@ -1,0 +1,98 @@
+#include "models/model_file.h"
+
+#include <boost/json.hpp>
+
+#include "framework/io/safetensors.h"
+#include "framework/nn/layers.h"
+#include "models/zoo.h"
+
+namespace shrink::models {
+
+namespace {
+
+const char* kModel = "shrink.model";
+const char* kArchitecture = "shrink.architecture";
+
+// Sets a layer's size fields and gives its parameters (and statistics) zeros of the new shapes,
+// which load_state_dict then fills.
+void resize(nn::Module& m, const boost::json::object& d, const std::string& where) {
+  auto num = [&](const char* key) {
+    SHRINK_CHECK(d.contains(key) && d.at(key).is_int64(), where, ": missing integer '", key, "'");
+    return d.at(key).as_int64();
+  };
+  auto reshape = [&](const char* name, Shape s) {
+    if (m.has_parameter(name) && m.param(name).defined()) m.set_parameter(name, Tensor::zeros(s).set_requires_grad(true));
+    else if (m.has_buffer(name) && m.buffer(name).defined()) m.set_buffer(name, Tensor::zeros(s));
+  };
+  const std::string type(d.at("type").as_string());
+  SHRINK_CHECK(type == m.type_name(), where, ": the file says ", type, ", the model has a ", m.type_name());
+  if (auto* conv = dynamic_cast<nn::Conv2d*>(&m)) {
+    conv->in_channels = num("in_channels");
+    conv->out_channels = num("out_channels");
+    conv->groups = num("groups");
+    SHRINK_CHECK(conv->groups > 0 && conv->in_channels % conv->groups == 0, where, ": groups ", conv->groups,
+                 " does not divide ", conv->in_channels, " input channels");
+    reshape("weight", {conv->out_channels, conv->in_channels / conv->groups, conv->kernel_size, conv->kernel_size});
+    if (m.has_parameter("bias") && !m.param("bias").defined() && d.contains("bias") && d.at("bias").as_bool())
+      m.set_parameter("bias", Tensor::zeros({conv->out_channels}).set_requires_grad(true));
+    reshape("bias", {conv->out_channels});
+  } else if (auto* lin = dynamic_cast<nn::Linear*>(&m)) {
+    lin->in_features = num("in_features");
+    lin->out_features = num("out_features");
+    reshape("weight", {lin->out_features, lin->in_features});
+    if (m.has_parameter("bias") && !m.param("bias").defined() && d.contains("bias") && d.at("bias").as_bool())
+      m.set_parameter("bias", Tensor::zeros({lin->out_features}).set_requires_grad(true));
+    reshape("bias", {lin->out_features});
+  } else if (auto* bn = dynamic_cast<nn::BatchNorm*>(&m)) {
+    bn->num_features = num("num_features");
+    for (const char* name : {"weight", "bias", "running_mean", "running_var"}) reshape(name, {bn->num_features});
+  } else {
+    fail(where, ": a ", m.type_name(), " cannot be resized");
+  }
+}
+
+}  // namespace
+
+void save_model_file(const std::string& path, nn::Module& model, const std::string& zoo_name) {
+  boost::json::object layers;
+  for (auto& [name, m] : model.named_modules()) {
+    if (auto* conv = dynamic_cast<nn::Conv2d*>(m.get()))
+      layers[name] = {{"type", "Conv2d"}, {"in_channels", conv->in_channels}, {"out_channels", conv->out_channels},
+                      {"groups", conv->groups}, {"bias", conv->param("bias").defined()}};
+    else if (auto* lin = dynamic_cast<nn::Linear*>(m.get()))
+      layers[name] = {{"type", "Linear"}, {"in_features", lin->in_features}, {"out_features", lin->out_features},
+                      {"bias", lin->param("bias").defined()}};
+    else if (auto* bn = dynamic_cast<nn::BatchNorm*>(m.get()))
+      layers[name] = {{"type", bn->type_name()}, {"num_features", bn->num_features}};
+  }
+  boost::json::object arch{{"layers", layers}};
+  io::save_safetensors(path, model.state_dict(), {{kModel, zoo_name}, {kArchitecture, boost::json::serialize(arch)}});
+}
+
+std::shared_ptr<nn::Module> load_model_file(const std::string& path) {
+  io::SafetensorsFile f = io::load_safetensors(path);
+  auto model_it = f.metadata.find(kModel), arch_it = f.metadata.find(kArchitecture);
+  SHRINK_CHECK(model_it != f.metadata.end() && arch_it != f.metadata.end(), path, ": not a shrink model file (no '",
+               kModel, "' and '", kArchitecture, "' in __metadata__; plain weights load with --weights)");
+  auto model = make_model(model_it->second);
+  boost::json::value arch;
+  try {
+    arch = boost::json::parse(arch_it->second);
+  } catch (const std::exception& e) {
+    fail(path, ": __metadata__.", kArchitecture, " is not JSON: ", e.what());
+  }
+  SHRINK_CHECK(arch.is_object() && arch.as_object().contains("layers") && arch.at("layers").is_object(), path,
+               ": __metadata__.", kArchitecture, " has no 'layers' object");
+  for (const auto& [name, d] : arch.at("layers").as_object()) {
+    const std::string where = path + ": layer '" + std::string(name) + "'";
+    auto m = model->find(std::string(name));
+    SHRINK_CHECK(m != nullptr, where, ": the ", model_it->second, " model has no such module");
+    SHRINK_CHECK(d.is_object() && d.as_object().contains("type") && d.at("type").is_string(), where,
+                 ": expected an object with a 'type'");
+    resize(*m, d.as_object(), where);
+  }
+  model->load_state_dict(std::map<std::string, Tensor>(f.tensors.begin(), f.tensors.end()));
+  return model;
+}
+
+}  // namespace shrink::models
