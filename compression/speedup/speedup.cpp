@@ -38,6 +38,7 @@ struct LayerPlan {
   std::string type;
   std::vector<uint8_t> in_keep, out_keep;
   std::vector<float> fold;  // per output channel, added to the bias
+  int64_t groups_after = 1;  // convolutions
   bool seen = false;
 };
 
@@ -146,20 +147,23 @@ class Planner {
     return p;
   }
 
-  // Folds the constants of removed input channels into the layer's bias: fold[o] += sum over
-  // removed c of value[c] * sum of W[o, c, ...]. Returns whether any constant was non-zero.
-  static bool fold_inputs(const Tensor& w, const Channels& in, int64_t group_in, std::vector<float>& fold) {
-    const int64_t out = w.size(0), per_in = w.numel() / out, k = per_in / group_in;
+  // Folds the constants of removed input channels into the layer's bias: for output o of group g,
+  // fold[o] += sum over removed inputs c of group g of value[c] * sum of W[o, c - g * in_g, ...].
+  // Returns whether any removed input carried a non-zero constant.
+  static bool fold_inputs(const Tensor& w, const Channels& in, int64_t groups, std::vector<float>& fold) {
+    const int64_t out = w.size(0), per_out = w.numel() / out, in_g = static_cast<int64_t>(in.keep.size()) / groups;
+    const int64_t out_g = out / groups, k = per_out / in_g;
     const std::vector<float> wv = w.to_vector();
     bool any = false;
-    for (int64_t c = 0; c < group_in; ++c) {
-      const float v = in.value[static_cast<size_t>(c)];
-      if (in.keep[static_cast<size_t>(c)] || v == 0.f) continue;
-      any = true;
-      for (int64_t o = 0; o < out; ++o) {
+    for (int64_t o = 0; o < out; ++o) {
+      const int64_t g = o / out_g;
+      for (int64_t cl = 0; cl < in_g; ++cl) {
+        const size_t c = static_cast<size_t>(g * in_g + cl);
+        if (in.keep[c] || in.value[c] == 0.f) continue;
+        any = true;
         double s = 0.0;
-        for (int64_t j = 0; j < k; ++j) s += wv[static_cast<size_t>(o * per_in + c * k + j)];
-        fold[static_cast<size_t>(o)] += static_cast<float>(v * s);
+        for (int64_t j = 0; j < k; ++j) s += wv[static_cast<size_t>(o * per_out + cl * k + j)];
+        fold[static_cast<size_t>(o)] += static_cast<float>(in.value[c] * s);
       }
     }
     return any;
@@ -181,32 +185,29 @@ class Planner {
       LayerPlan& p = plan(n, "Conv2d", in, k);
       const Tensor w = effective(*conv, n.module, "weight", masks_), b = effective(*conv, n.module, "bias", masks_);
       p.fold.assign(static_cast<size_t>(channels), 0.f);
-      const bool depthwise = conv->groups > 1 && conv->groups == conv->in_channels && conv->groups == conv->out_channels;
+      const int64_t groups = conv->groups, in_g = conv->in_channels / groups, out_g = conv->out_channels / groups;
+      // A depthwise channel only sees its own input channel: it is kept exactly when that is.
+      p.out_keep = in_g == 1 && out_g == 1 ? in.keep : out_keep_[n.module];
+      if (fold_inputs(w, in, groups, p.fold) && conv->padding > 0) note_inexact(n.module);
+      // Every group keeps the same numbers of inputs and outputs, or loses all of both
+      // (NNI's UnBalancedGroupError / EmptyLayerError).
+      int64_t kin = -1, kout = -1;
+      p.groups_after = 0;
+      for (int64_t g = 0; g < groups; ++g) {
+        const int64_t ki = std::count(in.keep.begin() + g * in_g, in.keep.begin() + (g + 1) * in_g, 1);
+        const int64_t ko = std::count(p.out_keep.begin() + g * out_g, p.out_keep.begin() + (g + 1) * out_g, 1);
+        if (ki == 0 && ko == 0) continue;
+        if (ki == 0 || ko == 0 || (kin >= 0 && (ki != kin || ko != kout)))
+          return refuse(k, "convolution with " + std::to_string(groups) + " groups: group " + std::to_string(g) +
+                               " keeps " + std::to_string(ki) + " inputs and " + std::to_string(ko) +
+                               " outputs, unlike the others (give its input layers internal_metric_block " +
+                               std::to_string(groups) + " in its dependency group)");
+        kin = ki;
+        kout = ko;
+        ++p.groups_after;
+      }
+      if (p.groups_after == 0) return refuse(k, "every output channel is removed (a layer cannot be pruned to empty)");
       std::vector<float> bias = b.defined() ? b.to_vector() : std::vector<float>(static_cast<size_t>(channels), 0.f);
-      if (depthwise) {
-        // Channel c only sees input channel c: it is kept exactly when its input is.
-        p.out_keep = in.keep;
-        st = Channels{in.keep, std::vector<float>(static_cast<size_t>(channels), 0.f)};
-        const std::vector<float> wv = w.to_vector();
-        const int64_t per = w.numel() / channels;
-        for (int64_t c = 0; c < channels; ++c) {
-          if (in.keep[static_cast<size_t>(c)]) continue;
-          double s = 0.0;
-          for (int64_t j = 0; j < per; ++j) s += wv[static_cast<size_t>(c * per + j)];
-          st.value[static_cast<size_t>(c)] = static_cast<float>(in.value[static_cast<size_t>(c)] * s) + bias[static_cast<size_t>(c)];
-          if (conv->padding > 0 && in.value[static_cast<size_t>(c)] != 0.f) note_inexact(n.module);
-        }
-        return;
-      }
-      if (conv->groups > 1) {
-        if (!in.everything() || !std::all_of(out_keep_[n.module].begin(), out_keep_[n.module].end(), [](uint8_t v) { return v; }))
-          refuse(k, "a grouped convolution (groups=" + std::to_string(conv->groups) + ") with removed channels");
-        p.out_keep = out_keep_[n.module];
-        st = Channels::all(channels);
-        return;
-      }
-      if (fold_inputs(w, in, conv->in_channels, p.fold) && conv->padding > 0) note_inexact(n.module);
-      p.out_keep = out_keep_[n.module];
       st = Channels{p.out_keep, std::vector<float>(static_cast<size_t>(channels), 0.f)};
       for (int64_t o = 0; o < channels; ++o)
         if (!st.keep[static_cast<size_t>(o)]) st.value[static_cast<size_t>(o)] = bias[static_cast<size_t>(o)] + p.fold[static_cast<size_t>(o)];
@@ -219,7 +220,7 @@ class Planner {
       LayerPlan& p = plan(n, "Linear", in, k);
       const Tensor w = effective(*lin, n.module, "weight", masks_), b = effective(*lin, n.module, "bias", masks_);
       p.fold.assign(static_cast<size_t>(channels), 0.f);
-      fold_inputs(w, in, lin->in_features, p.fold);  // exact: every feature is one column
+      fold_inputs(w, in, 1, p.fold);  // exact: every feature is one column
       p.out_keep = out_keep_[n.module];
       std::vector<float> bias = b.defined() ? b.to_vector() : std::vector<float>(static_cast<size_t>(channels), 0.f);
       st = Channels{p.out_keep, std::vector<float>(static_cast<size_t>(channels), 0.f)};
@@ -330,6 +331,29 @@ Tensor select(const Tensor& t, const std::vector<int64_t>& rows, const std::vect
   return Tensor::from_vector(out, s);
 }
 
+// A convolution's weight [O, I/groups, kh, kw] reduced to the kept outputs and, in each output's
+// group, the kept inputs of that group (the planner checked the groups are balanced).
+Tensor select_grouped(const Tensor& w, const std::vector<uint8_t>& out_keep, const std::vector<uint8_t>& in_keep,
+                      int64_t groups) {
+  const std::vector<float> v = w.to_vector();
+  const int64_t out = w.size(0), in_g = w.size(1), out_g = out / groups, k = w.numel() / (out * in_g);
+  std::vector<float> r;
+  int64_t rows = 0, cols = 0;
+  for (int64_t o = 0; o < out; ++o) {
+    if (!out_keep[static_cast<size_t>(o)]) continue;
+    ++rows;
+    const int64_t g = o / out_g;
+    cols = 0;
+    for (int64_t cl = 0; cl < in_g; ++cl) {
+      if (!in_keep[static_cast<size_t>(g * in_g + cl)]) continue;
+      ++cols;
+      const auto begin = v.begin() + static_cast<long>((o * in_g + cl) * k);
+      r.insert(r.end(), begin, begin + k);
+    }
+  }
+  return Tensor::from_vector(r, {rows, cols, w.size(2), w.size(3)});
+}
+
 // A shrunk parameter: trainable again on the layer's device.
 Tensor trainable(const Tensor& cpu, Device device) {
   Tensor t = cpu.to(device);
@@ -418,9 +442,8 @@ SpeedupReport speedup_model(nn::Module& model, const Masks& masks, const std::ve
                        static_cast<int64_t>(p.out_keep.size()), static_cast<int64_t>(out.size())};
     NoGradGuard ng;
     if (auto* conv = dynamic_cast<nn::Conv2d*>(&m)) {
-      const bool depthwise = conv->groups > 1 && conv->groups == conv->in_channels;
-      Tensor w = conv->parameter("weight").to(Device::CPU);
-      conv->set_parameter("weight", trainable(select(w, out, depthwise ? nullptr : &in), device));
+      conv->set_parameter("weight", trainable(select_grouped(conv->parameter("weight").to(Device::CPU), p.out_keep,
+                                                             p.in_keep, conv->groups), device));
       Tensor b = conv->param("bias");
       std::vector<float> bias = b.defined() ? b.to(Device::CPU).to_vector() : std::vector<float>(p.out_keep.size(), 0.f);
       bool any_fold = false;
@@ -431,8 +454,8 @@ SpeedupReport speedup_model(nn::Module& model, const Masks& masks, const std::ve
       if (b.defined() || any_fold)
         conv->set_parameter("bias", trainable(select(Tensor::from_vector(bias, {static_cast<int64_t>(bias.size())}), out, nullptr), device));
       conv->out_channels = static_cast<int64_t>(out.size());
-      conv->in_channels = depthwise ? static_cast<int64_t>(out.size()) : static_cast<int64_t>(in.size());
-      if (depthwise) conv->groups = static_cast<int64_t>(out.size());
+      conv->in_channels = static_cast<int64_t>(in.size());
+      conv->groups = p.groups_after;
     } else if (auto* lin = dynamic_cast<nn::Linear*>(&m)) {
       Tensor w = lin->parameter("weight").to(Device::CPU);
       lin->set_parameter("weight", trainable(select(w, out, &in), device));

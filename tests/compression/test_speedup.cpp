@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "compression/pruning/norm_pruners.h"
+#include "compression/simple_model.h"
 #include "compression/speedup/dependency.h"
 #include "compression/speedup/speedup.h"
 #include "framework/shrink.h"
@@ -136,6 +137,83 @@ BOOST_AUTO_TEST_CASE(resnet20_residuals) {
   BOOST_TEST(model->find("layer3.2.conv2")->param("weight").shape() == (Shape{32, 32, 3, 3}));
   BOOST_TEST(model->find("fc")->param("weight").shape() == (Shape{10, 32}));
   BOOST_TEST(r.deviation < 1e-5, "deviation " << r.deviation);
+}
+
+// §9.2 item 3: NNI's config on SimpleTorchModel with automatic groups; the grouped conv2 (4 groups)
+// keeps 1 input and 2 outputs per group. Out channels: conv1 4, conv2 8, conv3 8, fc1 25.
+BOOST_AUTO_TEST_CASE(simple_model_grouped_convolution) {
+  manual_seed(9);
+  auto model = std::make_shared<testing::SimpleModel>();
+  const Tensor x = randn({2, 1, 28, 28});
+  Masks masks = l1_masks(*model, model, R"([
+    {"op_types": ["Linear"], "exclude_op_names": ["fc2"], "sparse_ratio": 0.75, "granularity": "out_channel"},
+    {"op_names": ["conv1", "conv2", "conv3"], "sparse_ratio": 0.75, "granularity": "out_channel"}])", x, true);
+  SpeedupReport r = speedup_model(*model, masks, {nn::Value(x)});
+  BOOST_TEST(model->conv1->param("weight").shape() == (Shape{4, 1, 3, 3}));
+  BOOST_TEST(model->conv2->param("weight").shape() == (Shape{8, 1, 3, 3}));
+  BOOST_TEST(model->conv2->groups == 4);
+  BOOST_TEST(model->conv3->param("weight").shape() == (Shape{8, 4, 3, 3}));
+  BOOST_TEST(model->fc1->param("weight").shape() == (Shape{25, 8 * 24 * 24}));
+  BOOST_TEST(r.deviation < 1e-5, "deviation " << r.deviation);  // no padding: bn1's constants fold exactly
+  BOOST_TEST(r.inexact.empty());
+}
+
+// A depthwise convolution keeps exactly its input's channels (groups shrink with them).
+BOOST_AUTO_TEST_CASE(depthwise_follows_its_input) {
+  class Depthwise : public nn::Module {
+   public:
+    Depthwise() {
+      conv = register_module("conv", std::make_shared<nn::Conv2d>(1, 8, 3, 1, 1));
+      bn = register_module("bn", std::make_shared<nn::BatchNorm2d>(8));
+      dw = register_module("dw", std::make_shared<nn::Conv2d>(8, 8, 3, 1, 1, 1, 8));
+      pw = register_module("pw", std::make_shared<nn::Conv2d>(8, 16, 1));
+    }
+    std::string type_name() const override { return "Depthwise"; }
+    std::shared_ptr<nn::Conv2d> conv, dw, pw;
+    std::shared_ptr<nn::BatchNorm2d> bn;
+
+   protected:
+    nn::Value forward(const std::vector<nn::Value>& in) override {
+      return (*pw)(relu((*dw)(relu((*bn)((*conv)(in[0].tensor()))))));
+    }
+  };
+  manual_seed(10);
+  auto model = std::make_shared<Depthwise>();
+  const Tensor x = randn({2, 1, 6, 6});
+  Masks masks = l1_masks(*model, model, R"([{"op_names": ["conv", "bn", "dw"], "sparse_ratio": 0.5,
+                                             "granularity": "out_channel"}])", x, true);
+  SpeedupReport r = speedup_model(*model, masks, {nn::Value(x)});
+  BOOST_TEST(model->dw->param("weight").shape() == (Shape{4, 1, 3, 3}));
+  BOOST_TEST(model->dw->groups == 4);
+  BOOST_TEST(model->pw->param("weight").shape() == (Shape{16, 4, 1, 1}));
+  BOOST_TEST(r.deviation < 1e-5, "deviation " << r.deviation);
+}
+
+// mlp and tiny_transformer's feed-forward layers: exact; its attention projections are refused (the
+// heads are reshaped out of the features), naming the op inside the attention module.
+BOOST_AUTO_TEST_CASE(mlp_and_transformer_feed_forward) {
+  manual_seed(11);
+  auto mlp = models::make_model("mlp");
+  const Tensor x = randn({3, 1, 28, 28});
+  Masks m1 = l1_masks(*mlp, mlp, R"([{"op_names": ["fc1", "fc2"], "sparse_ratio": 0.5}])", x, false);
+  SpeedupReport r1 = speedup_model(*mlp, m1, {nn::Value(x)});
+  BOOST_TEST(mlp->find("fc2")->param("weight").shape() == (Shape{64, 128}));
+  BOOST_TEST(r1.deviation < 1e-5, "deviation " << r1.deviation);
+
+  auto tt = models::make_model("tiny_transformer");
+  Masks m2 = l1_masks(*tt, tt, R"([{"op_names_re": ["layers\\.[0-9]+\\.ffn\\.fc1"], "sparse_ratio": 0.5}])", x, false);
+  BOOST_REQUIRE(!m2.empty());
+  const int64_t hidden = tt->find("layers.0.ffn.fc1")->param("weight").size(0);
+  SpeedupReport r2 = speedup_model(*tt, m2, {nn::Value(x)});
+  BOOST_TEST(tt->find("layers.0.ffn.fc1")->param("weight").size(0) == hidden / 2);
+  BOOST_TEST(tt->find("layers.0.ffn.fc2")->param("weight").size(1) == hidden / 2);
+  BOOST_TEST(r2.deviation < 1e-5, "deviation " << r2.deviation);
+
+  auto tt2 = models::make_model("tiny_transformer");
+  Masks m3 = l1_masks(*tt2, tt2, R"([{"op_names": ["layers.0.attn.q_proj"], "sparse_ratio": 0.5}])", x, false);
+  const std::vector<std::string> why = speedup_preflight(*tt2, m3, {nn::Value(x)});
+  BOOST_REQUIRE(!why.empty());
+  BOOST_TEST(why[0].find("layers.0.attn") != std::string::npos, why[0]);
 }
 
 // DECISIONS 17: pruned channels reaching an op speedup cannot carry them through are refused
