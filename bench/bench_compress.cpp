@@ -5,6 +5,7 @@
 //   masks       every Conv2d/Linear weight masked (50% element-wise, LevelPruner); target <= 1.03
 //   fake_quant  every Conv2d/Linear weight, input and output int8 fake-quantized by the QAT
 //               quantizer (EMA observers, scale refreshed every forward); target <= 1.10
+// the Trainer's default non-finite check (finite_check: loss and gradients; target <= 1.01),
 // and the distillation step: a lenet5 student step plus a vgg_small teacher forward (no
 // gradient) and the KL of their logits (distill_kl, T = 2), against the plain student step.
 //   ./build/bin/bench_compress --threads 2
@@ -107,6 +108,31 @@ int main(int argc, char** argv) {
       }
       print_row(name, kind, plain, wrapped);
     }
+  }
+  // The Trainer's default non-finite check (loss and every gradient, one min/max pass each) against
+  // the same Trainer step without it; target <= 1.01.
+  for (const std::string name : {"vgg_small", "resnet20"}) {
+    manual_seed(0);
+    auto model = models::make_model(name);
+    auto opt = std::make_shared<optim::SGD>(model->parameters(), 0.01f, 0.9f);
+    Tensor x = randn({64, 1, 28, 28});
+    std::vector<int64_t> labels(64);
+    for (int i = 0; i < 64; ++i) labels[i] = i % 10;
+    auto ds = std::make_shared<data::TensorDataset>(x, Tensor::from_vector_i64(labels, {64}));
+    train::Trainer trainer(model, opt, std::make_shared<data::DataLoader>(ds, 64, false, 0));
+    auto trainer_step = [&](bool check) {
+      trainer.set_check_finite(check);
+      auto t0 = std::chrono::steady_clock::now();
+      trainer.train(-1, steps);
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
+    };
+    trainer_step(true);
+    std::vector<double> off, on;
+    for (int r = 0; r < rounds; ++r) {
+      off.push_back(trainer_step(false));
+      on.push_back(trainer_step(true));
+    }
+    print_row(name, "finite_check", off, on);
   }
   // Distillation: the teacher's forward dominates (vgg_small is ~50x lenet5's compute).
   {

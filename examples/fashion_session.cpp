@@ -24,7 +24,9 @@ void add_train_options(po::options_description& desc, TrainOptions& o) {
       ("limit", po::value(&o.limit)->default_value(-1), "use only the first N training images")
       ("threads", po::value(&o.threads)->default_value(0), "worker threads (0 = all cores)")
       ("data", po::value(&o.data_dir)->default_value(o.data_dir), "Fashion-MNIST directory")
-      ("device", po::value(&o.device)->default_value("cpu"), "cpu | cuda");
+      ("device", po::value(&o.device)->default_value("cpu"), "cpu | cuda")
+      ("allow-nonfinite", po::bool_switch(&o.allow_nonfinite), "train on when the loss or a gradient is NaN/Inf (default: stop with an error naming the op)")
+      ("detect-anomaly", po::bool_switch(&o.detect_anomaly), "check every op's output and gradient for NaN/Inf as it is made (slower)");
 }
 
 Device apply_runtime_options(const TrainOptions& o) {
@@ -51,6 +53,8 @@ FashionSession make_fashion_session(std::shared_ptr<nn::Module> model, const Tra
                                              static_cast<float>(o.weight_decay));
   s.trainer = std::make_shared<train::Trainer>(s.model, s.optimizer, train_loader, test_loader);
   s.trainer->set_device(device);
+  s.trainer->set_check_finite(!o.allow_nonfinite);
+  s.trainer->set_detect_anomaly(o.detect_anomaly);
   s.trainer->set_log(&log, &log == &std::cout && isatty(STDOUT_FILENO) != 0);
   if (schedule_epochs > 0)
     s.trainer->set_scheduler(std::make_shared<optim::CosineAnnealingLR>(*s.optimizer, schedule_epochs));

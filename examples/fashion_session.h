@@ -19,9 +19,11 @@ struct TrainOptions {
   int64_t limit = -1;
   int threads = 0;
   std::string data_dir, device = "cpu";
+  bool allow_nonfinite = false, detect_anomaly = false;
 };
 
-// --batch --lr --momentum --weight-decay --seed --limit --threads --data --device, each defaulting
+// --batch --lr --momentum --weight-decay --seed --limit --threads --data --device --allow-nonfinite
+// --detect-anomaly, each defaulting
 // to what `o` holds (a command may preset them).
 void add_train_options(boost::program_options::options_description& desc, TrainOptions& o);
 // Applies --threads and checks --device; returns the device (throws for "cuda" without one).

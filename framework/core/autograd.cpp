@@ -26,10 +26,13 @@ const char* op_kind_name(OpKind k) {
 
 namespace {
 thread_local bool g_grad_enabled = true;
+thread_local bool g_anomaly = false;
 thread_local const void* g_scope = nullptr;
 }  // namespace
 
 bool GradMode::enabled() { return g_grad_enabled; }
+bool AnomalyMode::enabled() { return g_anomaly; }
+void AnomalyMode::set_enabled(bool on) { g_anomaly = on; }
 void GradMode::set_enabled(bool on) { g_grad_enabled = on; }
 
 const void* ModuleScope::current() { return g_scope; }
@@ -54,6 +57,10 @@ void record(Tensor& output, OpKind kind, std::vector<Tensor> inputs,
   node->backward = std::move(backward);
   node->output = output.impl_ptr();
   output.set_grad_fn(std::move(node));
+  if (g_anomaly && output.dtype() == DType::F32 && !all_finite(output))
+    throw NonFiniteError(kind, g_scope, false,
+                         std::string("non-finite value (NaN or Inf) in the output of ") + op_kind_name(kind) + " " +
+                             output.describe());
 }
 
 namespace {
@@ -161,6 +168,10 @@ void run_backward(const Tensor& root, const Tensor& grad) {
       const Tensor& in = node->inputs[i];
       const Tensor& gi = in_grads[i];
       if (!in.defined() || !gi.defined() || !in.requires_grad()) continue;
+      if (g_anomaly && !all_finite(gi))
+        throw NonFiniteError(node->kind, node->scope, true,
+                             std::string("non-finite gradient (NaN or Inf) from the backward of ") +
+                                 op_kind_name(node->kind) + " for its input " + std::to_string(i) + " " + gi.describe());
       SHRINK_CHECK(gi.shape() == in.shape(), "backward of ", op_kind_name(node->kind),
                    ": gradient ", gi.describe(), " for input ", i, " ", in.describe());
       if (in.grad_fn()) {

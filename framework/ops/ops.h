@@ -142,6 +142,8 @@ struct MinMax {
   Tensor min, max;
 };
 MinMax aminmax(const Tensor& x);
+// No NaN and no +-Inf in x (one min/max pass; other dtypes than F32 are always finite).
+bool all_finite(const Tensor& x);
 // k-th smallest value (1-based) along dim, as torch.kthvalue (values only, gradient to it).
 Tensor kthvalue(const Tensor& x, int64_t k, int64_t dim, bool keepdim = false);
 struct TopK {

@@ -1,5 +1,6 @@
 // Reductions, selection (max/min/argmax/kthvalue/topk, where, masked_fill), embedding, dropout.
 #include <algorithm>
+#include <cmath>
 
 #include "framework/core/random.h"
 #include "framework/ops/op_util.h"
@@ -177,6 +178,14 @@ MinMax aminmax(const Tensor& x) {
   MinMax r{Tensor::empty(out, DType::F32, x.device()), Tensor::empty(out, DType::F32, x.device())};
   if (rows > 0) backend(x.device()).min_max_rows(x, rows, n, r.min, r.max);
   return r;
+}
+
+bool all_finite(const Tensor& x) {
+  if (x.dtype() != DType::F32 || x.numel() == 0) return true;
+  const Tensor flat = reshape(x.detach(), {1, x.numel()});  // tensors are contiguous: a view
+  const MinMax r = aminmax(flat);
+  const float lo = r.min.item(), hi = r.max.item();
+  return std::isfinite(lo) && std::isfinite(hi);
 }
 
 Tensor kthvalue(const Tensor& x, int64_t k, int64_t dim, bool keepdim) {

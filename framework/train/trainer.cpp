@@ -165,6 +165,37 @@ void Trainer::add_to_param_group(const std::string& module, const std::vector<Te
   }
 }
 
+Tensor Trainer::forward_backward(const Tensor& x, const Tensor& y, Tensor* out) {
+  *out = (*model_)(x);
+  Tensor loss = loss_fn_(*out, y);
+  for (auto& [id, p] : loss_patches_) loss = p(loss, batch_);
+  optimizer_->zero_grad();
+  loss.backward();
+  return loss;
+}
+
+std::string Trainer::scope_name(const void* scope) const {
+  if (!scope) return "(none: outside every module)";
+  for (auto& [name, m] : model_->named_modules())
+    if (m.get() == scope) return name.empty() ? "(the model)" : name;
+  return "(a module outside the model)";
+}
+
+void Trainer::report_nonfinite(const Tensor& x, const Tensor& y, const std::string& what) {
+  const int64_t step = global_step_ + 1;
+  try {
+    AnomalyGuard anomaly;
+    Tensor out;
+    forward_backward(x, y, &out);
+  } catch (const NonFiniteError& e) {
+    fail("step ", step, ": ", what, "; the first non-finite value: ", e.what(), " in the ",
+         e.backward ? "backward" : "forward", " of module '", scope_name(e.scope),
+         "' (training stopped; --allow-nonfinite trains on regardless)");
+  }
+  fail("step ", step, ": ", what, " (no single op produced it when the step was re-run; training stopped; ",
+       "--allow-nonfinite trains on regardless)");
+}
+
 void Trainer::progress(int64_t done, int64_t total, double loss, double seconds) {
   if (!log_ || !tty_) return;
   const int width = 30;
@@ -191,11 +222,25 @@ std::vector<EpochStats> Trainer::train(int64_t max_epochs, int64_t max_steps) {
     while (train_loader_->next(batch_)) {
       if (max_steps >= 0 && steps_this_call >= max_steps) break;
       Tensor x = batch_.inputs.to(device_), y = batch_.labels.to(device_);
-      Tensor out = (*model_)(x);
-      loss_ = loss_fn_(out, y);
-      for (auto& [id, p] : loss_patches_) loss_ = p(loss_, batch_);
-      optimizer_->zero_grad();
-      loss_.backward();
+      Tensor out;
+      try {
+        AnomalyGuard anomaly(detect_anomaly_);
+        loss_ = forward_backward(x, y, &out);
+      } catch (const NonFiniteError& e) {
+        fail("step ", global_step_ + 1, ": ", e.what(), " in the ", e.backward ? "backward" : "forward", " of module '",
+             scope_name(e.scope), "'");
+      }
+      if (check_finite_) {
+        if (!all_finite(loss_)) report_nonfinite(x, y, "the loss is " + std::to_string(loss_.item()));
+        for (const auto& group : optimizer_->param_groups())
+          for (const Tensor& p : group.params)
+            if (p.grad().defined() && !all_finite(p.grad())) {
+              std::string name = "a parameter " + p.describe() + " outside the model";
+              for (auto& [n, q] : model_->named_parameters())
+                if (q.impl() == p.impl()) name = n;
+              report_nonfinite(x, y, "the gradient of " + name + " is not finite");
+            }
+      }
       for (auto& [id, cb] : after_backward_) cb(*this);
       for (auto& [id, cb] : before_step_) cb(*this);
       optimizer_->step();

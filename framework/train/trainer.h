@@ -105,10 +105,22 @@ class Trainer {
     tty_ = tty;
   }
   void set_device(Device d) { device_ = d; }
+  // Non-finite values. By default every step checks its loss and its gradients (one min/max pass
+  // each) before the optimizer step; a NaN/Inf stops training with an Error that names the step and
+  // the first op (and module) that produced one, found by re-running that step's forward and
+  // backward in anomaly mode (autograd.h). `false` trains on regardless (--allow-nonfinite).
+  void set_check_finite(bool on) { check_finite_ = on; }
+  // Anomaly mode for every step: each op's output and gradient is checked as it is made.
+  void set_detect_anomaly(bool on) { detect_anomaly_ = on; }
   void set_scheduler(std::shared_ptr<optim::LRScheduler> s) { scheduler_ = std::move(s); }
 
  private:
   void progress(int64_t done, int64_t total, double loss, double seconds);
+  // The step's forward, patched loss and backward.
+  Tensor forward_backward(const Tensor& x, const Tensor& y, Tensor* out);
+  // Where the step's first non-finite value came from (re-runs it in anomaly mode); throws.
+  [[noreturn]] void report_nonfinite(const Tensor& x, const Tensor& y, const std::string& what);
+  std::string scope_name(const void* scope) const;
   template <typename F>
   CallbackId add(std::vector<std::pair<CallbackId, F>>& list, F fn) {
     list.emplace_back(++last_id_, std::move(fn));
@@ -134,6 +146,7 @@ class Trainer {
   std::ostream* log_ = nullptr;
   bool tty_ = false;
   Device device_ = Device::CPU;
+  bool check_finite_ = true, detect_anomaly_ = false;
 };
 
 }  // namespace shrink::train
