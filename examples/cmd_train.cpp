@@ -43,6 +43,10 @@ int cmd_train(const std::vector<std::string>& args) {
   std::cout << "training " << model_name << " on Fashion-MNIST (" << s.train_set->size()
             << " images), " << epochs << " epochs, batch " << opts.batch << ", lr " << opts.lr
             << ", seed " << opts.seed << ", " << num_threads() << " threads\n";
+  double first_loss = NAN;  // the loss of step 1: a device-independent check of the first forward
+  s.trainer->on_after_step([&first_loss](train::Trainer& t) {
+    if (t.global_step() == 1) first_loss = t.current_loss().item();
+  });
   auto history = s.trainer->train(epochs);
   double test_acc = history.empty() ? s.trainer->evaluate().accuracy : history.back().test_accuracy;
   double sps = 0.0;
@@ -57,6 +61,7 @@ int cmd_train(const std::vector<std::string>& args) {
     std::cout << "{\"model\": \"" << model_name << "\", \"epochs\": " << epochs
               << ", \"seed\": " << opts.seed << ", \"batch\": " << opts.batch
               << ", \"test_acc\": " << json_number(test_acc)
+              << ", \"first_loss\": " << json_number(first_loss)
               << ", \"final_loss\": " << json_number(history.empty() ? NAN : history.back().loss)
               << ", \"train_samples_per_s\": " << json_number(sps) << "}\n";
   }

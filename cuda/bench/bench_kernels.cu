@@ -2,7 +2,8 @@
 // traffic.h) next to the device's spec bandwidth and a measured copy kernel, plus GFLOP/s of
 // cuBLAS GEMM and cuDNN convolution. Needs a GPU; exits 0 with a message without one.
 //   ./build/bin/bench_kernels            (N = 8M and 32M floats)
-// Target for elementwise, mask and fake-quant kernels at N >= 8M: >= 80% of the copy kernel.
+// Target for elementwise, mask, fake-quant and distillation kernels at N >= 8M: >= 80% of the copy
+// kernel.
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include "cuda/bench/traffic.h"
 #include "cuda/checks.h"
 #include "cuda/cuda_backend.h"
+#include "cuda/kernels/distill.cuh"
 #include "cuda/kernels/elementwise.cuh"
 #include "cuda/kernels/optim.cuh"
 #include "cuda/kernels/quant.cuh"
@@ -107,6 +109,10 @@ int main() {
         [&] { kern::reduce(ReduceOp::Sum, x, rows, 1024, 1, y, nullptr); });
     row("softmax rows (1024)", bench::bytes_softmax(rows, 1024),
         [&] { kern::softmax(x, y, rows, 1024, 1, false); });
+    row("distill kl rows (1024)", bench::bytes_distill(rows, 1024),
+        [&] { kern::distill_loss(DistillLoss::Kl, x, g, rows, 1024, 2.f, v, y); });
+    row("distill mse rows (1024)", bench::bytes_distill(rows, 1024),
+        [&] { kern::distill_loss(DistillLoss::Mse, x, g, rows, 1024, 2.f, v, y); });
     row("sgd momentum", bench::bytes_sgd_momentum(n),
         [&] { kern::sgd_step(y, g, m, n, 0.01f, 0.9f, 0.f, 0.f, false, false); });
     row("adam", bench::bytes_adam(n),

@@ -30,8 +30,9 @@ inline int64_t bytes_softmax(int64_t rows, int64_t n) { return 2 * kF * rows * n
 inline int64_t bytes_sgd_momentum(int64_t n) { return 5 * kF * n; }
 // Adam: read/write param, m, v; read grad.
 inline int64_t bytes_adam(int64_t n) { return 7 * kF * n; }
-// MSE distillation loss of two [rows, n] tensors: read both, write a scalar per row.
-inline int64_t bytes_mse(int64_t rows, int64_t n) { return kF * (2 * rows * n + rows); }
+// Fused KL / MSE distillation of two [rows, n] tensors (distill.cuh): read both, write the student
+// gradient and a loss per row (the passes over a row hit cache, not memory).
+inline int64_t bytes_distill(int64_t rows, int64_t n) { return kF * (3 * rows * n + rows); }
 
 // Dense work.
 inline double flops_gemm(int64_t m, int64_t n, int64_t k) { return 2.0 * m * n * k; }

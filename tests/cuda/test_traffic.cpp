@@ -25,7 +25,7 @@ BOOST_AUTO_TEST_CASE(reduction_and_update_bytes) {
   BOOST_TEST(bytes_softmax(2, 100) == 1600);
   BOOST_TEST(bytes_sgd_momentum(10) == 200);     // p, buf read+written (4), grad read (1)
   BOOST_TEST(bytes_adam(10) == 280);             // p, m, v read+written (6), grad read (1)
-  BOOST_TEST(bytes_mse(2, 100) == 1608);
+  BOOST_TEST(bytes_distill(2, 100) == 2408);    // s, t read, grad written (600), a loss per row
 }
 
 BOOST_AUTO_TEST_CASE(flops) {
