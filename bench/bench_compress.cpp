@@ -15,6 +15,7 @@
 #include <chrono>
 #include <iomanip>
 #include <iostream>
+#include <tuple>
 
 #include "compression/pruning/norm_pruners.h"
 #include "compression/quantization/qat_quantizer.h"
@@ -42,6 +43,13 @@ void print_row(const std::string& model, const std::string& kind, std::vector<do
             << median(base) * 1e3 << "," << median(comp) * 1e3 << "," << std::setprecision(3) << median(ratio) << ","
             << *lo << "," << *hi << "\n"
             << std::flush;
+}
+
+// A batch of 64 random 1x28x28 images with labels 0..9 repeating.
+std::pair<Tensor, Tensor> batch64() {
+  std::vector<int64_t> labels(64);
+  for (int i = 0; i < 64; ++i) labels[i] = i % 10;
+  return {randn({64, 1, 28, 28}), Tensor::from_vector_i64(labels, {64})};
 }
 
 double step_seconds(nn::Module& model, optim::SGD& opt, const Tensor& x, const Tensor& y, int steps) {
@@ -77,10 +85,8 @@ int main(int argc, char** argv) {
       manual_seed(0);
       auto model = models::make_model(name);
       auto opt = std::make_shared<optim::SGD>(model->parameters(), 0.01f, 0.9f);
-      Tensor x = randn({64, 1, 28, 28});
-      std::vector<int64_t> labels(64);
-      for (int i = 0; i < 64; ++i) labels[i] = i % 10;
-      Tensor y = Tensor::from_vector_i64(labels, {64});
+      Tensor x, y;
+      std::tie(x, y) = batch64();
       // The QAT quantizer's trainer is only its owner of callbacks here; the loop below is ours.
       auto ds = std::make_shared<data::TensorDataset>(x, y);
       train::Trainer trainer(model, opt, std::make_shared<data::DataLoader>(ds, 64, false, 0));
@@ -115,10 +121,9 @@ int main(int argc, char** argv) {
     manual_seed(0);
     auto model = models::make_model(name);
     auto opt = std::make_shared<optim::SGD>(model->parameters(), 0.01f, 0.9f);
-    Tensor x = randn({64, 1, 28, 28});
-    std::vector<int64_t> labels(64);
-    for (int i = 0; i < 64; ++i) labels[i] = i % 10;
-    auto ds = std::make_shared<data::TensorDataset>(x, Tensor::from_vector_i64(labels, {64}));
+    Tensor x, y;
+    std::tie(x, y) = batch64();
+    auto ds = std::make_shared<data::TensorDataset>(x, y);
     train::Trainer trainer(model, opt, std::make_shared<data::DataLoader>(ds, 64, false, 0));
     auto trainer_step = [&](bool check) {
       trainer.set_check_finite(check);
@@ -140,10 +145,8 @@ int main(int argc, char** argv) {
     auto student = models::make_model("lenet5"), teacher = models::make_model("vgg_small");
     teacher->eval();
     optim::SGD opt(student->parameters(), 0.01f, 0.9f);
-    Tensor x = randn({64, 1, 28, 28});
-    std::vector<int64_t> labels(64);
-    for (int i = 0; i < 64; ++i) labels[i] = i % 10;
-    Tensor y = Tensor::from_vector_i64(labels, {64});
+    Tensor x, y;
+    std::tie(x, y) = batch64();
     auto distill_step = [&](int n) {
       auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < n; ++i) {

@@ -29,6 +29,12 @@ std::optional<int> parse_args(const std::vector<std::string>& args, const po::op
   return std::nullopt;
 }
 
+double mask_sparsity(const Tensor& mask) {
+  int64_t zeros = 0;
+  for (float v : mask.to_vector()) zeros += v == 0.f;
+  return mask.numel() ? static_cast<double>(zeros) / static_cast<double>(mask.numel()) : 0.0;
+}
+
 std::shared_ptr<nn::Module> load_model(const std::string& name, const std::string& weights) {
   auto model = models::make_model(name);
   if (!weights.empty()) model->load_state_dict(io::load_tensors(weights));

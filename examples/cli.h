@@ -7,9 +7,12 @@
 #include <string>
 #include <vector>
 
-namespace shrink::nn {
+namespace shrink {
+class Tensor;
+namespace nn {
 class Module;
 }
+}  // namespace shrink
 
 namespace shrink::cli {
 
@@ -41,6 +44,9 @@ std::optional<int> parse_args(const std::vector<std::string>& args,
 std::shared_ptr<nn::Module> load_model(const std::string& name, const std::string& weights);
 // A config list file as JSON; nullopt after printing "shrink <command>: <path>: <why>".
 std::optional<boost::json::value> read_config_file(const std::string& path, const char* command);
+
+// The fraction of a mask's elements that are 0.
+double mask_sparsity(const Tensor& mask);
 
 // Prints a JSON-safe number (no NaN/inf, which JSON cannot hold).
 std::string json_number(double v);

@@ -27,16 +27,6 @@ namespace po = boost::program_options;
 
 namespace shrink::cli {
 
-namespace {
-
-double zero_fraction(const Tensor& m) {
-  int64_t zeros = 0;
-  for (float v : m.to_vector()) zeros += v == 0.f;
-  return m.numel() ? static_cast<double>(zeros) / static_cast<double>(m.numel()) : 0.0;
-}
-
-}  // namespace
-
 int cmd_fuse(const std::vector<std::string>& args) {
   std::string model_name, weights, prune_cfg, quant_cfg, distill_cfg, teacher_name, teacher_weights, distiller_name;
   std::string save, masks_out, calib_out;
@@ -148,7 +138,7 @@ int cmd_fuse(const std::vector<std::string>& args) {
   compression::Masks masks;
   if (pruner) {
     masks = pruner->get_masks();
-    for (const auto& [key, m] : masks) sparsity[key] = zero_fraction(m);
+    for (const auto& [key, m] : masks) sparsity[key] = mask_sparsity(m);
     if (!masks_out.empty()) compression::save_masks(masks_out, masks);
   }
   if (quantizer && !calib_out.empty()) compression::save_calibration(calib_out, calib);

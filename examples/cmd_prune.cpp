@@ -25,14 +25,6 @@ namespace po = boost::program_options;
 
 namespace shrink::cli {
 
-namespace {
-double sparsity(const Tensor& m) {
-  int64_t zeros = 0;
-  for (float v : m.to_vector()) zeros += v == 0.f;
-  return m.numel() ? static_cast<double>(zeros) / m.numel() : 0.0;
-}
-}  // namespace
-
 int cmd_prune(const std::vector<std::string>& args) {
   std::string model_name, weights, config_path, masks_path;
   compression::PrunerOptions popts;
@@ -97,7 +89,7 @@ int cmd_prune(const std::vector<std::string>& args) {
   for (const auto& [key, m] : masks) {
     boost::json::array shape;
     for (int64_t d : m.shape()) shape.push_back(d);
-    targets[key] = boost::json::object{{"sparsity", sparsity(m)}, {"shape", shape}};
+    targets[key] = boost::json::object{{"sparsity", mask_sparsity(m)}, {"shape", shape}};
   }
   if (json) {
     boost::json::object out{{"targets", targets},
@@ -106,7 +98,7 @@ int cmd_prune(const std::vector<std::string>& args) {
     std::cout << boost::json::serialize(out) << "\n";
   } else {
     for (const auto& [key, m] : masks)
-      std::cout << key << "  sparsity " << sparsity(m) << "  shape " << shape_str(m.shape()) << "\n";
+      std::cout << key << "  sparsity " << mask_sparsity(m) << "  shape " << shape_str(m.shape()) << "\n";
   }
   return 0;
 }

@@ -361,6 +361,21 @@ Tensor trainable(const Tensor& cpu, Device device) {
   return t;
 }
 
+// The bias of a shrunk Conv2d / Linear: the folded constants added, then the kept outputs. A layer
+// without a bias gets one when a constant lands on a kept output.
+void shrink_bias(nn::Module& m, const LayerPlan& p, const std::vector<int64_t>& out, Device device) {
+  Tensor b = m.param("bias");
+  std::vector<float> bias = b.defined() ? b.to(Device::CPU).to_vector() : std::vector<float>(p.out_keep.size(), 0.f);
+  bool any_fold = false;
+  for (size_t o = 0; o < bias.size(); ++o) {
+    bias[o] += p.fold[o];
+    any_fold |= p.fold[o] != 0.f && p.out_keep[o];
+  }
+  if (b.defined() || any_fold)
+    m.set_parameter("bias", trainable(select(Tensor::from_vector(bias, {static_cast<int64_t>(bias.size())}), out, nullptr),
+                                      device));
+}
+
 int64_t count_params(nn::Module& model) {
   int64_t n = 0;
   for (auto& [name, p] : model.named_parameters())
@@ -444,30 +459,14 @@ SpeedupReport speedup_model(nn::Module& model, const Masks& masks, const std::ve
     if (auto* conv = dynamic_cast<nn::Conv2d*>(&m)) {
       conv->set_parameter("weight", trainable(select_grouped(conv->parameter("weight").to(Device::CPU), p.out_keep,
                                                              p.in_keep, conv->groups), device));
-      Tensor b = conv->param("bias");
-      std::vector<float> bias = b.defined() ? b.to(Device::CPU).to_vector() : std::vector<float>(p.out_keep.size(), 0.f);
-      bool any_fold = false;
-      for (size_t o = 0; o < bias.size(); ++o) {
-        bias[o] += p.fold[o];
-        any_fold |= p.fold[o] != 0.f && p.out_keep[o];
-      }
-      if (b.defined() || any_fold)
-        conv->set_parameter("bias", trainable(select(Tensor::from_vector(bias, {static_cast<int64_t>(bias.size())}), out, nullptr), device));
+      shrink_bias(*conv, p, out, device);
       conv->out_channels = static_cast<int64_t>(out.size());
       conv->in_channels = static_cast<int64_t>(in.size());
       conv->groups = p.groups_after;
     } else if (auto* lin = dynamic_cast<nn::Linear*>(&m)) {
       Tensor w = lin->parameter("weight").to(Device::CPU);
       lin->set_parameter("weight", trainable(select(w, out, &in), device));
-      Tensor b = lin->param("bias");
-      std::vector<float> bias = b.defined() ? b.to(Device::CPU).to_vector() : std::vector<float>(p.out_keep.size(), 0.f);
-      bool any_fold = false;
-      for (size_t o = 0; o < bias.size(); ++o) {
-        bias[o] += p.fold[o];
-        any_fold |= p.fold[o] != 0.f && p.out_keep[o];
-      }
-      if (b.defined() || any_fold)
-        lin->set_parameter("bias", trainable(select(Tensor::from_vector(bias, {static_cast<int64_t>(bias.size())}), out, nullptr), device));
+      shrink_bias(*lin, p, out, device);
       lin->out_features = static_cast<int64_t>(out.size());
       lin->in_features = static_cast<int64_t>(in.size());
     } else if (auto* bn = dynamic_cast<nn::BatchNorm*>(&m)) {

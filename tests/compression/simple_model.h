@@ -42,6 +42,26 @@ class SimpleModel : public nn::Module {
   }
 };
 
+// conv -> bn -> relu -> depthwise conv (8 groups) -> relu -> pointwise conv: the depthwise case of
+// the dependency and speedup tests.
+class DepthwiseModel : public nn::Module {
+ public:
+  DepthwiseModel() {
+    conv = register_module("conv", std::make_shared<nn::Conv2d>(1, 8, 3, 1, 1));
+    bn = register_module("bn", std::make_shared<nn::BatchNorm2d>(8));
+    dw = register_module("dw", std::make_shared<nn::Conv2d>(8, 8, 3, 1, 1, 1, 8));
+    pw = register_module("pw", std::make_shared<nn::Conv2d>(8, 16, 1));
+  }
+  std::string type_name() const override { return "Depthwise"; }
+  std::shared_ptr<nn::Conv2d> conv, dw, pw;
+  std::shared_ptr<nn::BatchNorm2d> bn;
+
+ protected:
+  nn::Value forward(const std::vector<nn::Value>& in) override {
+    return (*pw)(relu((*dw)(relu((*bn)((*conv)(input_tensor(in, 0)))))));
+  }
+};
+
 // fc1, conv1 (group conv2's 4 groups: internal_metric_block 4) and {conv2, conv3} (added
 // outputs) each in a dependency group, sparse_ratio 0.75, out_channel.
 inline const char* kSimpleConfig = R"([

@@ -51,24 +51,6 @@ class Pattern : public nn::Module {
   char which_;
 };
 
-// conv -> bn -> depthwise conv -> pointwise conv.
-class Depthwise : public nn::Module {
- public:
-  Depthwise() {
-    conv = register_module("conv", std::make_shared<nn::Conv2d>(1, 8, 3, 1, 1));
-    bn = register_module("bn", std::make_shared<nn::BatchNorm2d>(8));
-    dw = register_module("dw", std::make_shared<nn::Conv2d>(8, 8, 3, 1, 1, 1, 8));
-    pw = register_module("pw", std::make_shared<nn::Conv2d>(8, 16, 1));
-  }
-  std::string type_name() const override { return "Depthwise"; }
-  std::shared_ptr<nn::Conv2d> conv, dw, pw;
-  std::shared_ptr<nn::BatchNorm2d> bn;
-
- protected:
-  nn::Value forward(const std::vector<nn::Value>& in) override {
-    return (*pw)(relu((*dw)(relu((*bn)((*conv)(in[0].tensor()))))));
-  }
-};
 
 }  // namespace
 
@@ -157,7 +139,7 @@ BOOST_AUTO_TEST_CASE(resnet20_residual_sets) {
 // A depthwise convolution keeps its input's channels (and the bn between follows the conv).
 BOOST_AUTO_TEST_CASE(depthwise_ties_its_input) {
   manual_seed(2);
-  auto m = std::make_shared<Depthwise>();
+  auto m = std::make_shared<testing::DepthwiseModel>();
   ChannelDependencies d = find_channel_dependencies(*m, trace(*m, {nn::Value(randn({1, 1, 6, 6}))}));
   BOOST_TEST(d.set_of.at("conv") == d.set_of.at("dw"));
   BOOST_TEST(d.set_of.at("bn") == d.set_of.at("conv"));

@@ -160,25 +160,8 @@ BOOST_AUTO_TEST_CASE(simple_model_grouped_convolution) {
 
 // A depthwise convolution keeps exactly its input's channels (groups shrink with them).
 BOOST_AUTO_TEST_CASE(depthwise_follows_its_input) {
-  class Depthwise : public nn::Module {
-   public:
-    Depthwise() {
-      conv = register_module("conv", std::make_shared<nn::Conv2d>(1, 8, 3, 1, 1));
-      bn = register_module("bn", std::make_shared<nn::BatchNorm2d>(8));
-      dw = register_module("dw", std::make_shared<nn::Conv2d>(8, 8, 3, 1, 1, 1, 8));
-      pw = register_module("pw", std::make_shared<nn::Conv2d>(8, 16, 1));
-    }
-    std::string type_name() const override { return "Depthwise"; }
-    std::shared_ptr<nn::Conv2d> conv, dw, pw;
-    std::shared_ptr<nn::BatchNorm2d> bn;
-
-   protected:
-    nn::Value forward(const std::vector<nn::Value>& in) override {
-      return (*pw)(relu((*dw)(relu((*bn)((*conv)(in[0].tensor()))))));
-    }
-  };
   manual_seed(10);
-  auto model = std::make_shared<Depthwise>();
+  auto model = std::make_shared<testing::DepthwiseModel>();
   const Tensor x = randn({2, 1, 6, 6});
   Masks masks = l1_masks(*model, model, R"([{"op_names": ["conv", "bn", "dw"], "sparse_ratio": 0.5,
                                              "granularity": "out_channel"}])", x, true);
