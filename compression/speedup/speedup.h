@@ -53,7 +53,19 @@ std::vector<std::string> speedup_preflight(nn::Module& model, const Masks& masks
 // and for measuring the deviation. Throws, leaving the model untouched, when the pre-flight refuses.
 SpeedupReport speedup_model(nn::Module& model, const Masks& masks, const std::vector<nn::Value>& input);
 
-// Per-sample multiply-accumulates of the Conv2d and Linear layers of one traced forward.
+// Per-sample multiply-accumulates of the Conv2d and Linear layers of one traced forward (bias
+// additions not counted, as NNI's counter).
 int64_t count_macs(const Graph& graph);
+
+// Per Conv2d / Linear layer: parameters (weight and bias) and per-sample MACs, dense and masked
+// (counting only unmasked weights, unlike NNI's counter, which counts whole output channels). A
+// layer run several times counts its MACs each time and its parameters once. The sped-up model's
+// counts are count_layers of the sped-up model.
+struct LayerCount {
+  std::string module, type;
+  int64_t params = 0, macs = 0;
+  int64_t masked_params = 0, masked_macs = 0;
+};
+std::vector<LayerCount> count_layers(nn::Module& model, const Graph& graph, const Masks& masks = {});
 
 }  // namespace shrink::compression

@@ -50,6 +50,42 @@ BOOST_AUTO_TEST_CASE(macs_by_hand) {
   BOOST_TEST(count_macs(trace(*model, {nn::Value(randn({3, 1, 28, 28}))})) == 117600 + 240000 + 48000 + 10080 + 840);
 }
 
+// §9.2 item 10, NNI's Model2: a 1x1 conv 3 -> 5, then a 1x1 conv 5 -> 5 applied 5 times, on a
+// 2x2 input: (560 MACs, 50 params); with half of conv2's weights masked its MACs count only the
+// unmasked ones.
+BOOST_AUTO_TEST_CASE(counter_nni_model2) {
+  class Model2 : public nn::Module {
+   public:
+    Model2() {
+      conv = register_module("conv", std::make_shared<nn::Conv2d>(3, 5, 1));
+      conv2 = register_module("conv2", std::make_shared<nn::Conv2d>(5, 5, 1));
+    }
+    std::string type_name() const override { return "Model2"; }
+    std::shared_ptr<nn::Conv2d> conv, conv2;
+
+   protected:
+    nn::Value forward(const std::vector<nn::Value>& in) override {
+      Tensor x = (*conv)(input_tensor(in, 0));
+      for (int i = 0; i < 5; ++i) x = (*conv2)(x);
+      return x;
+    }
+  };
+  auto m = std::make_shared<Model2>();
+  const Graph g = trace(*m, {nn::Value(randn({1, 3, 2, 2}))});
+  BOOST_TEST(count_macs(g) == 560);
+  std::vector<float> half(25, 1.f);
+  for (int i = 0; i < 25; i += 2) half[static_cast<size_t>(i)] = 0.f;  // 13 of 25 masked
+  Masks masks{{"conv2.weight", Tensor::from_vector(half, {5, 5, 1, 1})}};
+  const std::vector<LayerCount> rows = count_layers(*m, g, masks);
+  BOOST_REQUIRE_EQUAL(rows.size(), 2u);
+  BOOST_TEST(rows[0].params + rows[1].params == 50);
+  BOOST_TEST(rows[0].macs + rows[1].macs == 560);
+  BOOST_TEST(rows[1].module == "conv2");
+  BOOST_TEST(rows[1].masked_params == 12 + 5);     // unmasked weights + the bias
+  BOOST_TEST(rows[1].masked_macs == 5 * 4 * 12);   // 5 applications x 4 positions x 12 weights
+  BOOST_TEST(rows[0].masked_macs == rows[0].macs);  // unmasked layer
+}
+
 // lenet5, half of every layer's outputs but the last: shapes shrink along the chain (conv2's 8
 // kept channels become 8*5*5 = 200 of fc1's inputs) and the output is the masked model's.
 BOOST_AUTO_TEST_CASE(lenet5_chain) {
