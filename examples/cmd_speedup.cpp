@@ -3,7 +3,8 @@
 // `shrink eval --model-file` loads without the original class sizes. The check input is the first
 // --check-batch Fashion-MNIST test images (random images without the dataset). --json prints one
 // object: params and MACs before/after, per-layer channels kept, the measured deviation from the
-// masked model and the layers where it is not exact.
+// masked model, the layers where it is not exact, and per Conv2d/Linear layer the params and MACs of
+// the dense, masked (unmasked weights only) and sped-up model.
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
 #include <filesystem>
@@ -72,12 +73,21 @@ int cmd_speedup(const std::vector<std::string>& args) {
     for (const auto& l : r.layers)
       layers[l.module] = {{"type", l.type}, {"in_before", l.in_before}, {"in_after", l.in_after},
                           {"out_before", l.out_before}, {"out_after", l.out_after}};
+    boost::json::object counts;  // per layer: dense, masked and sped-up params and MACs
+    for (const auto& c : r.counts_before)
+      counts[c.module] = {{"params", c.params}, {"macs", c.macs}, {"masked_params", c.masked_params},
+                          {"masked_macs", c.masked_macs}};
+    for (const auto& c : r.counts_after)
+      if (counts.contains(c.module)) {
+        counts[c.module].as_object()["sped_up_params"] = c.params;
+        counts[c.module].as_object()["sped_up_macs"] = c.macs;
+      }
     boost::json::array inexact;
     for (const auto& m : r.inexact) inexact.push_back(boost::json::value(m));
     boost::json::object out{{"params_before", r.params_before}, {"params_after", r.params_after},
                             {"macs_before", r.macs_before},     {"macs_after", r.macs_after},
                             {"deviation", r.deviation},         {"layers", layers},
-                            {"inexact", inexact}};
+                            {"inexact", inexact},               {"counts", counts}};
     std::cout << boost::json::serialize(out) << "\n";
   }
   return 0;

@@ -472,6 +472,7 @@ SpeedupReport speedup_model(nn::Module& model, const Masks& masks, const std::ve
   SpeedupReport report;
   report.params_before = count_params(model);
   report.macs_before = count_macs(g);
+  report.counts_before = count_layers(model, g, masks);
   report.inexact = planner.inexact;
 
   const bool was_training = model.is_training();
@@ -531,7 +532,9 @@ SpeedupReport speedup_model(nn::Module& model, const Masks& masks, const std::ve
   }
   report.deviation = scale > 0 ? diff / scale : diff;
   report.params_after = count_params(model);
-  report.macs_after = count_macs(trace(model, input));
+  const Graph after = trace(model, input);
+  report.macs_after = count_macs(after);
+  report.counts_after = count_layers(model, after);
   // Model order for the report.
   std::map<std::string, size_t> order;
   for (auto& [name, m] : model.named_modules()) order.emplace(name, order.size());

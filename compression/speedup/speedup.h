@@ -35,6 +35,15 @@ struct LayerChange {
   int64_t in_before = 0, in_after = 0, out_before = 0, out_after = 0;  // channels / features
 };
 
+// Per Conv2d / Linear layer: parameters (weight and bias) and per-sample MACs, dense and masked
+// (counting only unmasked weights, unlike NNI's counter, which counts whole output channels). A
+// layer run several times counts its MACs each time and its parameters once. The sped-up model's
+// counts are count_layers of the sped-up model.
+struct LayerCount {
+  std::string module, type;
+  int64_t params = 0, macs = 0;
+  int64_t masked_params = 0, masked_macs = 0;
+};
 struct SpeedupReport {
   std::vector<LayerChange> layers;  // every Conv2d, Linear and norm whose size changed, in model order
   int64_t params_before = 0, params_after = 0;
@@ -43,6 +52,9 @@ struct SpeedupReport {
   double deviation = 0.0;
   // Layers where a folded constant met zero padding (the fold is exact only in the interior).
   std::vector<std::string> inexact;
+  // Per Conv2d / Linear layer: dense and masked counts before, and the sped-up model's (its
+  // "params"/"macs"; masked = dense there), in graph order.
+  std::vector<LayerCount> counts_before, counts_after;
 };
 
 // The ops the pre-flight would refuse, one line each ("node 12 Reshape in 'features': ..."); empty
@@ -57,15 +69,6 @@ SpeedupReport speedup_model(nn::Module& model, const Masks& masks, const std::ve
 // additions not counted, as NNI's counter).
 int64_t count_macs(const Graph& graph);
 
-// Per Conv2d / Linear layer: parameters (weight and bias) and per-sample MACs, dense and masked
-// (counting only unmasked weights, unlike NNI's counter, which counts whole output channels). A
-// layer run several times counts its MACs each time and its parameters once. The sped-up model's
-// counts are count_layers of the sped-up model.
-struct LayerCount {
-  std::string module, type;
-  int64_t params = 0, macs = 0;
-  int64_t masked_params = 0, masked_macs = 0;
-};
 std::vector<LayerCount> count_layers(nn::Module& model, const Graph& graph, const Masks& masks = {});
 
 }  // namespace shrink::compression

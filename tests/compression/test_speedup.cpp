@@ -300,6 +300,13 @@ BOOST_AUTO_TEST_CASE(model_file_round_trip_and_cli) {
   BOOST_TEST(v.at("params_after").to_number<int64_t>() < v.at("params_before").to_number<int64_t>());
   BOOST_TEST(v.at("layers").at("features.conv4").at("out_after").to_number<int64_t>() == 48);
   BOOST_TEST(v.at("deviation").to_number<double>() < 1e-5);
+  // conv4 keeps 48 of 64 outputs and 48 of 64 inputs: the sped-up layer has (48*48)/(64*64) of the
+  // weights; the masked count (rows removed, every input column still there) 48/64.
+  const auto& c4 = v.at("counts").at("features.conv4");
+  BOOST_TEST(c4.at("params").to_number<int64_t>() == 64 * 64 * 9);
+  BOOST_TEST(c4.at("masked_params").to_number<int64_t>() == 48 * 64 * 9);
+  BOOST_TEST(c4.at("sped_up_params").to_number<int64_t>() == 48 * 48 * 9);
+  BOOST_TEST(c4.at("sped_up_macs").to_number<int64_t>() == 48 * 48 * 9 * 14 * 14);
   auto from_cli = models::load_model_file((dir / "cli.safetensors").string());
   BOOST_TEST(from_cli->find("features.conv4")->param("weight").shape() == (Shape{48, 48, 3, 3}));
   fs::remove_all(dir);
