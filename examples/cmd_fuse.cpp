@@ -74,6 +74,11 @@ int cmd_fuse(const std::vector<std::string>& args) {
     std::cerr << "shrink fuse: --save-calibration needs --quant-config\n";
     return 2;
   }
+  if (!quant_cfg.empty() && (qopts.name == "ptq" || qopts.name == "naive")) {
+    std::cerr << "shrink fuse: --quantizer " << qopts.name << " does not train; a fused run needs qat, lsq, "
+              << "lsq_plus, dorefa or bnn (use shrink quantize for " << qopts.name << ")\n";
+    return 2;
+  }
   const bool json = vm.count("json") > 0;
   std::ostream& log = json ? std::cerr : std::cout;
   std::optional<boost::json::value> pcfg, qcfg, dcfg;
@@ -127,9 +132,16 @@ int cmd_fuse(const std::vector<std::string>& args) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t steps_before = trainer.global_step();
   compression::CalibrationConfig calib;
-  if (quantizer) calib = quantizer->compress(-1, epochs);
-  else if (pruner) pruner->compress(-1, epochs);
-  else distiller->compress(-1, epochs);
+  if (quantizer) {
+    calib = quantizer->compress(-1, epochs);
+  } else if (pruner && !pruner->run_trainer()) {  // a one-shot pruner alone: masks, then fine-tuning
+    pruner->compress();
+    trainer.train(epochs);
+  } else if (pruner) {
+    pruner->compress(-1, epochs);
+  } else {
+    distiller->compress(-1, epochs);
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double sps = static_cast<double>((trainer.global_step() - steps_before) * topts.batch) / seconds;
   const double test_acc = trainer.evaluate().accuracy;

@@ -27,9 +27,14 @@ Compressor::Compressor(Host host, CompressorKind kind, train::Trainer* trainer, 
 }
 
 Compressor::~Compressor() {
-  // This compressor's own release() ran in its subclass's destructor; the older ones are alive.
-  for (Compressor* c = previous_.get(); c; c = c->previous_.get()) c->release();
-  for (auto& [name, w] : *wrappers_) w->unwrap();
+  // Its own release() ran in its subclass's destructor (or its constructor failed). Only what this
+  // compressor added goes: its spaces and trackers; a wrapper left without targets is unwrapped.
+  // The compressors it was built on keep working (and go when their last owner does).
+  for (auto& [name, w] : *wrappers_) {
+    for (TargetState* t : w->targets())
+      if (std::find(targets_.begin(), targets_.end(), t) != targets_.end()) w->remove_space(*t, kind_, this);
+    if (w->targets().empty()) w->unwrap();
+  }
 }
 
 void Compressor::unwrap() {

@@ -18,8 +18,9 @@
 // gets on_run_start() (newest first: one-shot norm pruners generate their masks, DECISIONS row
 // 11), the trainer trains, and each gets on_run_end().
 //
-// A compressor keeps the ones it was built on alive. Destroying it, or unwrap(), removes every
-// wrapper of the run from the model.
+// A compressor keeps the ones it was built on alive. Destroying it takes off what it added (its
+// targets' spaces and trackers; wrappers left empty are unwrapped), so the compressors it was built
+// on go on as before; unwrap() removes every wrapper of the run from the model.
 #pragma once
 #include <map>
 #include <memory>

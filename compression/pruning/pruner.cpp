@@ -16,7 +16,7 @@ Pruner::Pruner(Host host, const boost::json::value& config_list, train::Trainer*
   for (TargetState* t : targets()) {
     // Activation targets keep their last value for metrics computed from them.
     if (t->kind == TargetKind::Input || t->kind == TargetKind::Output)
-      t->trackers.push_back([](TargetState& s, const Tensor& v) { s.observed = v.detach(); });
+      t->trackers.push_back({this, [](TargetState& s, const Tensor& v) { s.observed = v.detach(); }});
     goals_[t->key()] = t->settings(CompressorKind::Pruning);
   }
 }

@@ -117,10 +117,13 @@ NaiveQuantizer::NaiveQuantizer(Host host, const boost::json::value& config_list)
 }
 
 CalibrationConfig NaiveQuantizer::compress(int64_t, int64_t) {
+  SHRINK_CHECK(fused().size() == 1, who_, " does not train, so it cannot drive a fused run; build it before the ",
+               "compressors that train");
   NoGradGuard ng;
   for (TargetState* t : targets())
     if (t->name == "weight" && t->kind == TargetKind::Parameter)
-      for (auto& track : t->trackers) track(*t, wrapper(t->module_name).module().param(t->name));
+      for (auto& track : t->trackers)
+        if (track.owner == this) track(*t, wrapper(t->module_name).module().param(t->name));
   return get_calibration_config();
 }
 

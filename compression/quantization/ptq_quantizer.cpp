@@ -83,6 +83,9 @@ void PtqQuantizer::for_calibration_batches(int64_t max_steps, int64_t max_epochs
 }
 
 CalibrationConfig PtqQuantizer::compress(int64_t max_steps, int64_t max_epochs) {
+  SHRINK_CHECK(fused().size() == 1, who_, " calibrates without training, so it cannot drive a fused run; build it ",
+               "before the compressors that train (it then observes during their training and computes its ",
+               "scales when the run ends)");
   SHRINK_CHECK(max_steps > 0 || max_epochs > 0, "PtqQuantizer::compress: give a number of calibration batches ",
                "(max_steps) or epochs");
   for_calibration_batches(max_steps, max_epochs, [this](const std::vector<nn::Value>& in) { calibrate(in); });

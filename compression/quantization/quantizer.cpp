@@ -42,7 +42,9 @@ void Quantizer::add_tracker(std::function<void(TargetState&, const Tensor&, bool
   auto shared = std::make_shared<decltype(fn)>(std::move(fn));
   for (TargetState* t : targets()) {
     nn::Module* module = &wrapper(t->module_name).module();
-    t->trackers.push_back([shared, module](TargetState& s, const Tensor& v) { (*shared)(s, v, module->is_training()); });
+    t->trackers.push_back({this, [shared, module](TargetState& s, const Tensor& v) {
+                             (*shared)(s, v, module->is_training());
+                           }});
   }
 }
 

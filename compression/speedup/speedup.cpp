@@ -137,6 +137,13 @@ class Planner {
     return n.inputs[i] >= 0 ? states_[static_cast<size_t>(n.inputs[i])] : Channels::all(channel_count(n.input_shapes[i]));
   }
 
+  // Input 0 of a layer: a whole one as `size` kept channels (its own axis may differ, e.g. a Linear
+  // on [N, C, H, W] reads its last dim), else as the producer left it.
+  Channels sized_input(const GraphNode& n, int64_t size) const {
+    const Channels in = input(n, 0);
+    return in.everything() ? Channels::all(size) : in;
+  }
+
   LayerPlan& plan(const GraphNode& n, const char* type, const Channels& in, size_t k) {
     LayerPlan& p = plans[n.module];
     if (p.seen && p.in_keep != in.keep) refuse(k, "the module runs twice with different channels removed");
@@ -177,11 +184,16 @@ class Planner {
     for (size_t i = 0; i < n.inputs.size(); ++i)
       if (n.inputs[i] != GraphNode::kParameter) acts.push_back(i);
     const bool inputs_whole = std::all_of(acts.begin(), acts.end(), [&](size_t i) { return input(n, i).everything(); });
+    // Every branch below sets st on success; a refused node passes every channel on, so the walk
+    // goes on (and reports every refusal) with consistent sizes.
+    st = Channels::all(channels);
 
     if (n.kind == OpKind::Conv2d) {
       auto* conv = dynamic_cast<nn::Conv2d*>(model_.find(n.module).get());
       if (!conv) return refuse(k, "a conv2d op outside an nn::Conv2d module");
-      const Channels in = input(n, 0);
+      const Channels in = sized_input(n, conv->in_channels);
+      if (static_cast<int64_t>(in.keep.size()) != conv->in_channels)
+        return refuse(k, "its input's channels are not along dim 1");
       LayerPlan& p = plan(n, "Conv2d", in, k);
       const Tensor w = effective(*conv, n.module, "weight", masks_), b = effective(*conv, n.module, "bias", masks_);
       p.fold.assign(static_cast<size_t>(channels), 0.f);
@@ -191,6 +203,8 @@ class Planner {
       if (fold_inputs(w, in, groups, p.fold) && conv->padding > 0) note_inexact(n.module);
       // Every group keeps the same numbers of inputs and outputs, or loses all of both
       // (NNI's UnBalancedGroupError / EmptyLayerError).
+      if (std::none_of(p.out_keep.begin(), p.out_keep.end(), [](uint8_t v) { return v != 0; }))
+        return refuse(k, "every output channel is removed (a layer cannot be pruned to empty)");
       int64_t kin = -1, kout = -1;
       p.groups_after = 0;
       for (int64_t g = 0; g < groups; ++g) {
@@ -206,7 +220,6 @@ class Planner {
         kout = ko;
         ++p.groups_after;
       }
-      if (p.groups_after == 0) return refuse(k, "every output channel is removed (a layer cannot be pruned to empty)");
       std::vector<float> bias = b.defined() ? b.to_vector() : std::vector<float>(static_cast<size_t>(channels), 0.f);
       st = Channels{p.out_keep, std::vector<float>(static_cast<size_t>(channels), 0.f)};
       for (int64_t o = 0; o < channels; ++o)
@@ -216,7 +229,18 @@ class Planner {
     if (n.kind == OpKind::Linear) {
       auto* lin = dynamic_cast<nn::Linear*>(model_.find(n.module).get());
       if (!lin) return refuse(k, "a linear op outside an nn::Linear module");
-      const Channels in = input(n, 0);
+      const Channels in = sized_input(n, lin->in_features);
+      if (static_cast<int64_t>(in.keep.size()) != lin->in_features)
+        return refuse(k, "its input's removed channels are not along the last dim");
+      const int64_t outs = lin->out_features;  // along the last dim, whatever the rank
+      if (n.shape.size() >= 4 && !std::all_of(out_keep_[n.module].begin(), out_keep_[n.module].end(),
+                                              [](uint8_t v) { return v != 0; }))
+        return refuse(k, "a Linear on a rank-4 value with removed outputs");
+      if (channels != outs) {  // rank >= 4: the value's channels (dim 1) are not this layer's
+        plan(n, "Linear", in, k).out_keep = out_keep_[n.module];
+        plans[n.module].fold.assign(static_cast<size_t>(outs), 0.f);
+        return;
+      }
       LayerPlan& p = plan(n, "Linear", in, k);
       const Tensor w = effective(*lin, n.module, "weight", masks_), b = effective(*lin, n.module, "bias", masks_);
       p.fold.assign(static_cast<size_t>(channels), 0.f);
@@ -235,6 +259,9 @@ class Planner {
       LayerPlan& p = plan(n, bn->type_name().c_str(), in, k);
       p.out_keep = in.keep;
       st = in;
+      if (in.everything()) return;
+      if (!bn->has_buffer("running_mean") || !bn->buffer("running_mean").defined())
+        return refuse(k, "a batch norm without running statistics over removed channels");
       const Tensor g = effective(*bn, n.module, "weight", masks_), b = effective(*bn, n.module, "bias", masks_);
       const std::vector<float> mean = bn->buffer("running_mean").to(Device::CPU).to_vector();
       const std::vector<float> var = bn->buffer("running_var").to(Device::CPU).to_vector();
@@ -273,6 +300,7 @@ class Planner {
       const Shape& is = n.input_shapes[acts[0]];
       if (is.size() == 4 && n.shape.size() == 2 && n.shape[1] == is[1] * is[2] * is[3]) {  // flatten
         const Channels in = input(n, acts[0]);
+        st = Channels{};
         const int64_t hw = is[2] * is[3];
         for (int64_t c = 0; c < is[1]; ++c)
           for (int64_t j = 0; j < hw; ++j) {
@@ -285,6 +313,7 @@ class Planner {
     }
     if (n.kind == OpKind::Cat && !n.attrs.empty()) {
       if (n.attrs[0] == channel_axis(n.shape)) {
+        st = Channels{};
         for (size_t i : acts) {
           const Channels in = input(n, i);
           st.keep.insert(st.keep.end(), in.keep.begin(), in.keep.end());
@@ -298,7 +327,6 @@ class Planner {
       return;
     }
     refuse(k, "cannot carry removed channels through this op");
-    st = Channels::all(channels);
   }
 
   void note_inexact(const std::string& module) {

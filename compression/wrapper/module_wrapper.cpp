@@ -1,5 +1,7 @@
 #include "compression/wrapper/module_wrapper.h"
 
+#include <algorithm>
+
 #include "compression/wrapper/apply_methods.h"
 #include "framework/core/autograd.h"
 #include "framework/ops/ops.h"
@@ -61,6 +63,29 @@ TargetState& ModuleWrapper::add_target(const TargetSpace& space, CompressorKind 
     t->qmax = hi;
   }
   return *t;
+}
+
+void ModuleWrapper::remove_space(TargetState& t, CompressorKind kind, const void* owner) {
+  t.spaces.erase(kind);
+  t.trackers.erase(std::remove_if(t.trackers.begin(), t.trackers.end(),
+                                  [owner](const TargetState::Tracker& k) { return k.owner == owner; }),
+                   t.trackers.end());
+  if (kind == CompressorKind::Pruning || t.spaces.empty()) {
+    const std::string buf = t.name + "_mask";
+    auto it = std::find(registered_buffers_.begin(), registered_buffers_.end(), buf);
+    if (it != registered_buffers_.end()) {
+      if (module_->has_buffer(buf)) module_->remove_buffer(buf);
+      registered_buffers_.erase(it);
+    }
+    t.mask = Tensor();
+  }
+  if (kind == CompressorKind::Quantization) {
+    t.scale = t.zero_point = t.tracked_min = t.tracked_max = Tensor();
+  }
+  if (!t.spaces.empty()) return;
+  targets_.erase(std::remove_if(targets_.begin(), targets_.end(),
+                                [&t](const std::unique_ptr<TargetState>& p) { return p.get() == &t; }),
+                 targets_.end());
 }
 
 void ModuleWrapper::set_mask(TargetState& t, const Tensor& mask) {

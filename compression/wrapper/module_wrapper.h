@@ -29,6 +29,9 @@ class ModuleWrapper {
   // Adds a TargetSpace (a target may be configured by several compressor kinds). Parameter and
   // buffer targets get their shape now and, for pruning, an all-ones "<name>_mask" buffer.
   TargetState& add_target(const TargetSpace& space, CompressorKind kind);
+  // Takes a compressor's space of kind `kind` off `t`, with the trackers `owner` added; a target
+  // left with no space is removed (its mask buffer too). `t` may be gone afterwards.
+  void remove_space(TargetState& t, CompressorKind kind, const void* owner);
   TargetState* find(const std::string& target_name);
   std::vector<TargetState*> targets();
 

@@ -39,8 +39,14 @@ struct TargetState {
   Shape shape;
   bool shape_known = false;
   Tensor observed;
-  // Called with the incoming value before quantization and masking (observers, statistics).
-  std::vector<std::function<void(TargetState&, const Tensor&)>> trackers;
+  // Called with the incoming value before quantization and masking (observers, statistics), each
+  // tagged with the compressor that added it (removed with that compressor's space).
+  struct Tracker {
+    const void* owner = nullptr;
+    std::function<void(TargetState&, const Tensor&)> fn;
+    void operator()(TargetState& t, const Tensor& v) const { fn(t, v); }
+  };
+  std::vector<Tracker> trackers;
 
   bool is(CompressorKind k) const { return spaces.count(k) != 0; }
   const TargetSpace& space(CompressorKind k) const;

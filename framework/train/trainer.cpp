@@ -224,7 +224,7 @@ std::vector<EpochStats> Trainer::train(int64_t max_epochs, int64_t max_steps) {
       Tensor x = batch_.inputs.to(device_), y = batch_.labels.to(device_);
       Tensor out;
       try {
-        AnomalyGuard anomaly(detect_anomaly_);
+        AnomalyGuard anomaly(detect_anomaly_ || AnomalyMode::enabled());  // a caller's guard stays on
         loss_ = forward_backward(x, y, &out);
       } catch (const NonFiniteError& e) {
         fail("step ", global_step_ + 1, ": ", e.what(), " in the ", e.backward ? "backward" : "forward", " of module '",

@@ -62,6 +62,11 @@ BOOST_AUTO_TEST_CASE(prune_quantize_distil_in_one_run) {
   std::ofstream(dir / "bad.json") << R"([{"op_names": ["conv2"], "sparse_ratio": 2}])";
   BOOST_TEST(run(base + "--prune-config " + p + "bad.json").status == 2);
   BOOST_TEST(run(base + "--quant-config " + p + "quant.json --quantizer nope").status == 2);
+  BOOST_TEST(run(base + "--quant-config " + p + "quant.json --quantizer ptq").status == 2);  // does not train
+  // A one-shot pruner alone: masks once, then the fine-tuning epochs.
+  testing::CliResult alone = run(base + "--prune-config " + p + "prune.json --json");
+  BOOST_REQUIRE_EQUAL(alone.status, 0);
+  BOOST_TEST(boost::json::parse(alone.out).at("sparsity").at("conv2.weight").to_number<double>() == 0.5);
   fs::remove_all(dir);
 }
 

@@ -235,6 +235,47 @@ BOOST_AUTO_TEST_CASE(mlp_and_transformer_feed_forward) {
   BOOST_TEST(why[0].find("layers.0.attn") != std::string::npos, why[0]);
 }
 
+// Review regressions: a Linear on a rank-4 value (its features are the last dim, not dim 1) keeps its
+// size and bias while a later layer is pruned; a conv pruned to empty feeding another conv is
+// refused in the list, not a crash.
+BOOST_AUTO_TEST_CASE(rank4_linear_and_empty_layer) {
+  class Rank4 : public nn::Module {
+   public:
+    Rank4() {
+      conv = register_module("conv", std::make_shared<nn::Conv2d>(1, 4, 3));
+      mix = register_module("mix", std::make_shared<nn::Linear>(4, 32));
+      fc1 = register_module("fc1", std::make_shared<nn::Linear>(4 * 4 * 32, 16));
+      fc2 = register_module("fc2", std::make_shared<nn::Linear>(16, 3));
+    }
+    std::string type_name() const override { return "Rank4"; }
+    std::shared_ptr<nn::Conv2d> conv;
+    std::shared_ptr<nn::Linear> mix, fc1, fc2;
+
+   protected:
+    nn::Value forward(const std::vector<nn::Value>& in) override {
+      return (*fc2)(relu((*fc1)(flatten(relu((*mix)((*conv)(input_tensor(in, 0)))), 1))));
+    }
+  };
+  manual_seed(12);
+  auto m = std::make_shared<Rank4>();
+  const Tensor x = randn({2, 1, 6, 6});
+  Masks masks = l1_masks(*m, m, R"([{"op_names": ["fc1"], "sparse_ratio": 0.5}])", x, false);
+  const std::vector<float> mix_bias = m->mix->param("bias").to_vector();
+  SpeedupReport r = speedup_model(*m, masks, {nn::Value(x)});
+  BOOST_TEST(m->mix->param("weight").shape() == (Shape{32, 4}));
+  BOOST_TEST(m->mix->param("bias").to_vector() == mix_bias);
+  BOOST_TEST(m->fc1->param("weight").shape() == (Shape{8, 512}));
+  BOOST_TEST(r.deviation < 1e-5, "deviation " << r.deviation);
+
+  auto chain = std::make_shared<nn::Sequential>();
+  chain->push_back("a", std::make_shared<nn::Conv2d>(1, 4, 3));
+  chain->push_back("b", std::make_shared<nn::Conv2d>(4, 2, 3));
+  Masks empty{{"a.weight", Tensor::zeros({4, 1, 3, 3})}};
+  const std::vector<std::string> why = speedup_preflight(*chain, empty, {nn::Value(randn({1, 1, 8, 8}))});
+  BOOST_REQUIRE(!why.empty());
+  BOOST_TEST(why[0].find("empty") != std::string::npos, why[0]);
+}
+
 // DECISIONS 17: pruned channels reaching an op speedup cannot carry them through are refused
 // before anything changes, naming the op.
 BOOST_AUTO_TEST_CASE(preflight_refuses_and_changes_nothing) {

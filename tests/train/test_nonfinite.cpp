@@ -88,6 +88,11 @@ BOOST_AUTO_TEST_CASE(allow_nonfinite_trains_on_and_anomaly_mode_throws_at_once) 
   const std::string e = error_of(*a);
   BOOST_TEST(contains(e, "output of Log"), e);
   BOOST_TEST(contains(e, "module 'log'"), e);
+  // A caller's own AnomalyGuard stays on inside train().
+  auto c = trainer_for(model_with("log", [](const Tensor& x) { return log(x); }));
+  c->set_check_finite(false);
+  AnomalyGuard on;
+  BOOST_TEST(contains(error_of(*c), "output of Log"));
 }
 
 // The checks observe only: a healthy run gives bit-identical weights with and without them.
