@@ -12,6 +12,7 @@
 #include "compression/pruning/slim_pruner.h"
 #include "compression/pruning/taylor_pruner.h"
 #include "compression/quantization/lsq_quantizer.h"
+#include "compression/quantization/ptq_quantizer.h"
 #include "compression/quantization/qat_quantizer.h"
 #include "framework/shrink.h"
 
@@ -179,6 +180,31 @@ BOOST_AUTO_TEST_CASE(one_shot_pruner_in_a_fused_run) {
   Tensor want = linear(b.inputs, Tensor::from_vector(w, {16, 8}), Tensor::from_vector(bias, {16}));
   const std::vector<float> gv = got.to_vector(), wv = want.to_vector();
   for (size_t i = 0; i < gv.size(); ++i) BOOST_TEST(gv[i] == wv[i], boost::test_tools::tolerance(1e-5f));
+}
+
+// PTQ built first in a fused run observes its ranges during the others' training and computes its
+// scale and zero point when the run ends (NNI's PTQ _fuse_postprocess): fc1's weight range is the
+// running min/max over every training forward, so it covers the weights the first step saw.
+BOOST_AUTO_TEST_CASE(ptq_calibrates_during_a_fused_run) {
+  Run r;
+  auto ptq = std::make_shared<PtqQuantizer>(
+      r.student, cfg(R"([{"op_names": ["fc1"], "target_names": ["weight"], "quant_dtype": "int8"}])"), r.trainer.get());
+  TaylorPruner taylor(Host(ptq), cfg(R"([{"op_names": ["fc2"], "sparse_ratio": 0.5}])"), *r.trainer, 3);
+  BOOST_CHECK_THROW(PtqQuantizer(Host(std::make_shared<L1NormPruner>(r.teacher, cfg(R"([{"op_names": ["fc1"],
+                                     "sparse_ratio": 0.5}])"))), cfg(R"([{"op_names": ["fc2"]}])"))
+                        .compress(1, -1),
+                    Error);  // PTQ does not train, so it cannot drive a fused run
+  const std::vector<float> w = r.student->find("fc1")->param("weight").to_vector();
+  BOOST_TEST(!ptq->calibrated());
+  taylor.compress(6, -1);
+  BOOST_TEST(ptq->calibrated());
+  const CalibrationConfig c = ptq->get_calibration_config();
+  BOOST_REQUIRE(c.count("fc1.weight") == 1u);
+  const float lo = *std::min_element(w.begin(), w.end()), hi = *std::max_element(w.begin(), w.end());
+  BOOST_TEST(c.at("fc1.weight").tracked_min.item() <= lo);
+  BOOST_TEST(c.at("fc1.weight").tracked_max.item() >= hi);
+  BOOST_TEST(c.at("fc1.weight").scale.item() > 0.f);
+  BOOST_TEST(row_sparsity(taylor.get_masks().at("fc2.weight")) == 0.5);
 }
 
 // Masks, calibration and the student's weights after a fused run are bit-identical across runs.
