@@ -1,7 +1,5 @@
 #include "compression/common/compressor.h"
 
-#include <algorithm>
-
 #include "framework/train/trainer.h"
 
 namespace shrink::compression {
@@ -32,7 +30,7 @@ Compressor::~Compressor() {
   // The compressors it was built on keep working (and go when their last owner does).
   for (auto& [name, w] : *wrappers_) {
     for (TargetState* t : w->targets())
-      if (std::find(targets_.begin(), targets_.end(), t) != targets_.end()) w->remove_space(*t, kind_, this);
+      if (own_.count(t)) w->remove_space(*t, kind_, this);
     if (w->targets().empty()) w->unwrap();
   }
 }
@@ -46,7 +44,7 @@ std::vector<TargetState*> Compressor::targets() {
   std::vector<TargetState*> out;
   for (auto& [name, w] : *wrappers_)
     for (TargetState* t : w->targets())
-      if (std::find(targets_.begin(), targets_.end(), t) != targets_.end()) out.push_back(t);
+      if (own_.count(t)) out.push_back(t);
   return out;
 }
 
@@ -76,11 +74,11 @@ void Compressor::add_targets(const std::vector<TargetSpace>& spaces) {
       w = std::make_unique<ModuleWrapper>(s.module_name, m);
     }
     if (TargetState* existing = w->find(s.target_name))
-      SHRINK_CHECK(!existing->is(kind_) || std::find(targets_.begin(), targets_.end(), existing) != targets_.end(),
+      SHRINK_CHECK(!existing->is(kind_) || own_.count(existing),
                    who_, ": ", existing->key(), " is already compressed by another compressor of this kind in the ",
                    "fused run");
     TargetState& t = w->add_target(s, kind_);
-    if (std::find(targets_.begin(), targets_.end(), &t) == targets_.end()) targets_.push_back(&t);
+    own_.insert(&t);
     w->wrap();
   }
 }

@@ -23,6 +23,7 @@
 // on go on as before; unwrap() removes every wrapper of the run from the model.
 #pragma once
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -103,7 +104,7 @@ class Compressor {
   std::shared_ptr<WrapperMap> wrappers_;
   std::shared_ptr<Compressor> previous_;
   std::unique_ptr<TrainerHooks> hooks_;
-  std::vector<TargetState*> targets_;
+  std::set<const TargetState*> own_;  // this compressor's targets (targets() gives them in model order)
 };
 
 }  // namespace shrink::compression

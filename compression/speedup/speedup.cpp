@@ -176,6 +176,17 @@ class Planner {
     return any;
   }
 
+  // A Conv2d / Linear output: the kept channels, and for a removed one its (masked) bias plus the
+  // constants folded into it.
+  static Channels layer_output(const LayerPlan& p, const Tensor& bias) {
+    const size_t n = p.out_keep.size();
+    const std::vector<float> b = bias.defined() ? bias.to_vector() : std::vector<float>(n, 0.f);
+    Channels c{p.out_keep, std::vector<float>(n, 0.f)};
+    for (size_t o = 0; o < n; ++o)
+      if (!c.keep[o]) c.value[o] = b[o] + p.fold[o];
+    return c;
+  }
+
   void visit(size_t k) {
     const GraphNode& n = graph_.nodes[k];
     Channels& st = states_[k];
@@ -220,10 +231,7 @@ class Planner {
         kout = ko;
         ++p.groups_after;
       }
-      std::vector<float> bias = b.defined() ? b.to_vector() : std::vector<float>(static_cast<size_t>(channels), 0.f);
-      st = Channels{p.out_keep, std::vector<float>(static_cast<size_t>(channels), 0.f)};
-      for (int64_t o = 0; o < channels; ++o)
-        if (!st.keep[static_cast<size_t>(o)]) st.value[static_cast<size_t>(o)] = bias[static_cast<size_t>(o)] + p.fold[static_cast<size_t>(o)];
+      st = layer_output(p, b);
       return;
     }
     if (n.kind == OpKind::Linear) {
@@ -246,10 +254,7 @@ class Planner {
       p.fold.assign(static_cast<size_t>(channels), 0.f);
       fold_inputs(w, in, 1, p.fold);  // exact: every feature is one column
       p.out_keep = out_keep_[n.module];
-      std::vector<float> bias = b.defined() ? b.to_vector() : std::vector<float>(static_cast<size_t>(channels), 0.f);
-      st = Channels{p.out_keep, std::vector<float>(static_cast<size_t>(channels), 0.f)};
-      for (int64_t o = 0; o < channels; ++o)
-        if (!st.keep[static_cast<size_t>(o)]) st.value[static_cast<size_t>(o)] = bias[static_cast<size_t>(o)] + p.fold[static_cast<size_t>(o)];
+      st = layer_output(p, b);
       return;
     }
     if (n.kind == OpKind::BatchNorm) {
@@ -477,26 +482,35 @@ std::vector<LayerCount> count_layers(nn::Module& model, const Graph& graph, cons
   return out;
 }
 
-std::vector<std::string> speedup_preflight(nn::Module& model, const Masks& masks, const std::vector<nn::Value>& input) {
+namespace {
+// Speedup works on parameter masks; an activation mask is refused (empty when there is none).
+std::vector<std::string> activation_mask_refusal(const Masks& masks) {
   for (const auto& [key, m] : masks) {
     const size_t dot = key.rfind('.');
     const std::string target = dot == std::string::npos ? key : key.substr(dot + 1);
     if (target.rfind("_input_", 0) == 0 || target.rfind("_output_", 0) == 0)
       return {"mask " + key + ": speedup takes parameter masks (weight, bias); activation masks are not supported"};
   }
-  const Graph g = trace(model, input);
-  return Planner(model, masks, g).errors;
+  return {};
+}
+}  // namespace
+
+std::vector<std::string> speedup_preflight(nn::Module& model, const Masks& masks, const std::vector<nn::Value>& input) {
+  std::vector<std::string> refused = activation_mask_refusal(masks);
+  if (!refused.empty()) return refused;
+  return Planner(model, masks, trace(model, input)).errors;
 }
 
 SpeedupReport speedup_model(nn::Module& model, const Masks& masks, const std::vector<nn::Value>& input) {
-  const std::vector<std::string> refused = speedup_preflight(model, masks, input);
+  std::vector<std::string> refused = activation_mask_refusal(masks);
+  const Graph g = refused.empty() ? trace(model, input) : Graph{};
+  Planner planner(model, masks, g);
+  if (refused.empty()) refused = planner.errors;
   if (!refused.empty()) {
     std::string all;
     for (const auto& r : refused) all += "\n  " + r;
     fail("speedup refused, nothing was changed:", all);
   }
-  const Graph g = trace(model, input);
-  Planner planner(model, masks, g);
   SpeedupReport report;
   report.params_before = count_params(model);
   report.macs_before = count_macs(g);
