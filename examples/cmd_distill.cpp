@@ -40,6 +40,7 @@ int cmd_distill(const std::vector<std::string>& args) {
       ("save", po::value(&save), "write the student's weights here (.safetensors)")
       ("json", "print one JSON object on stdout");
   add_train_options(desc, topts);
+  add_checkpoint_options(desc, topts);
   po::variables_map vm;
   if (auto status = parse_args(args, desc, vm, "distill")) return *status;
   const bool json = vm.count("json") > 0;

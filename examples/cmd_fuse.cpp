@@ -60,6 +60,7 @@ int cmd_fuse(const std::vector<std::string>& args) {
       ("save-calibration", po::value(&calib_out), "write the calibration here (.safetensors + .json)")
       ("json", "print one JSON object on stdout");
   add_train_options(desc, topts);
+  add_checkpoint_options(desc, topts);
   po::variables_map vm;
   if (auto status = parse_args(args, desc, vm, "fuse")) return *status;
   if (prune_cfg.empty() && quant_cfg.empty() && distill_cfg.empty()) {

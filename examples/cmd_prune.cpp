@@ -47,6 +47,7 @@ int cmd_prune(const std::vector<std::string>& args) {
       ("auto-dependency-groups", "fill in dependency_group_id / internal_metric_block from one traced forward")
       ("json", "print one JSON object on stdout");
   add_train_options(desc, topts);
+  add_checkpoint_options(desc, topts);
   po::variables_map vm;
   if (auto status = parse_args(args, desc, vm, "prune")) return *status;
   const bool json = vm.count("json") > 0;

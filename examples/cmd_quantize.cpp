@@ -92,6 +92,7 @@ int cmd_quantize(const std::vector<std::string>& args) {
   topts.momentum = 0.0;
   topts.weight_decay = 0.0;
   add_train_options(desc, topts);
+  add_checkpoint_options(desc, topts);
   po::variables_map vm;
   if (auto status = parse_args(args, desc, vm, "quantize")) return *status;
   const bool json = vm.count("json") > 0;

@@ -29,6 +29,7 @@ int cmd_train(const std::vector<std::string>& args) {
       ("save", po::value(&save), "write the trained weights to this .safetensors file")
       ("json", "print a JSON summary as the last line of stdout");
   add_train_options(desc, opts);
+  add_checkpoint_options(desc, opts);
   po::variables_map vm;
   if (auto status = parse_args(args, desc, vm, "train")) return *status;
   if (epochs < 0) {

@@ -29,8 +29,18 @@ void add_train_options(po::options_description& desc, TrainOptions& o) {
       ("detect-anomaly", po::bool_switch(&o.detect_anomaly), "check every op's output and gradient for NaN/Inf as it is made (slower)");
 }
 
+void add_checkpoint_options(po::options_description& desc, TrainOptions& o) {
+  desc.add_options()
+      ("checkpoint", po::value(&o.checkpoint_dir), "write the run's whole state to DIR every --checkpoint-every steps (the newest two kept)")
+      ("checkpoint-every", po::value(&o.checkpoint_every)->default_value(o.checkpoint_every), "optimizer steps between checkpoints")
+      ("resume", po::value(&o.resume_dir), "continue from the newest complete checkpoint in DIR (same command otherwise; starts afresh when there is none) and go on checkpointing there");
+}
+
 Device apply_runtime_options(const TrainOptions& o) {
   SHRINK_CHECK(o.batch > 0 && o.lr > 0, "--batch and --lr must be positive");
+  SHRINK_CHECK(o.checkpoint_dir.empty() || o.resume_dir.empty(), "give --checkpoint or --resume, not both (--resume ",
+               "goes on writing checkpoints to its directory)");
+  SHRINK_CHECK(o.checkpoint_every > 0, "--checkpoint-every must be positive, got ", o.checkpoint_every);
   if (o.threads > 0) set_num_threads(o.threads);
   if (o.device == "cpu") return Device::CPU;
   SHRINK_CHECK(o.device == "cuda", "--device must be cpu or cuda, got '", o.device, "'");
@@ -58,6 +68,12 @@ FashionSession make_fashion_session(std::shared_ptr<nn::Module> model, const Tra
   s.trainer->set_log(&log, &log == &std::cout && isatty(STDOUT_FILENO) != 0);
   if (schedule_epochs > 0)
     s.trainer->set_scheduler(std::make_shared<optim::CosineAnnealingLR>(*s.optimizer, schedule_epochs));
+  if (!o.resume_dir.empty()) {
+    s.trainer->resume_from(o.resume_dir);
+    s.trainer->set_checkpointing(o.resume_dir, o.checkpoint_every);
+  } else if (!o.checkpoint_dir.empty()) {
+    s.trainer->set_checkpointing(o.checkpoint_dir, o.checkpoint_every);
+  }
   s.trainer->on_epoch_end([&log](train::Trainer&, const train::EpochStats& st) {
     log << "epoch " << st.epoch + 1 << "  loss " << std::fixed << std::setprecision(4)
               << st.loss << "  train_acc " << st.train_accuracy << "  test_acc "

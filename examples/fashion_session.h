@@ -20,12 +20,18 @@ struct TrainOptions {
   int threads = 0;
   std::string data_dir, device = "cpu";
   bool allow_nonfinite = false, detect_anomaly = false;
+  // Checkpoints (add_checkpoint_options): write to checkpoint_dir, or resume from and go on
+  // writing to resume_dir, every checkpoint_every optimizer steps.
+  std::string checkpoint_dir, resume_dir;
+  int64_t checkpoint_every = 200;
 };
 
 // --batch --lr --momentum --weight-decay --seed --limit --threads --data --device --allow-nonfinite
 // --detect-anomaly, each defaulting
 // to what `o` holds (a command may preset them).
 void add_train_options(boost::program_options::options_description& desc, TrainOptions& o);
+// --checkpoint DIR --checkpoint-every N --resume DIR, for the commands that train.
+void add_checkpoint_options(boost::program_options::options_description& desc, TrainOptions& o);
 // Applies --threads and checks --device; returns the device (throws for "cuda" without one).
 Device apply_runtime_options(const TrainOptions& o);
 

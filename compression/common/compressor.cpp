@@ -21,7 +21,43 @@ Compressor::Compressor(Host host, CompressorKind kind, train::Trainer* trainer, 
     SHRINK_CHECK(trainer->model_ptr().get() == model_.get(), who_, ": the trainer trains a different model than the ",
                  "one being compressed");
     hooks_ = std::make_unique<TrainerHooks>(*trainer);
+    // The key prefix: the compressor's place in its chain (0 = built on the model) and its class,
+    // the same in every run built the same way.
+    auto prefix = [this] { return "c" + std::to_string(fused().size() - 1) + "." + who_ + "."; };
+    hooks_->state([this, prefix](io::StateDict& out) { save_state(out, prefix()); },
+                  [this, prefix](const io::StateDict& in) { load_state(in, prefix()); });
   }
+}
+
+namespace {
+// The state of a target that belongs to a compressor of `kind`, by name.
+std::vector<std::pair<std::string, Tensor*>> target_state_fields(TargetState& t, CompressorKind kind) {
+  std::vector<std::pair<std::string, Tensor*>> out;
+  if (kind == CompressorKind::Pruning) {
+    // A parameter's or buffer's mask is the module buffer "<name>_mask" (saved with the model).
+    if (t.kind == TargetKind::Input || t.kind == TargetKind::Output) out.emplace_back("mask", &t.mask);
+    for (auto& [name, x] : t.extras) out.emplace_back("extra." + name, &x);
+  } else if (kind == CompressorKind::Quantization) {
+    out = {{"scale", &t.scale}, {"zero_point", &t.zero_point}, {"tracked_min", &t.tracked_min},
+           {"tracked_max", &t.tracked_max}};
+  }
+  return out;
+}
+}  // namespace
+
+void Compressor::save_state(io::StateDict& out, const std::string& prefix) {
+  for (TargetState* t : targets())
+    for (auto& [name, field] : target_state_fields(*t, kind_))
+      if (field->defined()) out.put(prefix + t->key() + "." + name, *field);
+}
+
+void Compressor::load_state(const io::StateDict& in, const std::string& prefix) {
+  for (TargetState* t : targets())
+    for (auto& [name, field] : target_state_fields(*t, kind_)) {
+      // Not there: the uninterrupted run had not made it yet at that step (QAT's scale before
+      // quant_start_step), so neither has this one.
+      if (!in.restore_if_present(prefix + t->key() + "." + name, *field)) *field = Tensor();
+    }
 }
 
 Compressor::~Compressor() {

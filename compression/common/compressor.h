@@ -91,6 +91,13 @@ class Compressor {
   // Undoes what the compressor changed on a model beyond its targets (module fusion, a teacher's
   // wrappers); called by unwrap(). A subclass that overrides it also calls it from its destructor.
   virtual void release() {}
+  // Checkpoints (Trainer::add_state, registered for every compressor with a trainer): what the
+  // run needs to continue exactly. The base writes its targets' state of its kind under
+  // `prefix` + target key: pruning masks that are not module buffers (those travel with the
+  // model) and the extras (slim factors, movement scores); quantization scale, zero point and
+  // tracked range. Subclasses add their counters and accumulators and call the base.
+  virtual void save_state(io::StateDict& out, const std::string& prefix);
+  virtual void load_state(const io::StateDict& in, const std::string& prefix);
   // This compressor's trainer callbacks; it must have a trainer.
   TrainerHooks& hooks();
   bool has_hooks() const { return hooks_ != nullptr; }

@@ -43,6 +43,17 @@ class TrainerHooks {
     keep([this, patch] { return trainer_.patch_loss(patch); });
   }
 
+  // State saved with every checkpoint and loaded on resume (Trainer::add_state).
+  void state(train::Trainer::SaveState save, train::Trainer::LoadState load) {
+    train::Trainer::SaveState s = [armed = armed_, save = std::move(save)](io::StateDict& d) {
+      if (*armed) save(d);
+    };
+    train::Trainer::LoadState l = [armed = armed_, load = std::move(load)](const io::StateDict& d) {
+      if (*armed) load(d);
+    };
+    keep([this, s, l] { return trainer_.add_state(s, l); });
+  }
+
   // Takes every callback out of the trainer / puts them back at the end of the trainer's lists,
   // in their original order.
   void detach() {

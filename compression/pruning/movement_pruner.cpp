@@ -72,4 +72,15 @@ Tensor MovementPruner::metric(TargetState& t, const Tensor&, const std::optional
   return is_threshold_target(t) ? sigmoid(score).detach() : score.detach().contiguous_copy();
 }
 
+void MovementPruner::save_state(io::StateDict& out, const std::string& prefix) {
+  TrainingPruner::save_state(out, prefix);
+  out.put_real(prefix + "fraction", fraction_);
+}
+
+void MovementPruner::load_state(const io::StateDict& in, const std::string& prefix) {
+  TrainingPruner::load_state(in, prefix);
+  fraction_ = in.real(prefix + "fraction");
+  scale_goals(fraction_);
+}
+
 }  // namespace shrink::compression

@@ -40,6 +40,9 @@ class MovementPruner : public TrainingPruner {
 
  protected:
   Tensor metric(TargetState& t, const Tensor& value, const std::optional<Scaling>& s) override;
+  optim::Optimizer* extras_optimizer() override { return adam_.get(); }
+  void save_state(io::StateDict& out, const std::string& prefix) override;
+  void load_state(const io::StateDict& in, const std::string& prefix) override;
 
  private:
   bool is_threshold_target(const TargetState& t) const;

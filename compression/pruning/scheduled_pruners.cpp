@@ -32,6 +32,20 @@ ScheduledPruner::ScheduledPruner(Pruner& bound, int64_t interval_steps, int64_t 
     bound_.scale_goals(fraction_);
     bound_.scheduled_update();
   });
+  // Checkpoints: the schedule's position; the bound pruner's goals follow from it.
+  const std::string prefix = std::string("schedule.") + who + ".";
+  hooks_.state(
+      [this, prefix](io::StateDict& out) {
+        out.put_int(prefix + "counter", counter_);
+        out.put_int(prefix + "times", times_);
+        out.put_real(prefix + "fraction", fraction_);
+      },
+      [this, prefix](const io::StateDict& in) {
+        counter_ = in.integer(prefix + "counter");
+        times_ = in.integer(prefix + "times");
+        fraction_ = in.real(prefix + "fraction");
+        bound_.scale_goals(fraction_);
+      });
 }
 
 Masks ScheduledPruner::compress(int64_t max_steps) {

@@ -24,6 +24,7 @@ class SlimPruner : public TrainingPruner {
 
  protected:
   Tensor metric(TargetState& t, const Tensor& value, const std::optional<Scaling>& s) override;
+  optim::Optimizer* extras_optimizer() override { return adam_.get(); }
 
  private:
   std::unique_ptr<optim::Adam> adam_;

@@ -47,4 +47,18 @@ Tensor TaylorPruner::metric(TargetState& t, const Tensor&, const std::optional<S
   return block_l1(mul(it->second, 1.f / static_cast<float>(training_steps_)), s);
 }
 
+void TaylorPruner::save_state(io::StateDict& out, const std::string& prefix) {
+  TrainingPruner::save_state(out, prefix);
+  for (auto& [t, sum] : sums_) out.put(prefix + t->key() + ".taylor_sum", sum);
+}
+
+void TaylorPruner::load_state(const io::StateDict& in, const std::string& prefix) {
+  TrainingPruner::load_state(in, prefix);
+  sums_.clear();
+  for (TargetState* t : targets()) {
+    Tensor sum;
+    if (in.restore_if_present(prefix + t->key() + ".taylor_sum", sum)) sums_[t] = t->mask.defined() ? sum.to(t->mask.device()) : sum;
+  }
+}
+
 }  // namespace shrink::compression

@@ -22,6 +22,8 @@ class TaylorPruner : public TrainingPruner {
  protected:
   Tensor metric(TargetState& t, const Tensor& value, const std::optional<Scaling>& s) override;
   void reset_gathering() override { sums_.clear(); }
+  void save_state(io::StateDict& out, const std::string& prefix) override;
+  void load_state(const io::StateDict& in, const std::string& prefix) override;
   // The after-backward callback: adds (w * grad)^2 of every active target that has a gradient.
   void accumulate();
 

@@ -34,6 +34,20 @@ void TrainingPruner::scheduled_update() {
   window_ = 0;
 }
 
+void TrainingPruner::save_state(io::StateDict& out, const std::string& prefix) {
+  Pruner::save_state(out, prefix);
+  out.put_int(prefix + "step", step_);
+  out.put_int(prefix + "window", window_);
+  if (optim::Optimizer* o = extras_optimizer()) o->save_state(out, prefix + "extras_optim.");
+}
+
+void TrainingPruner::load_state(const io::StateDict& in, const std::string& prefix) {
+  Pruner::load_state(in, prefix);
+  step_ = in.integer(prefix + "step");
+  window_ = in.integer(prefix + "window");
+  if (optim::Optimizer* o = extras_optimizer()) o->load_state(in, prefix + "extras_optim.");
+}
+
 std::vector<TargetState*> TrainingPruner::active_targets() {
   std::vector<TargetState*> out;
   for (TargetState* t : targets())

@@ -53,6 +53,11 @@ class TrainingPruner : public Pruner {
   bool scheduled() const { return scheduled_; }
   // Restarts the gathering after a scheduled generation (Taylor clears its sums).
   virtual void reset_gathering() {}
+  // A private optimizer of the extras (Slim, Movement), whose state checkpoints carry.
+  virtual optim::Optimizer* extras_optimizer() { return nullptr; }
+  // Step counts and the extras optimizer, then the base's.
+  void save_state(io::StateDict& out, const std::string& prefix) override;
+  void load_state(const io::StateDict& in, const std::string& prefix) override;
 
  private:
   int64_t mask_step_;

@@ -31,4 +31,15 @@ void QATQuantizer::update_apply_methods() {
   for (TargetState* t : targets()) set_apply_method(*t, step_ < start_step(*t) ? "bypass" : "qat_clamp_round");
 }
 
+void QATQuantizer::save_state(io::StateDict& out, const std::string& prefix) {
+  Quantizer::save_state(out, prefix);
+  out.put_int(prefix + "step", step_);
+}
+
+void QATQuantizer::load_state(const io::StateDict& in, const std::string& prefix) {
+  Quantizer::load_state(in, prefix);
+  step_ = in.integer(prefix + "step");
+  update_apply_methods();
+}
+
 }  // namespace shrink::compression

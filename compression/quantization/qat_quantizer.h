@@ -19,6 +19,10 @@ class QATQuantizer : public Quantizer {
 
   static constexpr double kEmaDecay = 0.99;
 
+ protected:
+  void save_state(io::StateDict& out, const std::string& prefix) override;
+  void load_state(const io::StateDict& in, const std::string& prefix) override;
+
  private:
   int64_t start_step(const TargetState& t) const;
   void update_apply_methods();

@@ -1,6 +1,8 @@
 #include "framework/core/random.h"
 
 #include <cmath>
+#include <cstring>
+#include <sstream>
 
 namespace shrink {
 
@@ -19,6 +21,27 @@ float Generator::normal() {
   spare_ = static_cast<float>(r * std::sin(t));
   has_spare_ = true;
   return static_cast<float>(r * std::cos(t));
+}
+
+std::string Generator::state() const {
+  std::ostringstream out;
+  uint32_t spare_bits;
+  std::memcpy(&spare_bits, &spare_, sizeof spare_bits);
+  out << engine_ << ' ' << (has_spare_ ? 1 : 0) << ' ' << spare_bits;
+  return out.str();
+}
+
+void Generator::set_state(const std::string& state) {
+  std::istringstream in(state);
+  std::mt19937_64 engine;
+  int has_spare = 0;
+  uint32_t spare_bits = 0;
+  in >> engine >> has_spare >> spare_bits;
+  SHRINK_CHECK(!in.fail() && (has_spare == 0 || has_spare == 1) && (in >> std::ws).eof(),
+               "Generator::set_state: not a generator state (", state.size(), " characters)");
+  engine_ = engine;
+  has_spare_ = has_spare == 1;
+  std::memcpy(&spare_, &spare_bits, sizeof spare_bits);
 }
 
 Generator& default_generator() {

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <random>
+#include <string>
 
 #include "framework/core/tensor.h"
 
@@ -18,6 +19,10 @@ class Generator {
   float uniform(float lo, float hi) { return lo + (hi - lo) * uniform(); }
   float normal();  // Box-Muller, standard normal
   int64_t randint(int64_t n) { return static_cast<int64_t>(engine_() % static_cast<uint64_t>(n)); }
+  // The whole state as text (the engine's standard text form and the spare normal), so that a
+  // checkpoint can put a stream back exactly where it was.
+  std::string state() const;
+  void set_state(const std::string& state);  // throws on text state() did not produce
 
  private:
   std::mt19937_64 engine_;

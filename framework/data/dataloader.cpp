@@ -66,6 +66,12 @@ bool DataLoader::next(Batch& out) {
   return true;
 }
 
+void DataLoader::skip(int64_t batches) {
+  SHRINK_CHECK(batches >= 0, "DataLoader::skip: batches must be >= 0, got ", batches);
+  if (epoch_ < 0) start_epoch();
+  pos_ = std::min(limit_, pos_ + batches * batch_size_);
+}
+
 DataLoader::Iterator::Iterator(DataLoader* loader) : loader_(loader) { ++*this; }
 
 DataLoader::Iterator& DataLoader::Iterator::operator++() {

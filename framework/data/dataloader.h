@@ -34,6 +34,9 @@ class DataLoader {
   // on until start_epoch). Starts epoch 0 if no epoch was started, so a plain
   // `while (loader.next(b))` works on a fresh loader.
   bool next(Batch& out);
+  // Passes over the epoch's next `batches` batches without loading them (a resumed run going
+  // back to where its checkpoint was).
+  void skip(int64_t batches);
 
   // Range-for over one epoch: begin() starts the next epoch itself, so each loop is a new
   // epoch. Do not also call start_epoch() before the loop, or an epoch is skipped.

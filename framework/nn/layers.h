@@ -129,6 +129,8 @@ class Dropout : public Module {
   std::string type_name() const override { return "Dropout"; }
   float p;
   Generator& generator() { return gen_; }
+  std::string extra_state() const override { return gen_.state(); }
+  void set_extra_state(const std::string& state) override { gen_.set_state(state); }
 
  protected:
   Value forward(const std::vector<Value>& inputs) override;

@@ -349,6 +349,11 @@ std::map<std::string, Tensor> Module::state_dict() const {
   return out;
 }
 
+void Module::set_extra_state(const std::string& state) {
+  SHRINK_CHECK(state.empty(), type_name(), "::set_extra_state: this module keeps no extra state, got ",
+               state.size(), " characters");
+}
+
 void Module::load_state_dict(const std::map<std::string, Tensor>& state, bool strict) {
   std::vector<std::pair<std::string, Tensor>> own = named_parameters();
   for (auto& e : named_buffers()) own.push_back(e);

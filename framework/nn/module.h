@@ -119,6 +119,10 @@ class Module : public std::enable_shared_from_this<Module> {
   std::map<std::string, Tensor> state_dict() const;
   // Copies values in. strict: missing or unexpected keys are an error listing all of them.
   void load_state_dict(const std::map<std::string, Tensor>& state, bool strict = true);
+  // State that is neither a parameter nor a buffer (a dropout's random stream), as text for
+  // checkpoints; "" when the module has none (PyTorch's get_extra_state / set_extra_state).
+  virtual std::string extra_state() const { return ""; }
+  virtual void set_extra_state(const std::string& state);
   void to(Device device);
   void zero_grad();
   // Calls fn on every module (pre-order).

@@ -4,6 +4,7 @@
 
 #include "framework/core/autograd.h"
 #include "framework/core/backend.h"
+#include "framework/io/checkpoint.h"
 
 namespace shrink::optim {
 
@@ -28,6 +29,52 @@ void Optimizer::add_param_group(std::vector<Tensor> params) {
 
 void Optimizer::set_lr(float lr) {
   for (ParamGroup& g : groups_) g.options.lr = lr;
+}
+
+void Optimizer::save_state(io::StateDict& out, const std::string& prefix) const {
+  out.put_int(prefix + "groups", static_cast<int64_t>(groups_.size()));
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const std::string gp = prefix + "g" + std::to_string(g) + ".";
+    out.put_int(gp + "size", static_cast<int64_t>(groups_[g].params.size()));
+    out.put_real(gp + "lr", groups_[g].options.lr);
+    for (size_t i = 0; i < groups_[g].params.size(); ++i) {
+      auto it = state_.find(groups_[g].params[i].impl());
+      if (it == state_.end()) continue;  // never stepped
+      const std::string pp = gp + "p" + std::to_string(i) + ".";
+      out.put_int(pp + "step", it->second.step);
+      if (it->second.buf1.defined()) out.put(pp + "buf1", it->second.buf1);
+      if (it->second.buf2.defined()) out.put(pp + "buf2", it->second.buf2);
+    }
+  }
+}
+
+void Optimizer::load_state(const io::StateDict& in, const std::string& prefix) {
+  const int64_t groups = in.integer(prefix + "groups");
+  SHRINK_CHECK(groups == static_cast<int64_t>(groups_.size()), in.source, ": the checkpoint's optimizer has ",
+               groups, " parameter groups, this run's has ", groups_.size());
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const std::string gp = prefix + "g" + std::to_string(g) + ".";
+    const int64_t size = in.integer(gp + "size");
+    SHRINK_CHECK(size == static_cast<int64_t>(groups_[g].params.size()), in.source, ": optimizer group ", g,
+                 " holds ", size, " parameters in the checkpoint, ", groups_[g].params.size(), " in this run");
+    groups_[g].options.lr = static_cast<float>(in.real(gp + "lr"));
+    for (size_t i = 0; i < groups_[g].params.size(); ++i) {
+      const std::string pp = gp + "p" + std::to_string(i) + ".";
+      const TensorImpl* key = groups_[g].params[i].impl();
+      if (!in.has(pp + "step")) {
+        state_.erase(key);
+        continue;
+      }
+      State st;
+      st.step = in.integer(pp + "step");
+      in.restore_if_present(pp + "buf1", st.buf1);
+      in.restore_if_present(pp + "buf2", st.buf2);
+      for (Tensor* buf : {&st.buf1, &st.buf2})
+        if (buf->defined() && buf->device() != groups_[g].params[i].device())
+          buf->move_to_(groups_[g].params[i].device());
+      state_[key] = st;
+    }
+  }
 }
 
 void Optimizer::step() {

@@ -3,9 +3,14 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "framework/core/tensor.h"
+
+namespace shrink::io {
+class StateDict;
+}
 
 namespace shrink::optim {
 
@@ -38,6 +43,11 @@ class Optimizer {
   const GroupOptions& defaults() const { return defaults_; }
   void set_lr(float lr);  // every group
   float lr() const { return groups_.empty() ? defaults_.lr : groups_[0].options.lr; }
+  // Checkpoints: each group's learning rate and size and each parameter's state (buffers, step
+  // count), by group and position, under `prefix`. The parameters' values are not included.
+  // Loading needs the same groups of the same sizes (the run built the same way).
+  void save_state(io::StateDict& out, const std::string& prefix) const;
+  void load_state(const io::StateDict& in, const std::string& prefix);
 
  protected:
   explicit Optimizer(GroupOptions defaults) : defaults_(defaults) {}
@@ -90,6 +100,8 @@ class LRScheduler {
   virtual ~LRScheduler() = default;
   void step();
   int64_t last_epoch() const { return epoch_; }
+  // For checkpoints: the count of step() calls (the learning rates are the optimizer's state).
+  void set_last_epoch(int64_t epoch) { epoch_ = epoch; }
 
  protected:
   virtual float lr_at(float base_lr, int64_t epoch) const = 0;

@@ -61,7 +61,8 @@ bool erase_id(List& list, uint64_t id) {
 
 void Trainer::remove_callback(CallbackId id) {
   if (erase_id(loss_patches_, id) || erase_id(after_backward_, id) || erase_id(before_step_, id) ||
-      erase_id(after_step_, id) || erase_id(epoch_end_, id) || erase_id(evaluate_, id))
+      erase_id(after_step_, id) || erase_id(epoch_end_, id) || erase_id(evaluate_, id) ||
+      erase_id(states_, id))
     return;
   auto it = model_hooks_.find(id);
   if (it == model_hooks_.end()) return;
@@ -207,20 +208,51 @@ void Trainer::progress(int64_t done, int64_t total, double loss, double seconds)
 
 std::vector<EpochStats> Trainer::train(int64_t max_epochs, int64_t max_steps) {
   SHRINK_CHECK(max_epochs >= 0 || max_steps >= 0, "Trainer::train: give max_epochs or max_steps");
+  const int64_t call = pos_.call + 1;
+  bool resumed = false;
+  if (pending_resume_) {
+    const int64_t saved_call = pending_resume_->integer("trainer.call");
+    if (saved_call > call) {  // the checkpoint is in a later call: this one was done
+      pos_ = Position();
+      pos_.call = call;
+      if (log_) *log_ << "resume: training call " << call << " was complete at the checkpoint\n";
+      return {};
+    }
+    io::StateDict state = std::move(*pending_resume_);
+    pending_resume_.reset();
+    SHRINK_CHECK(saved_call == call, state.source, ": written in train() call ", saved_call, " of its run, but ",
+                 "this is call ", call);
+    load_checkpoint_state(state);
+    resumed = true;
+  } else {
+    pos_ = Position();
+    pos_.call = call;
+  }
   std::vector<EpochStats> history;
-  int64_t steps_this_call = 0;
-  for (int64_t e = 0; max_epochs < 0 || e < max_epochs; ++e) {
-    if (max_steps >= 0 && steps_this_call >= max_steps) break;
+  const int64_t first_epoch = pos_.call_epochs;
+  for (int64_t e = first_epoch; max_epochs < 0 || e < max_epochs; ++e) {
+    // A resumed run finishes the epoch its checkpoint was in, even when the step limit was
+    // reached inside it (the uninterrupted run did too).
+    const bool continuing = resumed && e == first_epoch;
+    if (!continuing && max_steps >= 0 && pos_.call_steps >= max_steps) break;
+    pos_.call_epochs = e;
     model_->train(true);
-    train_loader_->start_epoch();
+    if (continuing) {
+      train_loader_->start_epoch(pos_.loader_epoch);
+      train_loader_->skip(pos_.batches);
+    } else {
+      train_loader_->start_epoch();
+      pos_.loader_epoch = train_loader_->epoch();
+      pos_.batches = pos_.correct = pos_.seen = 0;
+      pos_.loss_sum = 0.0;
+    }
     EpochStats st;
     st.epoch = epochs_done_;
     auto t0 = Clock::now();
-    double loss_sum = 0.0;
-    int64_t batches = 0, correct = 0, seen = 0;
+    int64_t seen_before = pos_.seen;  // samples/s counts this process's work only
     const int64_t total = train_loader_->num_batches();
     while (train_loader_->next(batch_)) {
-      if (max_steps >= 0 && steps_this_call >= max_steps) break;
+      if (max_steps >= 0 && pos_.call_steps >= max_steps) break;
       Tensor x = batch_.inputs.to(device_), y = batch_.labels.to(device_);
       Tensor out;
       try {
@@ -245,23 +277,23 @@ std::vector<EpochStats> Trainer::train(int64_t max_epochs, int64_t max_steps) {
       for (auto& [id, cb] : before_step_) cb(*this);
       optimizer_->step();
       ++global_step_;
-      ++steps_this_call;
+      ++pos_.call_steps;
       for (auto& [id, cb] : after_step_) cb(*this);
-      double l = loss_.item();
-      loss_sum += l;
-      ++batches;
-      correct += correct_count(out, batch_.labels);
-      seen += batch_.labels.numel();
-      progress(batches, total, loss_sum / batches, seconds_since(t0));
+      pos_.loss_sum += loss_.item();
+      ++pos_.batches;
+      pos_.correct += correct_count(out, batch_.labels);
+      pos_.seen += batch_.labels.numel();
+      progress(pos_.batches, total, pos_.loss_sum / pos_.batches, seconds_since(t0));
+      if (checkpoint_every_ > 0 && global_step_ % checkpoint_every_ == 0) write_checkpoint();
     }
     if (log_ && tty_) *log_ << "\n";
-    SHRINK_CHECK(batches > 0 || (max_steps >= 0 && steps_this_call >= max_steps),
+    SHRINK_CHECK(pos_.batches > 0 || (max_steps >= 0 && pos_.call_steps >= max_steps),
                  "Trainer::train: the training loader yielded no batch (empty dataset, or "
                  "drop_last with fewer examples than a batch)");
     st.seconds = seconds_since(t0);
-    st.loss = batches ? loss_sum / batches : 0.0;
-    st.train_accuracy = seen ? static_cast<double>(correct) / seen : 0.0;
-    st.samples_per_s = st.seconds > 0 ? seen / st.seconds : 0.0;
+    st.loss = pos_.batches ? pos_.loss_sum / pos_.batches : 0.0;
+    st.train_accuracy = pos_.seen ? static_cast<double>(pos_.correct) / pos_.seen : 0.0;
+    st.samples_per_s = st.seconds > 0 ? (pos_.seen - seen_before) / st.seconds : 0.0;
     if (scheduler_) scheduler_->step();
     if (eval_loader_) {
       EvalResult r = evaluate(*eval_loader_);

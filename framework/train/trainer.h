@@ -7,10 +7,12 @@
 #include <iosfwd>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "framework/data/dataloader.h"
+#include "framework/io/checkpoint.h"
 #include "framework/nn/module.h"
 #include "framework/optim/optimizer.h"
 
@@ -114,6 +116,34 @@ class Trainer {
   void set_detect_anomaly(bool on) { detect_anomaly_ = on; }
   void set_scheduler(std::shared_ptr<optim::LRScheduler> s) { scheduler_ = std::move(s); }
 
+  // ---- checkpoints (framework/io/checkpoint.h) ----
+  // After every `every` optimizer steps (counted over the trainer's life) the run's whole state
+  // is written to `dir`; the newest two checkpoints are kept. The state: the model's parameters,
+  // buffers and modules' extra state (dropout streams), the optimizer (its parameters outside the
+  // model too, e.g. learned scales), the scheduler, the default random stream, the position in
+  // the data (epoch, batches done, the epoch's running sums) and every add_state() part.
+  void set_checkpointing(const std::string& dir, int64_t every);
+  // The next train() continues from the newest checkpoint in `dir` that verifies, as if the run
+  // that wrote it had not stopped: the steps and epochs before it are not run again (nor their
+  // callbacks; the restored state is theirs). The file is read now (errors surface here); the
+  // state is put back when train() starts, after every compressor is built. With no
+  // checkpoint in `dir` it says so on the log and the run starts afresh. Returns whether one
+  // was found. A checkpoint written in a later train() call of the run (a pruner's training,
+  // then the fine-tuning) makes the calls before it return at once without training; the code
+  // between the calls runs as it did, and whatever it changed is then overwritten by the
+  // restored state, so everything it changes must be checkpointed state (masks, weights,
+  // compressor state) — true of every compressor here.
+  bool resume_from(const std::string& dir);
+  // State beyond the trainer's own (a compressor's masks, scores, observers, schedules): `save`
+  // writes it into every checkpoint, `load` takes it back when a run resumes. Each part writes
+  // under its own key prefix. Returns an id for remove_callback.
+  using SaveState = std::function<void(io::StateDict&)>;
+  using LoadState = std::function<void(const io::StateDict&)>;
+  CallbackId add_state(SaveState save, LoadState load);
+  // What a checkpoint written now holds / puts back (public for tests and tools).
+  io::StateDict checkpoint_state();
+  void load_checkpoint_state(const io::StateDict& state);
+
  private:
   void progress(int64_t done, int64_t total, double loss, double seconds);
   // The step's forward, patched loss and backward.
@@ -127,6 +157,17 @@ class Trainer {
     return last_id_;
   }
   struct ModelHook;
+  // Where the run is: what a checkpoint needs beyond the model, optimizer and callbacks' state to
+  // continue an epoch exactly (the epoch's running sums feed its statistics).
+  struct Position {
+    int64_t call = 0;             // train() calls so far, this one included
+    int64_t call_steps = 0;       // optimizer steps in this call
+    int64_t call_epochs = 0;      // epochs begun in this call before the current one
+    int64_t loader_epoch = -1;    // the training loader's epoch
+    int64_t batches = 0, correct = 0, seen = 0;  // this epoch so far
+    double loss_sum = 0.0;
+  };
+  void write_checkpoint();
 
   std::shared_ptr<nn::Module> model_;
   std::shared_ptr<optim::Optimizer> optimizer_;
@@ -138,6 +179,11 @@ class Trainer {
   std::vector<std::pair<CallbackId, EpochCallback>> epoch_end_;
   std::vector<std::pair<CallbackId, EvalCallback>> evaluate_;
   std::map<CallbackId, std::unique_ptr<ModelHook>> model_hooks_;
+  std::vector<std::pair<CallbackId, std::pair<SaveState, LoadState>>> states_;
+  Position pos_;
+  std::string checkpoint_dir_;
+  int64_t checkpoint_every_ = 0;
+  std::optional<io::StateDict> pending_resume_;
   CallbackId last_id_ = 0;
   int64_t global_step_ = 0;
   int64_t epochs_done_ = 0;
