@@ -64,6 +64,25 @@ void LsqQuantizer::learn(TargetState& t) {
   optim::GroupOptions options = trainer().optimizer().defaults();
   options.weight_decay = 0.f;
   trainer().optimizer().add_param_group(learned, options);
+  learned_.push_back(t.key());
+}
+
+void LsqQuantizer::save_state(io::StateDict& out, const std::string& prefix) {
+  Quantizer::save_state(out, prefix);
+  std::string order;
+  for (const std::string& key : learned_) order += key + "\n";
+  out.put_text(prefix + "learned_order", order);
+}
+
+void LsqQuantizer::load_state(const io::StateDict& in, const std::string& prefix) {
+  std::vector<std::string> saved;
+  const std::string& order = in.text(prefix + "learned_order");
+  for (size_t b = 0, e; (e = order.find('\n', b)) != std::string::npos; b = e + 1) saved.push_back(order.substr(b, e - b));
+  SHRINK_CHECK(saved.size() >= learned_.size() && std::equal(learned_.begin(), learned_.end(), saved.begin()),
+               in.source, ": ", who_, "'s learned scales joined the optimizer in another order in the checkpoint");
+  Quantizer::load_state(in, prefix);
+  const std::vector<TargetState*> own = targets();
+  for (size_t i = learned_.size(); i < saved.size(); ++i) learn(find_target(own, saved[i], "LsqQuantizer::load_state"));
 }
 
 }  // namespace shrink::compression

@@ -24,12 +24,17 @@ class LsqQuantizer : public Quantizer {
 
  protected:
   void calibration_loaded(TargetState& t) override { learn(t); }
+  // Checkpoints also record the order in which the scales joined the optimizer (first forwards):
+  // a resumed run adds the restored ones in that order before the optimizer's state is loaded.
+  void save_state(io::StateDict& out, const std::string& prefix) override;
+  void load_state(const io::StateDict& in, const std::string& prefix) override;
 
  private:
   void initialise(TargetState& t, const Tensor& value);
   // Makes the target's scale (and LSQ+'s zero point) trainable leaves in the optimizer.
   void learn(TargetState& t);
   bool plus_;
+  std::vector<std::string> learned_;  // target keys, in the order learn() saw them
 };
 
 class LsqPlusQuantizer : public LsqQuantizer {

@@ -91,10 +91,11 @@ void Trainer::load_checkpoint_state(const io::StateDict& s) {
     const std::string key = "module." + name;
     m->set_extra_state(s.has(key) ? s.text(key) : std::string());
   }
+  // The parts first: a compressor may add the optimizer's parameter groups it had by then.
+  for (auto& [id, fns] : states_) fns.second(s);
   optimizer_->load_state(s, "optim.");
   for_each_extra_param(*model_, *optimizer_, [&s](const std::string& key, Tensor& p) { s.restore(key, p); });
   if (scheduler_) scheduler_->set_last_epoch(s.integer("scheduler.last_epoch"));
-  for (auto& [id, fns] : states_) fns.second(s);
   const std::vector<std::string> unused = s.unused();
   if (!unused.empty()) {
     std::string list;

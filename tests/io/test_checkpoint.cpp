@@ -149,6 +149,7 @@ BOOST_AUTO_TEST_CASE(sigkill_during_writes_never_leaves_a_partial_checkpoint) {
     io::save_checkpoint(dir, 2, state_of_step(2, 1 << 18));
     int pipe_fd[2];
     BOOST_REQUIRE(::pipe(pipe_fd) == 0);
+    std::fflush(nullptr);
     const pid_t child = ::fork();
     BOOST_REQUIRE(child >= 0);
     if (child == 0) {
