@@ -1,5 +1,6 @@
 #include "compression/pruning/mask_io.h"
 
+#include "framework/io/atomic_file.h"
 #include "framework/io/safetensors.h"
 
 namespace shrink::compression {
@@ -26,10 +27,12 @@ void save_masks(const std::string& path, const Masks& masks) {
   io::save_safetensors(path, out);
 }
 
-Masks load_masks(const std::string& path) {
+Masks load_masks(const std::string& path) { return parse_masks(io::read_file(path), path); }
+
+Masks parse_masks(const std::string& bytes, const std::string& name) {
   Masks out;
-  for (auto& [key, m] : io::load_tensors(path)) {
-    check_mask(path, key, m);
+  for (auto& [key, m] : io::parse_safetensors(bytes, name).tensors) {
+    check_mask(name, key, m);
     out[key] = m;
   }
   return out;

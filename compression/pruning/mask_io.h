@@ -13,5 +13,7 @@ namespace shrink::compression {
 void save_masks(const std::string& path, const Masks& masks);
 // The same checks on load: F32, values 0/1, keys "<module>.<target>".
 Masks load_masks(const std::string& path);
+// The same from the file's bytes; `name` appears in every error.
+Masks parse_masks(const std::string& bytes, const std::string& name);
 
 }  // namespace shrink::compression

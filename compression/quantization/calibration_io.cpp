@@ -47,17 +47,26 @@ void save_calibration(const std::string& path, const CalibrationConfig& config) 
 
 CalibrationConfig load_calibration(const std::string& path) {
   const std::string sidecar = calibration_sidecar_path(path);
-  boost::json::value meta;
-  try {
-    meta = boost::json::parse(io::read_file(sidecar));
-  } catch (const std::exception& e) {
-    fail(sidecar, ": ", e.what());
-  }
+  return parse_calibration(io::read_file(path), path, io::read_file(sidecar), sidecar);
+}
+
+namespace {
+boost::json::value parse_json(const std::string& text, const std::string& where) {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(text, ec);
+  if (ec) fail(where, ": invalid JSON (", ec.message(), ")");
+  return v;
+}
+}  // namespace
+
+CalibrationConfig parse_calibration(const std::string& safetensors_bytes, const std::string& path,
+                                    const std::string& sidecar_text, const std::string& sidecar) {
+  const boost::json::value meta = parse_json(sidecar_text, sidecar);
   SHRINK_CHECK(meta.is_object(), sidecar, ": expected a JSON object keyed '<module>.<target>'");
-  io::SafetensorsFile file = io::load_safetensors(path);
+  io::SafetensorsFile file = io::parse_safetensors(safetensors_bytes, path);
   if (auto m = file.metadata.find("shrink_calibration"); m != file.metadata.end())
-    SHRINK_CHECK(boost::json::parse(m->second) == meta, path, " and ", sidecar, " come from different saves ",
-                 "(the tensors' own copy of the sidecar differs); save the calibration again");
+    SHRINK_CHECK(parse_json(m->second, path + " (__metadata__.shrink_calibration)") == meta, path, " and ", sidecar,
+                 " come from different saves (the tensors' own copy of the sidecar differs); save the calibration again");
   std::map<std::string, Tensor> tensors(file.tensors.begin(), file.tensors.end());
   CalibrationConfig out;
   for (const auto& [key, v] : meta.as_object()) {

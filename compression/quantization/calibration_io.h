@@ -18,5 +18,8 @@ boost::json::object calibration_json(const CalibrationConfig& config);
 void save_calibration(const std::string& path, const CalibrationConfig& config);
 // Reads both files back (an error names the file and the key that is missing or malformed).
 CalibrationConfig load_calibration(const std::string& path);
+// The same from the two files' contents (`path` and `sidecar` name them in errors).
+CalibrationConfig parse_calibration(const std::string& safetensors_bytes, const std::string& path,
+                                    const std::string& sidecar_text, const std::string& sidecar);
 
 }  // namespace shrink::compression

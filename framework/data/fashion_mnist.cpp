@@ -60,6 +60,8 @@ struct InflateGuard {
   ~InflateGuard() { inflateEnd(zs); }
 };
 
+}  // namespace
+
 std::string gunzip(const std::string& in, const std::string& path) {
   const auto* src = reinterpret_cast<const uint8_t*>(in.data());
   if (in.size() < 2 || src[0] != 0x1f || src[1] != 0x8b) {
@@ -118,6 +120,8 @@ std::string gunzip(const std::string& in, const std::string& path) {
   }
   return out;
 }
+
+namespace {
 
 std::string read_maybe_gzip(const std::string& path) {
   const bool gz = path.size() >= 3 && path.compare(path.size() - 3, 3, ".gz") == 0;

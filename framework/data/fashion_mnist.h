@@ -33,6 +33,8 @@ IdxArray parse_idx(const std::string& bytes, const std::string& name,
 // Reads and fully decompresses a gzip file (all members). Throws naming the path when the file
 // is missing, is not gzip, or its stream is corrupt or ends early.
 std::string read_gzip_file(const std::string& path);
+// The same from the file's bytes; `name` appears in every error.
+std::string gunzip(const std::string& bytes, const std::string& name);
 
 // $SHRINK_FASHION_MNIST_DIR when set and non-empty, else /usr/share/datasets/fashion-mnist.
 std::string default_fashion_mnist_dir();

@@ -206,8 +206,10 @@ std::string save_checkpoint(const std::string& dir, int64_t step, const StateDic
   return path;
 }
 
-StateDict load_checkpoint(const std::string& path) {
-  SafetensorsFile file = load_safetensors(path);
+StateDict load_checkpoint(const std::string& path) { return parse_checkpoint(read_file(path), path); }
+
+StateDict parse_checkpoint(const std::string& bytes, const std::string& path) {
+  SafetensorsFile file = parse_safetensors(bytes, path);
   auto meta = [&](const char* key) -> const std::string& {
     auto it = file.metadata.find(key);
     SHRINK_CHECK(it != file.metadata.end(), path, ": not a shrink checkpoint (no '", key, "' in __metadata__)");

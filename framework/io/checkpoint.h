@@ -65,6 +65,8 @@ std::string checkpoint_path(const std::string& dir, int64_t step);
 std::string save_checkpoint(const std::string& dir, int64_t step, const StateDict& state, int keep = 2);
 // Reads one checkpoint and verifies its format and checksum; throws naming the file and the fault.
 StateDict load_checkpoint(const std::string& path);
+// The same from the file's bytes; `name` appears in every error.
+StateDict parse_checkpoint(const std::string& bytes, const std::string& name);
 // The checkpoint files in `dir`, newest step first (an absent directory has none).
 std::vector<std::string> list_checkpoints(const std::string& dir);
 // The newest checkpoint in `dir` that verifies. Each newer one that does not is reported to
