@@ -198,7 +198,9 @@ void conv_image(const Pass& g, const float* in, const float* w, float* out) {
 // variable that -Wuninitialized reports at every use.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#ifndef __clang__  // a GCC-only warning
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // In-register transpose of a 16x16 block: r[i] holds row i on entry, column i on return.
 // Three rounds of in-lane unpacks and 128-bit lane shuffles (see Intel's optimisation manual).
 SHRINK_AVX512 inline void transpose16(__m512 r[16]) {

@@ -367,7 +367,8 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state, bool st
                            shape_str(it->second.shape()) + ")");
     }
   }
-  for (auto& [name, t] : state) {
+  for (auto& entry : state) {
+    const std::string& name = entry.first;
     bool found = std::any_of(own.begin(), own.end(), [&](const auto& e) { return e.first == name; });
     if (!found) unexpected.push_back(name);
   }

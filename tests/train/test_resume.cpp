@@ -81,7 +81,8 @@ BOOST_AUTO_TEST_CASE(resumed_run_is_bit_identical) {
   const auto expected = weights(full);
   BOOST_TEST(full.trainer->global_step() == 21);
 
-  for (auto [every, die_at] : std::vector<std::pair<int64_t, int64_t>>{{4, 6}, {4, 14}, {7, 15}, {7, 8}, {5, 21}}) {
+  for (auto [every, die] : std::vector<std::pair<int64_t, int64_t>>{{4, 6}, {4, 14}, {7, 15}, {7, 8}, {5, 21}}) {
+    const int64_t die_at = die;  // (a lambda cannot capture a structured binding in C++17)
     const std::string dir = fresh_dir("e" + std::to_string(every) + "_" + std::to_string(die_at));
     {
       Run first = make_run();
