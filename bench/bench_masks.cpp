@@ -8,6 +8,7 @@
 #include <chrono>
 #include <iomanip>
 #include <iostream>
+#include <string>
 
 #include "compression/pruning/norm_pruners.h"
 #include "framework/shrink.h"
@@ -16,8 +17,11 @@
 namespace po = boost::program_options;
 using namespace shrink;
 
+std::string g_only;  // --only: one pruner
+
 template <typename P>
 void run(const char* name, const char* config) {
+  if (!g_only.empty() && g_only != name) return;
   manual_seed(0);
   auto model = std::make_shared<models::VGGSmall>(models::ModelOptions{}, 288);
   int64_t params = 0;
@@ -35,7 +39,8 @@ void run(const char* name, const char* config) {
 int main(int argc, char** argv) {
   int threads = 0;
   po::options_description desc("bench_masks options");
-  desc.add_options()("help,h", "help")("threads", po::value(&threads)->default_value(0), "threads");
+  desc.add_options()("help,h", "help")("threads", po::value(&threads)->default_value(0), "threads")(
+      "only", po::value(&g_only), "level | l1 | l2 | fpgm (default: all)");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
   po::notify(vm);

@@ -138,6 +138,8 @@ int cmd_quantize(const std::vector<std::string>& args) {
                                             static_cast<float>(topts.momentum), static_cast<float>(topts.weight_decay));
     trainer = std::make_shared<train::Trainer>(model, opt, loader);
     trainer->set_device(device);
+    trainer->set_log(&log, false);
+    apply_checkpoint_options(*trainer, topts);
     const bool trains = quantizer_name != "ptq" && quantizer_name != "naive";
     if (trains && d.y.empty()) {
       std::cerr << "shrink quantize: " << calib_path << ": --quantizer " << quantizer_name

@@ -8,6 +8,7 @@
 #include "framework/core/backend.h"
 #include "framework/core/parallel.h"
 #include "framework/data/fashion_mnist.h"
+#include "framework/io/checkpoint.h"
 
 namespace po = boost::program_options;
 
@@ -49,6 +50,19 @@ Device apply_runtime_options(const TrainOptions& o) {
   return Device::CUDA;
 }
 
+void apply_checkpoint_options(train::Trainer& trainer, const TrainOptions& o) {
+  if (!o.resume_dir.empty()) {
+    trainer.resume_from(o.resume_dir);
+    trainer.set_checkpointing(o.resume_dir, o.checkpoint_every);
+  } else if (!o.checkpoint_dir.empty()) {
+    const std::vector<std::string> old = io::list_checkpoints(o.checkpoint_dir);
+    SHRINK_CHECK(old.empty(), "--checkpoint ", o.checkpoint_dir, ": the directory already holds checkpoints (newest ",
+                 old.empty() ? "" : old.front(), "); continue that run with --resume ", o.checkpoint_dir,
+                 ", or choose another directory");
+    trainer.set_checkpointing(o.checkpoint_dir, o.checkpoint_every);
+  }
+}
+
 FashionSession make_fashion_session(std::shared_ptr<nn::Module> model, const TrainOptions& o,
                                     Device device, int64_t schedule_epochs, std::ostream& log) {
   FashionSession s;
@@ -68,12 +82,7 @@ FashionSession make_fashion_session(std::shared_ptr<nn::Module> model, const Tra
   s.trainer->set_log(&log, &log == &std::cout && isatty(STDOUT_FILENO) != 0);
   if (schedule_epochs > 0)
     s.trainer->set_scheduler(std::make_shared<optim::CosineAnnealingLR>(*s.optimizer, schedule_epochs));
-  if (!o.resume_dir.empty()) {
-    s.trainer->resume_from(o.resume_dir);
-    s.trainer->set_checkpointing(o.resume_dir, o.checkpoint_every);
-  } else if (!o.checkpoint_dir.empty()) {
-    s.trainer->set_checkpointing(o.checkpoint_dir, o.checkpoint_every);
-  }
+  apply_checkpoint_options(*s.trainer, o);
   s.trainer->on_epoch_end([&log](train::Trainer&, const train::EpochStats& st) {
     log << "epoch " << st.epoch + 1 << "  loss " << std::fixed << std::setprecision(4)
               << st.loss << "  train_acc " << st.train_accuracy << "  test_acc "

@@ -35,6 +35,10 @@ void add_checkpoint_options(boost::program_options::options_description& desc, T
 // Applies --threads and checks --device; returns the device (throws for "cuda" without one).
 Device apply_runtime_options(const TrainOptions& o);
 
+// --checkpoint / --resume on a trainer (make_fashion_session does it): a fresh --checkpoint into a
+// directory that already holds checkpoints is refused (resume it, or pick another one).
+void apply_checkpoint_options(train::Trainer& trainer, const TrainOptions& o);
+
 struct FashionSession {
   std::shared_ptr<nn::Module> model;
   std::shared_ptr<data::TensorDataset> train_set;

@@ -34,8 +34,8 @@ namespace {
 std::vector<std::pair<std::string, Tensor*>> target_state_fields(TargetState& t, CompressorKind kind) {
   std::vector<std::pair<std::string, Tensor*>> out;
   if (kind == CompressorKind::Pruning) {
-    // A parameter's or buffer's mask is the module buffer "<name>_mask" (saved with the model).
-    if (t.kind == TargetKind::Input || t.kind == TargetKind::Output) out.emplace_back("mask", &t.mask);
+    // A parameter's mask is the module buffer "<name>_mask" (saved with the model).
+    if (t.kind != TargetKind::Parameter) out.emplace_back("mask", &t.mask);
     for (auto& [name, x] : t.extras) out.emplace_back("extra." + name, &x);
   } else if (kind == CompressorKind::Quantization) {
     out = {{"scale", &t.scale}, {"zero_point", &t.zero_point}, {"tracked_min", &t.tracked_min},
@@ -56,7 +56,10 @@ void Compressor::load_state(const io::StateDict& in, const std::string& prefix) 
     for (auto& [name, field] : target_state_fields(*t, kind_)) {
       // Not there: the uninterrupted run had not made it yet at that step (QAT's scale before
       // quant_start_step), so neither has this one.
+      const bool had = field->defined();
       if (!in.restore_if_present(prefix + t->key() + "." + name, *field)) *field = Tensor();
+      // A field made now comes from the checkpoint on the CPU: put it where the model computes.
+      if (!had && field->defined()) field->move_to_(model_->parameter_device());
     }
 }
 

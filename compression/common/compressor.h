@@ -73,6 +73,14 @@ class Compressor {
   std::vector<Compressor*> fused();
   // The trainer of the run: this compressor's, else the nearest one it was built on; may be null.
   train::Trainer* run_trainer();
+  // Checkpoints (Trainer::add_state, registered for every compressor with a trainer;
+  // a schedule saves the one-shot pruner it drives): what the
+  // run needs to continue exactly. The base writes its targets' state of its kind under
+  // `prefix` + target key: pruning masks that are not module buffers (those travel with the
+  // model) and the extras (slim factors, movement scores); quantization scale, zero point and
+  // tracked range. Subclasses add their counters and accumulators and call the base.
+  virtual void save_state(io::StateDict& out, const std::string& prefix);
+  virtual void load_state(const io::StateDict& in, const std::string& prefix);
   // Removes every wrapper of the run from the model (its parameters were never replaced), after
   // each compressor of the run released what it holds on the model (release()).
   void unwrap();
@@ -91,13 +99,6 @@ class Compressor {
   // Undoes what the compressor changed on a model beyond its targets (module fusion, a teacher's
   // wrappers); called by unwrap(). A subclass that overrides it also calls it from its destructor.
   virtual void release() {}
-  // Checkpoints (Trainer::add_state, registered for every compressor with a trainer): what the
-  // run needs to continue exactly. The base writes its targets' state of its kind under
-  // `prefix` + target key: pruning masks that are not module buffers (those travel with the
-  // model) and the extras (slim factors, movement scores); quantization scale, zero point and
-  // tracked range. Subclasses add their counters and accumulators and call the base.
-  virtual void save_state(io::StateDict& out, const std::string& prefix);
-  virtual void load_state(const io::StateDict& in, const std::string& prefix);
   // This compressor's trainer callbacks; it must have a trainer.
   TrainerHooks& hooks();
   bool has_hooks() const { return hooks_ != nullptr; }

@@ -122,6 +122,32 @@ void Distiller::store_in_cache(const data::Batch& batch) {
   for (int64_t i : idx) cached_[static_cast<size_t>(i)] = 1;
 }
 
+void Distiller::save_state(io::StateDict& out, const std::string& prefix) {
+  Compressor::save_state(out, prefix);
+  out.put_int(prefix + "teacher_forwards", teacher_forwards_);
+  if (cache_samples_ == 0) return;
+  Tensor seen = Tensor::empty({cache_samples_}, DType::U8);
+  std::copy(cached_.begin(), cached_.end(), seen.data<uint8_t>());
+  out.put(prefix + "cache.seen", seen);
+  for (auto& [key, rows] : cache_) out.put(prefix + "cache.rows." + key, rows);
+}
+
+void Distiller::load_state(const io::StateDict& in, const std::string& prefix) {
+  Compressor::load_state(in, prefix);
+  teacher_forwards_ = in.integer(prefix + "teacher_forwards");
+  if (cache_samples_ == 0) return;
+  Tensor seen = in.tensor(prefix + "cache.seen");
+  SHRINK_CHECK(seen.dtype() == DType::U8 && seen.numel() == cache_samples_, in.source, ": the teacher cache holds ",
+               seen.numel(), " samples in the checkpoint, ", cache_samples_, " in this run");
+  cached_.assign(seen.data<uint8_t>(), seen.data<uint8_t>() + cache_samples_);
+  cache_.clear();
+  for (const Link& l : links_)
+    for (TargetState* t : l.teacher) {
+      Tensor rows;
+      if (in.restore_if_present(prefix + "cache.rows." + t->key(), rows)) cache_[t->key()] = rows;
+    }
+}
+
 void Distiller::run_teacher(const data::Batch& batch) {
   ++teacher_forwards_;
   NoGradGuard ng;

@@ -52,6 +52,10 @@ class Distiller : public Compressor {
   void cache_teacher_outputs(int64_t num_samples);
   int64_t teacher_forwards() const { return teacher_forwards_; }
   float temperature() const { return temperature_; }
+  // Checkpoints carry the teacher cache (as big as it is) and the forward count, so a resumed run
+  // takes the same teacher values as one that was never stopped.
+  void save_state(io::StateDict& out, const std::string& prefix) override;
+  void load_state(const io::StateDict& in, const std::string& prefix) override;
 
  protected:
   struct Link {

@@ -39,12 +39,15 @@ ScheduledPruner::ScheduledPruner(Pruner& bound, int64_t interval_steps, int64_t 
         out.put_int(prefix + "counter", counter_);
         out.put_int(prefix + "times", times_);
         out.put_real(prefix + "fraction", fraction_);
+        // A one-shot bound pruner registers no state of its own (it has no trainer).
+        if (!bound_.run_trainer()) bound_.save_state(out, prefix + "bound.");
       },
       [this, prefix](const io::StateDict& in) {
         counter_ = in.integer(prefix + "counter");
         times_ = in.integer(prefix + "times");
         fraction_ = in.real(prefix + "fraction");
         bound_.scale_goals(fraction_);
+        if (!bound_.run_trainer()) bound_.load_state(in, prefix + "bound.");
       });
 }
 

@@ -197,10 +197,15 @@ std::string save_checkpoint(const std::string& dir, int64_t step, const StateDic
   const std::string path = checkpoint_path(dir, step);
   std::vector<std::pair<std::string, Tensor>> tensors(state.tensors().begin(), state.tensors().end());
   save_safetensors(path, tensors, metadata);
-  // Only after the new checkpoint is in place: older ones beyond `keep`, and temporary files of
-  // writes that were interrupted (a killed run).
-  const std::vector<std::string> all = list_checkpoints(dir);
-  for (size_t i = static_cast<size_t>(keep); i < all.size(); ++i) ::unlink(all[i].c_str());
+  // Only after the new checkpoint is in place: checkpoints of later steps (a run this one
+  // superseded: it started afresh or resumed from an earlier one), older ones beyond `keep`, and
+  // temporary files of writes that were interrupted (a killed run).
+  int kept = 0;
+  for (const std::string& file : list_checkpoints(dir)) {
+    const size_t slash = file.find_last_of('/');
+    const int64_t s = step_of(slash == std::string::npos ? file : file.substr(slash + 1));
+    if (s > step || (s <= step && ++kept > keep)) ::unlink(file.c_str());
+  }
   for (const std::string& name : dir_entries(dir))
     if (name.find(".ckpt.tmp.") != std::string::npos) ::unlink((dir + "/" + name).c_str());
   return path;

@@ -60,8 +60,9 @@ class StateDict {
 
 // The checkpoint file of `step` in `dir`.
 std::string checkpoint_path(const std::string& dir, int64_t step);
-// Writes the checkpoint of `step` (creating `dir` if needed), then removes all but the newest
-// `keep` checkpoints and any temporary files an interrupted write left. Returns the file name.
+// Writes the checkpoint of `step` (creating `dir` if needed), then removes every checkpoint of a
+// later step (left by a run this one superseded), all but the newest `keep` of the rest and any
+// temporary files an interrupted write left. Returns the file name.
 std::string save_checkpoint(const std::string& dir, int64_t step, const StateDict& state, int keep = 2);
 // Reads one checkpoint and verifies its format and checksum; throws naming the file and the fault.
 StateDict load_checkpoint(const std::string& path);

@@ -1,4 +1,5 @@
 // The Trainer's checkpoints: what a run's state is, writing it, and putting it back on resume.
+#include <filesystem>
 #include <ostream>
 #include <set>
 
@@ -11,6 +12,11 @@ namespace shrink::train {
 void Trainer::set_checkpointing(const std::string& dir, int64_t every) {
   SHRINK_CHECK(!dir.empty(), "Trainer::set_checkpointing: empty directory");
   SHRINK_CHECK(every > 0, "Trainer::set_checkpointing: every must be a positive number of steps, got ", every);
+  // Now, so that a directory that cannot be made fails before any training is done.
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  SHRINK_CHECK(!ec && std::filesystem::is_directory(dir), "checkpoint directory '", dir, "' cannot be created",
+               ec ? ": " + ec.message() : std::string());
   checkpoint_dir_ = dir;
   checkpoint_every_ = every;
 }
@@ -60,6 +66,8 @@ io::StateDict Trainer::checkpoint_state() {
   s.put_int("trainer.correct", pos_.correct);
   s.put_int("trainer.seen", pos_.seen);
   s.put_real("trainer.loss_sum", pos_.loss_sum);
+  s.put_int("data.batch_size", train_loader_->batch_size());
+  s.put_int("data.batches_per_epoch", train_loader_->num_batches());
   s.put_text("rng.default", default_generator().state());
   for (auto& [name, t] : model_->state_dict()) s.put("model." + name, t);
   for (auto& [name, m] : model_->named_modules()) {
@@ -85,11 +93,21 @@ void Trainer::load_checkpoint_state(const io::StateDict& s) {
   pos_.correct = s.integer("trainer.correct");
   pos_.seen = s.integer("trainer.seen");
   pos_.loss_sum = s.real("trainer.loss_sum");
+  // The data position is counted in batches: the same batches, or the resume would be another run.
+  SHRINK_CHECK(s.integer("data.batch_size") == train_loader_->batch_size() &&
+                   s.integer("data.batches_per_epoch") == train_loader_->num_batches(),
+               s.source, ": written with batches of ", s.integer("data.batch_size"), " and ",
+               s.integer("data.batches_per_epoch"), " batches an epoch; this run has ", train_loader_->batch_size(),
+               " and ", train_loader_->num_batches(), " (a different --batch or --limit?)");
   default_generator().set_state(s.text("rng.default"));
   for (auto& [name, t] : model_->state_dict()) s.restore("model." + name, t);
   for (auto& [name, m] : model_->named_modules()) {
     const std::string key = "module." + name;
-    m->set_extra_state(s.has(key) ? s.text(key) : std::string());
+    try {
+      m->set_extra_state(s.has(key) ? s.text(key) : std::string());
+    } catch (const Error& e) {
+      fail(s.source, ": '", key, "': ", e.what());
+    }
   }
   // The parts first: a compressor may add the optimizer's parameter groups it had by then.
   for (auto& [id, fns] : states_) fns.second(s);

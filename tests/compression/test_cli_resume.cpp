@@ -125,9 +125,19 @@ BOOST_AUTO_TEST_CASE(prune_resumed_in_its_finetuning_gives_the_same_masks) {
   fs::remove_all(dir);
 }
 
-BOOST_AUTO_TEST_CASE(checkpoint_and_resume_together_is_a_usage_error) {
+BOOST_AUTO_TEST_CASE(usage_errors) {
   auto r = run_cli("train", "--model lenet5 --checkpoint /tmp/a --resume /tmp/b");
   BOOST_TEST(r.status != 0);
+  // A fresh --checkpoint into a directory that holds another run's checkpoints.
+  const fs::path dir = fs::temp_directory_path() / ("shrink_cli_resume_used_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  shrink::io::StateDict s;
+  s.put_int("x", 1);
+  shrink::io::save_checkpoint(dir.string(), 5, s);
+  auto used = run_cli("train", "--model lenet5 --epochs 1 --limit 64 --checkpoint " + dir.string());
+  BOOST_TEST(used.status != 0);
+  BOOST_TEST(fs::exists(shrink::io::checkpoint_path(dir.string(), 5)));  // left as it was
+  fs::remove_all(dir);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

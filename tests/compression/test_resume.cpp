@@ -126,6 +126,20 @@ BOOST_AUTO_TEST_CASE(lsq_and_slim) {
   }, 2, {5, 9});
 }
 
+// The offline teacher cache travels with the checkpoint: the second epoch takes the teacher from it.
+BOOST_AUTO_TEST_CASE(distiller_with_a_teacher_cache) {
+  check_resume("cache", [](SimpleSetup& s) {
+    manual_seed(22);
+    auto teacher = std::make_shared<shrink::testing::SimpleModel>();
+    teacher->eval();
+    DynamicLayerwiseDistiller d(s.model, cfg(R"([{"op_names": ["fc2"], "target_names": ["_output_"], "apply_method": "kl"}])"),
+                                *s.trainer, teacher);
+    d.cache_teacher_outputs(64);
+    d.compress(-1, 2);
+    return std::map<std::string, std::vector<float>>{{"teacher forwards", {static_cast<float>(d.teacher_forwards())}}};
+  }, 3, {5, 11});
+}
+
 // A fused run (distiller -> Taylor -> QAT) with fine-tuning after it: two training calls.
 BOOST_AUTO_TEST_CASE(fused_run_then_finetune) {
   check_resume("fused", [](SimpleSetup& s) {

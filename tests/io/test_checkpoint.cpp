@@ -132,6 +132,11 @@ BOOST_AUTO_TEST_CASE(keeps_the_newest_two_and_removes_stale_temporaries) {
   BOOST_TEST(files[0] == io::checkpoint_path(dir, 20));
   BOOST_TEST(files[1] == io::checkpoint_path(dir, 15));
   BOOST_TEST(!std::ifstream(dir + "/step-000000000006.ckpt.tmp.99999.0").good());
+  // A run that started again (or resumed from an earlier checkpoint) supersedes the later ones.
+  io::save_checkpoint(dir, 12, state_of_step(12, 8));
+  const std::vector<std::string> after = io::list_checkpoints(dir);
+  BOOST_REQUIRE(after.size() == 1u);
+  BOOST_TEST(after[0] == io::checkpoint_path(dir, 12));
 }
 
 // SIGKILL at random moments of a writer that saves checkpoint after checkpoint: whatever is

@@ -140,6 +140,13 @@ BOOST_AUTO_TEST_CASE(no_checkpoint_starts_afresh_and_a_different_model_is_refuse
   Run a = make_run();
   a.trainer->set_checkpointing(dir, 2);
   a.trainer->train(-1, 2);
+  Run c = make_run();
+  c.trainer = std::make_shared<train::Trainer>(
+      c.model, c.opt, std::make_shared<data::DataLoader>(
+                            std::make_shared<data::TensorDataset>(data::make_synthetic_classification(200, {1, 8, 8}, 4, 3)),
+                            16, true, 11));
+  BOOST_REQUIRE(c.trainer->resume_from(dir));
+  BOOST_CHECK_THROW(c.trainer->train(1), Error);  // batches of 16, not 32
   Run b = make_run(/*extra_layer=*/1);
   BOOST_REQUIRE(b.trainer->resume_from(dir));
   try {
