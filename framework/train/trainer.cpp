@@ -45,6 +45,10 @@ struct Trainer::ModelHook {
 
 Trainer::~Trainer() {
   for (auto& [id, h] : model_hooks_) h->remove();
+  // A run that trained less than the one that wrote the checkpoint never reached it.
+  if (pending_resume_ && log_)
+    *log_ << "warning: " << pending_resume_->source << " was never resumed from (this run made fewer training "
+          << "calls than the one that wrote it)\n";
 }
 
 namespace {
