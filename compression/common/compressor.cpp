@@ -21,11 +21,8 @@ Compressor::Compressor(Host host, CompressorKind kind, train::Trainer* trainer, 
     SHRINK_CHECK(trainer->model_ptr().get() == model_.get(), who_, ": the trainer trains a different model than the ",
                  "one being compressed");
     hooks_ = std::make_unique<TrainerHooks>(*trainer);
-    // The key prefix: the compressor's place in its chain (0 = built on the model) and its class,
-    // the same in every run built the same way.
-    auto prefix = [this] { return "c" + std::to_string(fused().size() - 1) + "." + who_ + "."; };
-    hooks_->state([this, prefix](io::StateDict& out) { save_state(out, prefix()); },
-                  [this, prefix](const io::StateDict& in) { load_state(in, prefix()); });
+    hooks_->state([this](io::StateDict& out) { save_state(out, state_prefix()); },
+                  [this](const io::StateDict& in) { load_state(in, state_prefix()); });
   }
 }
 

@@ -99,6 +99,9 @@ class Compressor {
   // Undoes what the compressor changed on a model beyond its targets (module fusion, a teacher's
   // wrappers); called by unwrap(). A subclass that overrides it also calls it from its destructor.
   virtual void release() {}
+  // The key prefix of this compressor's checkpoint state: its place in its chain (0 = built on the
+  // model) and its class, the same in every run built the same way.
+  std::string state_prefix() { return "c" + std::to_string(fused().size() - 1) + "." + who_ + "."; }
   // This compressor's trainer callbacks; it must have a trainer.
   TrainerHooks& hooks();
   bool has_hooks() const { return hooks_ != nullptr; }

@@ -63,7 +63,8 @@ void LsqQuantizer::learn(TargetState& t) {
   // A group of their own without weight decay: decay would pull every step size towards zero.
   optim::GroupOptions options = trainer().optimizer().defaults();
   options.weight_decay = 0.f;
-  trainer().optimizer().add_param_group(learned, options);
+  // Named, so that a checkpoint finds the group whatever order the first forwards gave.
+  trainer().optimizer().add_param_group(learned, options, state_prefix() + t.key());
   learned_.push_back(t.key());
 }
 

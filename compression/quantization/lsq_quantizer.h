@@ -24,8 +24,10 @@ class LsqQuantizer : public Quantizer {
 
  protected:
   void calibration_loaded(TargetState& t) override { learn(t); }
-  // Checkpoints also record the order in which the scales joined the optimizer (first forwards):
-  // a resumed run adds the restored ones in that order before the optimizer's state is loaded.
+  // Checkpoints also record which scales were learned (in the order of their first forwards): a
+  // resumed run adds the restored ones before the optimizer's state is loaded. Their optimizer
+  // groups are named "<state prefix><target key>", so the optimizer's state finds each one even
+  // when several quantizers' groups were interleaved by forward order.
   void save_state(io::StateDict& out, const std::string& prefix) override;
   void load_state(const io::StateDict& in, const std::string& prefix) override;
 

@@ -8,7 +8,9 @@
 
 namespace shrink::optim {
 
-void Optimizer::add_param_group(std::vector<Tensor> params, GroupOptions options) {
+void Optimizer::add_param_group(std::vector<Tensor> params, GroupOptions options, const std::string& name) {
+  for (const ParamGroup& g : groups_)
+    SHRINK_CHECK(name.empty() || g.name != name, "add_param_group: a group named '", name, "' exists already");
   for (const Tensor& p : params) {
     SHRINK_CHECK(p.defined() && p.is_leaf(), "add_param_group: parameters must be defined leaves");
     for (const ParamGroup& g : groups_)
@@ -20,6 +22,7 @@ void Optimizer::add_param_group(std::vector<Tensor> params, GroupOptions options
   g.params = std::move(params);
   g.options = options;
   g.initial_lr = options.lr;
+  g.name = name;
   groups_.push_back(std::move(g));
 }
 
@@ -31,10 +34,18 @@ void Optimizer::set_lr(float lr) {
   for (ParamGroup& g : groups_) g.options.lr = lr;
 }
 
+std::string Optimizer::group_key(size_t g) const {
+  SHRINK_CHECK(g < groups_.size(), "Optimizer::group_key: no group ", g);
+  if (!groups_[g].name.empty()) return "n." + groups_[g].name;
+  size_t unnamed = 0;
+  for (size_t i = 0; i < g; ++i) unnamed += groups_[i].name.empty();
+  return "g" + std::to_string(unnamed);
+}
+
 void Optimizer::save_state(io::StateDict& out, const std::string& prefix) const {
   out.put_int(prefix + "groups", static_cast<int64_t>(groups_.size()));
   for (size_t g = 0; g < groups_.size(); ++g) {
-    const std::string gp = prefix + "g" + std::to_string(g) + ".";
+    const std::string gp = prefix + group_key(g) + ".";
     out.put_int(gp + "size", static_cast<int64_t>(groups_[g].params.size()));
     out.put_real(gp + "lr", groups_[g].options.lr);
     for (size_t i = 0; i < groups_[g].params.size(); ++i) {
@@ -53,7 +64,7 @@ void Optimizer::load_state(const io::StateDict& in, const std::string& prefix) {
   SHRINK_CHECK(groups == static_cast<int64_t>(groups_.size()), in.source, ": the checkpoint's optimizer has ",
                groups, " parameter groups, this run's has ", groups_.size());
   for (size_t g = 0; g < groups_.size(); ++g) {
-    const std::string gp = prefix + "g" + std::to_string(g) + ".";
+    const std::string gp = prefix + group_key(g) + ".";
     const int64_t size = in.integer(gp + "size");
     SHRINK_CHECK(size == static_cast<int64_t>(groups_[g].params.size()), in.source, ": optimizer group ", g,
                  " holds ", size, " parameters in the checkpoint, ", groups_[g].params.size(), " in this run");

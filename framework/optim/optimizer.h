@@ -28,6 +28,9 @@ struct ParamGroup {
   std::vector<Tensor> params;
   GroupOptions options;
   float initial_lr = 0.f;  // set when the group is added; schedulers scale from it
+  // Optional and unique: checkpoints find a named group by its name wherever it ended up (groups
+  // a compressor adds on first forwards, whose order may vary), unnamed ones by their order.
+  std::string name;
 };
 
 class Optimizer {
@@ -37,7 +40,7 @@ class Optimizer {
   void step();
   // Drops every parameter's gradient (as set_to_none=True).
   void zero_grad();
-  void add_param_group(std::vector<Tensor> params, GroupOptions options);
+  void add_param_group(std::vector<Tensor> params, GroupOptions options, const std::string& name = "");
   void add_param_group(std::vector<Tensor> params);  // with the defaults
   std::vector<ParamGroup>& param_groups() { return groups_; }
   const GroupOptions& defaults() const { return defaults_; }
@@ -48,6 +51,8 @@ class Optimizer {
   // Loading needs the same groups of the same sizes (the run built the same way).
   void save_state(io::StateDict& out, const std::string& prefix) const;
   void load_state(const io::StateDict& in, const std::string& prefix);
+  // How checkpoints name group g: "n.<name>" for a named group, "g<k>" for the k-th unnamed one.
+  std::string group_key(size_t g) const;
 
  protected:
   explicit Optimizer(GroupOptions defaults) : defaults_(defaults) {}

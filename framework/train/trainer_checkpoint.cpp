@@ -49,7 +49,7 @@ void for_each_extra_param(nn::Module& model, optim::Optimizer& opt, F fn) {
   for (size_t g = 0; g < groups.size(); ++g)
     for (size_t i = 0; i < groups[g].params.size(); ++i)
       if (!in_model.count(groups[g].params[i].impl()))
-        fn("optim.param.g" + std::to_string(g) + ".p" + std::to_string(i), groups[g].params[i]);
+        fn("optim.param." + opt.group_key(g) + ".p" + std::to_string(i), groups[g].params[i]);
 }
 
 }  // namespace

@@ -110,6 +110,21 @@ BOOST_AUTO_TEST_CASE(qat_before_and_after_its_start_step) {
   }, 3, {4, 8, 13});
 }
 
+// Two LSQ quantizers in one chain whose scales join the optimizer interleaved (forward order:
+// conv1 weight, conv2/conv3 inputs, fc1 weight); a resumed run adds them quantizer by quantizer.
+BOOST_AUTO_TEST_CASE(two_fused_lsq_quantizers) {
+  check_resume("two_lsq", [](SimpleSetup& s) {
+    auto first = std::make_shared<LsqQuantizer>(
+        s.model, cfg(R"([{"op_names": ["conv1", "fc1"], "target_names": ["weight"], "quant_dtype": "int4"}])"), *s.trainer);
+    LsqQuantizer second(Host(first), cfg(R"([{"op_names": ["conv2", "conv3"], "target_names": ["_input_"],
+                                              "quant_dtype": "uint8"}])"), *s.trainer);
+    second.compress(12, -1);
+    auto out = calibration_of(second);
+    for (auto& [k, v] : calibration_of(*first)) out[k] = v;
+    return out;
+  }, 4, {6, 11});
+}
+
 BOOST_AUTO_TEST_CASE(lsq_and_slim) {
   check_resume("lsq", [](SimpleSetup& s) {
     LsqQuantizer lsq(s.model, cfg(R"([{"op_names": ["fc1", "conv1"], "target_names": ["weight", "_input_"],
