@@ -17,6 +17,7 @@
 #include <iostream>
 #include <tuple>
 
+#include "bench/bench_args.h"
 #include "compression/pruning/norm_pruners.h"
 #include "compression/quantization/qat_quantizer.h"
 #include "framework/optim/optimizer.h"
@@ -71,13 +72,7 @@ int main(int argc, char** argv) {
       ("threads", po::value(&threads)->default_value(0), "threads (0 = all cores)")
       ("rounds", po::value(&rounds)->default_value(5), "alternating rounds per model")
       ("steps", po::value(&steps)->default_value(3), "training steps per round");
-  po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, desc), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
+  if (!shrink::bench::parse_args(argc, argv, desc)) return 0;
   if (threads > 0) set_num_threads(threads);
   std::cout << "model,compressor,threads,baseline_ms,compressed_ms,median_ratio,min_ratio,max_ratio\n";
   for (const std::string name : {"vgg_small", "resnet20"}) {

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "bench/bench_args.h"
 #include "compression/pruning/norm_pruners.h"
 #include "compression/speedup/dependency.h"
 #include "compression/speedup/speedup.h"
@@ -68,13 +69,7 @@ int main(int argc, char** argv) {
   desc.add_options()("help,h", "show this help")("threads", po::value(&threads)->default_value(0), "threads (0: all)")(
       "rounds", po::value(&rounds)->default_value(7), "alternating rounds")(
       "batches", po::value(&batches)->default_value(batches), "comma-separated batch sizes");
-  po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, desc), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << desc;
-    return 0;
-  }
+  if (!shrink::bench::parse_args(argc, argv, desc)) return 0;
   if (threads > 0) set_num_threads(threads);
   std::vector<int64_t> sizes;
   std::stringstream ss(batches);

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <string>
 
+#include "bench/bench_args.h"
 #include "compression/pruning/norm_pruners.h"
 #include "framework/shrink.h"
 #include "models/zoo.h"
@@ -41,13 +42,7 @@ int main(int argc, char** argv) {
   po::options_description desc("bench_masks options");
   desc.add_options()("help,h", "help")("threads", po::value(&threads)->default_value(0), "threads")(
       "only", po::value(&g_only), "level | l1 | l2 | fpgm (default: all)");
-  po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, desc), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
+  if (!shrink::bench::parse_args(argc, argv, desc)) return 0;
   if (threads > 0) set_num_threads(threads);
   std::cout << "pruner,model_params,masked_elements,seconds\n";
   const char* elementwise = R"([{"op_types": ["Conv2d", "Linear"], "sparse_ratio": 0.5}])";

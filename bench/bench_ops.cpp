@@ -12,6 +12,7 @@
 #include <iostream>
 #include <string>
 
+#include "bench/bench_args.h"
 #include "framework/core/autograd.h"
 #include "framework/shrink.h"
 
@@ -47,13 +48,7 @@ int main(int argc, char** argv) {
   po::options_description desc("bench_ops options");
   desc.add_options()("help,h", "help")("seconds", po::value(&seconds)->default_value(1.0), "seconds per row")(
       "threads", po::value(&threads)->default_value(1), "threads (1-element ops never split)");
-  po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, desc), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
+  if (!shrink::bench::parse_args(argc, argv, desc)) return 0;
   set_num_threads(threads);
   const Tensor a = Tensor::from_vector({1.5f}, {1}), b = Tensor::from_vector({-0.5f}, {1});
   const Tensor m1 = Tensor::from_vector({1.5f}, {1, 1}), m2 = Tensor::from_vector({2.f}, {1, 1});

@@ -7,6 +7,7 @@
 #include <iomanip>
 #include <iostream>
 
+#include "bench/bench_args.h"
 #include "framework/core/parallel.h"
 #include "framework/core/random.h"
 #include "framework/optim/optimizer.h"
@@ -26,13 +27,7 @@ int main(int argc, char** argv) {
       ("batch", po::value(&batch)->default_value(64), "batch size")
       ("seconds", po::value(&seconds)->default_value(3.0), "measuring time per model")
       ("model", po::value(&names)->multitoken(), "models (default: all)");
-  po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, desc), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
+  if (!shrink::bench::parse_args(argc, argv, desc)) return 0;
   if (threads > 0) set_num_threads(threads);
   if (names.empty()) names = models::model_names();
   std::cout << "model,batch,threads,steps,samples_per_s\n";

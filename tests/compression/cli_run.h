@@ -3,8 +3,11 @@
 #pragma once
 #include <boost/test/unit_test.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <sys/wait.h>
+
+#include "framework/data/fashion_mnist.h"
 
 namespace shrink::testing {
 
@@ -12,6 +15,12 @@ struct CliResult {
   int status;
   std::string out;
 };
+
+// Whether Debian's dataset-fashion-mnist (or $SHRINK_FASHION_MNIST_DIR) is there; the tests
+// that train skip with a message without it.
+inline bool have_fashion_mnist() {
+  return std::filesystem::exists(data::default_fashion_mnist_dir() + "/train-images-idx3-ubyte.gz");
+}
 
 inline CliResult run_cli(const std::string& command, const std::string& args) {
   const std::string cmd = std::string(SHRINK_CLI_PATH) + " " + command + " " + args + " 2>/dev/null";

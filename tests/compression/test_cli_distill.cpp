@@ -17,13 +17,12 @@ using namespace shrink;
 namespace {
 testing::CliResult run(const std::string& args) { return testing::run_cli("distill", args); }
 
-bool have_data() { return fs::exists(data::default_fashion_mnist_dir() + "/train-images-idx3-ubyte.gz"); }
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(cli_distill)
 
 BOOST_AUTO_TEST_CASE(json_save_and_errors) {
-  if (!have_data()) {
+  if (!shrink::testing::have_fashion_mnist()) {
     BOOST_TEST_MESSAGE("skipped: Fashion-MNIST not installed");
     return;
   }

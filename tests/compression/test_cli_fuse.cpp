@@ -20,13 +20,12 @@ using namespace shrink;
 namespace {
 testing::CliResult run(const std::string& args) { return testing::run_cli("fuse", args); }
 
-bool have_data() { return fs::exists(data::default_fashion_mnist_dir() + "/train-images-idx3-ubyte.gz"); }
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(cli_fuse)
 
 BOOST_AUTO_TEST_CASE(prune_quantize_distil_in_one_run) {
-  if (!have_data()) {
+  if (!shrink::testing::have_fashion_mnist()) {
     BOOST_TEST_MESSAGE("skipped: Fashion-MNIST not installed");
     return;
   }

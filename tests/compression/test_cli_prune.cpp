@@ -16,15 +16,12 @@ namespace fs = std::filesystem;
 namespace {
 shrink::testing::CliResult run(const std::string& args) { return shrink::testing::run_cli("prune", args); }
 
-bool have_data() {
-  return fs::exists(shrink::data::default_fashion_mnist_dir() + "/train-images-idx3-ubyte.gz");
-}
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(cli_prune)
 
 BOOST_AUTO_TEST_CASE(json_and_mask_file) {
-  if (!have_data()) {
+  if (!shrink::testing::have_fashion_mnist()) {
     BOOST_TEST_MESSAGE("skipped: Fashion-MNIST not installed");
     return;
   }
@@ -56,7 +53,7 @@ BOOST_AUTO_TEST_CASE(json_and_mask_file) {
 // --auto-dependency-groups on resnet20: the stem and layer1's conv2s feed the same residual sum, so
 // they keep the same output channels.
 BOOST_AUTO_TEST_CASE(automatic_dependency_groups) {
-  if (!have_data()) {
+  if (!shrink::testing::have_fashion_mnist()) {
     BOOST_TEST_MESSAGE("skipped: Fashion-MNIST not installed");
     return;
   }

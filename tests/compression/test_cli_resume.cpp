@@ -25,9 +25,6 @@ using shrink::testing::run_cli;
 
 namespace {
 
-bool have_data() {
-  return fs::exists(shrink::data::default_fashion_mnist_dir() + "/train-images-idx3-ubyte.gz");
-}
 
 // `shrink <args...>` in a child process (output discarded), SIGKILLed after `ms` milliseconds
 // unless it finished first. Returns whether it was killed.
@@ -63,7 +60,7 @@ std::string join(const std::vector<std::string>& v) {
 BOOST_AUTO_TEST_SUITE(cli_resume)
 
 BOOST_AUTO_TEST_CASE(train_killed_and_resumed_writes_the_same_weights) {
-  if (!have_data()) {
+  if (!shrink::testing::have_fashion_mnist()) {
     BOOST_TEST_MESSAGE("skipped: Fashion-MNIST not installed");
     return;
   }
@@ -95,7 +92,7 @@ BOOST_AUTO_TEST_CASE(train_killed_and_resumed_writes_the_same_weights) {
 }
 
 BOOST_AUTO_TEST_CASE(prune_resumed_in_its_finetuning_gives_the_same_masks) {
-  if (!have_data()) {
+  if (!shrink::testing::have_fashion_mnist()) {
     BOOST_TEST_MESSAGE("skipped: Fashion-MNIST not installed");
     return;
   }
