@@ -65,23 +65,15 @@ Tensor Scaling::shrink(const Tensor& t, Reduce reduce) const {
     block_dims.push_back(2 * d + 1);
   }
   Tensor v = reshape(t, split);
-  switch (reduce) {
-    case Reduce::SumAbs: v = abs(v); break;
-    case Reduce::SumSquares: v = mul(v, v); break;
-    default: break;
-  }
   Tensor r;
   if (reduce == Reduce::Max || reduce == Reduce::Min) {
     r = v;
     for (auto it = block_dims.rbegin(); it != block_dims.rend(); ++it)
       r = reduce == Reduce::Max ? max(r, *it, true) : min(r, *it, true);
+  } else if (reduce == Reduce::L1 || reduce == Reduce::L2) {
+    r = norm(v, reduce == Reduce::L1 ? 1 : 2, block_dims, true);
   } else {
-    r = sum(v, block_dims, true);
-    if (reduce == Reduce::Mean) {
-      int64_t count = 1;
-      for (int64_t x : k) count *= x;
-      r = mul(r, 1.f / static_cast<float>(count));
-    }
+    r = reduce == Reduce::Mean ? mean(v, block_dims, true) : sum(v, block_dims, true);
   }
   return reshape(r, shrunk_shape(shape));
 }

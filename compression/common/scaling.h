@@ -39,7 +39,8 @@ class Scaling {
   // Shape of shrink()'s result with keepdim: shape[d] / kernel[d].
   Shape shrunk_shape(const Shape& shape) const;
 
-  enum class Reduce { Mean, Sum, SumAbs, SumSquares, Max, Min };
+  // L1: sum of |x|; L2: sqrt of the sum of x^2 (one pass over t, see norm()).
+  enum class Reduce { Mean, Sum, L1, L2, Max, Min };
   // Reduces each block (differentiable). Requires every dim divisible by its kernel.
   Tensor shrink(const Tensor& t, Reduce reduce) const;
   // Repeats each value of `t` (shrunk shape) over its block to `shape`. With full=false, dims

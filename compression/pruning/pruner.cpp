@@ -77,7 +77,11 @@ Masks Pruner::compress() {
 Masks Pruner::get_masks() {
   Masks out;
   for (TargetState* t : targets())
-    if (t->mask.defined()) out[t->key()] = t->shape_known ? expand(t->mask, t->shape).contiguous_copy() : t->mask;
+    if (t->mask.defined()) {
+      // A copy, so that later mask updates leave the caller's masks as they were.
+      const Tensor& m = t->mask;
+      out[t->key()] = !t->shape_known ? m : m.shape() == t->shape ? m.contiguous_copy() : expand(m, t->shape);
+    }
   return out;
 }
 

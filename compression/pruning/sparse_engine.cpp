@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
+#include "compression/pruning/smallest.h"
 #include "framework/core/scalar_ops.h"
 #include "framework/ops/ops.h"
 
@@ -57,10 +59,13 @@ int64_t lcm(int64_t a, int64_t b) { return a / std::gcd(a, b) * b; }
 // Tensor [*metric shape] -> flat CPU values.
 std::vector<float> values(const Tensor& t) { return t.detach().to_vector(); }
 
-Tensor full_mask(const EngineTarget& t, const std::vector<float>& shrunk) {
-  Tensor m = Tensor::from_vector(shrunk, t.metric.defined() ? t.metric.shape() : t.state->shape);
-  const bool is_param = t.state->kind == TargetKind::Parameter || t.state->kind == TargetKind::Buffer;
-  if (t.scaling) m = t.scaling->expand(m, t.state->shape, /*full=*/is_param);
+bool is_param(const TargetState& t) { return t.kind == TargetKind::Parameter || t.kind == TargetKind::Buffer; }
+
+// The block mask in a shape that broadcasts to the target's (dims a block covers whole stay
+// size 1): the wrapper broadcasts it into the mask buffer, so no full-size temporary is made.
+Tensor block_mask(const EngineTarget& t, const Tensor& shrunk) {
+  Tensor m = shrunk;
+  if (t.scaling) m = t.scaling->expand(m, t.state->shape, /*full=*/false);
   else if (m.shape() != t.state->shape) m = reshape(m, t.state->shape);
   return m;
 }
@@ -142,31 +147,46 @@ std::optional<Scaling> scaling_for(const TargetState& t, const std::string& defa
                                                                                               : default_granularity);
 }
 
-std::vector<float> ratio_mask(const std::vector<float>& metric, double ratio, int64_t rows) {
-  const int64_t n = static_cast<int64_t>(metric.size());
-  std::vector<float> mask(n, 1.f);
-  if (ratio <= 0.0 || n == 0) return mask;
+namespace {
+
+// mask may be metric itself (mark_smallest reads each value before writing its position).
+void ratio_mask(const float* metric, int64_t n, double ratio, int64_t rows, float* mask) {
+  if (ratio <= 0.0 || n == 0) {
+    std::fill_n(mask, n, 1.f);
+    return;
+  }
   SHRINK_CHECK(rows >= 1 && n % rows == 0, "ratio_mask: ", n, " metric values do not split into ",
                rows, " rows (internal_metric_block)");
   const int64_t per_row = n / rows;
   const int64_t k = ratio >= 1.0 ? per_row : static_cast<int64_t>(std::floor(per_row * ratio));
-  if (k == 0) return mask;
-  std::vector<int64_t> idx(per_row);
-  for (int64_t r = 0; r < rows; ++r) {
-    // Selecting the k smallest under the total order (value, index) is linear time and gives
-    // the same set as a full stable sort.
-    const float* v = metric.data() + r * per_row;
-    std::iota(idx.begin(), idx.end(), 0);
-    auto before = [v](int64_t a, int64_t b) { return scalar::ascending_before(v[a], a, v[b], b); };
-    if (k < per_row) std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(), before);
-    for (int64_t j = 0; j < k; ++j) mask[r * per_row + idx[j]] = 0.f;
-  }
+  for (int64_t r = 0; r < rows; ++r) mark_smallest(metric + r * per_row, per_row, k, mask + r * per_row);
+}
+
+// ratio_mask of a metric the engine owns, as a CPU tensor of its shape. When nothing else holds
+// the metric (a temporary such as Level's |w|), the mask is written over it: no new tensor.
+Tensor ratio_mask(Tensor metric, double ratio) {
+  Tensor m = metric.device() == Device::CPU ? std::move(metric) : metric.to(Device::CPU);
+  Tensor mask = m.is_unique() ? m : Tensor::empty(m.shape());
+  ratio_mask(m.data<float>(), m.numel(), ratio, 1, mask.data<float>());
+  return mask;
+}
+
+}  // namespace
+
+std::vector<float> ratio_mask(const std::vector<float>& metric, double ratio, int64_t rows) {
+  std::vector<float> mask(metric.size());
+  ratio_mask(metric.data(), static_cast<int64_t>(metric.size()), ratio, rows, mask.data());
   return mask;
 }
 
 EngineResult generate_masks(std::vector<EngineTarget>& targets) {
   EngineResult result;
-  std::map<EngineTarget*, std::vector<float>> shrunk;  // in metric shape
+  std::map<EngineTarget*, Tensor> shrunk;  // 0/1 masks in metric shape, on the CPU
+  // Sets (or ANDs into) t's mask.
+  auto put = [&shrunk](EngineTarget* t, const std::vector<float>& m) {
+    auto it = shrunk.find(t);
+    shrunk[t] = Tensor::from_vector(it == shrunk.end() ? m : and_masks(values(it->second), m), t->metric.shape());
+  };
   std::vector<bool> done(targets.size(), false);
 
   // 1. Threshold targets.
@@ -182,7 +202,7 @@ EngineResult generate_masks(std::vector<EngineTarget>& targets) {
     const double ratio = mv.empty() ? 0.0 : 1.0 - static_cast<double>(kept) / mv.size();
     if (auto mn = opt_number(s, "min_sparse_ratio"); mn && ratio < *mn) mask = ratio_mask(mv, *mn);
     if (auto mx = opt_number(s, "max_sparse_ratio"); mx && ratio > *mx) mask = ratio_mask(mv, *mx);
-    shrunk[&t] = mask;
+    put(&t, mask);
     done[i] = true;
   }
 
@@ -213,7 +233,7 @@ EngineResult generate_masks(std::vector<EngineTarget>& targets) {
     }
     std::vector<float> mask = ratio ? ratio_mask(group, *ratio, block) : std::vector<float>(group.size(), 1.f);
     for (size_t i : members) {
-      shrunk[&targets[i]] = and_masks(shrunk[&targets[i]], mask);
+      put(&targets[i], mask);
       done[i] = true;
     }
   }
@@ -239,7 +259,7 @@ EngineResult generate_masks(std::vector<EngineTarget>& targets) {
     rep.group_id = id_text(id);
     std::map<EngineTarget*, std::vector<float>> masks;
     allocate_global(members, *ratio, masks, rep);
-    for (auto& [t, m] : masks) shrunk[t] = and_masks(shrunk[t], m);
+    for (auto& [t, m] : masks) put(t, m);
     result.global_groups.push_back(rep);
   }
 
@@ -251,11 +271,12 @@ EngineResult generate_masks(std::vector<EngineTarget>& targets) {
     if (!r) continue;
     double ratio = std::min(opt_number(s, "max_sparse_ratio").value_or(1.0),
                             std::max(opt_number(s, "min_sparse_ratio").value_or(0.0), *r));
-    shrunk[&targets[i]] = ratio_mask(values(targets[i].metric), ratio);
+    // The metric is not needed after this: the engine takes it (its memory may become the mask).
+    shrunk[&targets[i]] = ratio_mask(std::move(targets[i].metric), ratio);
     done[i] = true;
   }
 
-  for (auto& [t, m] : shrunk) result.masks[t->state->key()] = full_mask(*t, m);
+  for (auto& [t, m] : shrunk) result.masks[t->state->key()] = block_mask(*t, m);
 
   // 5. Aligned targets follow a mask generated above (any element kept along the other dims).
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -269,7 +290,9 @@ EngineResult generate_masks(std::vector<EngineTarget>& targets) {
     std::string src_key = src_module + "." + std::string(a.at("target_name").as_string());
     auto src = result.masks.find(src_key);
     if (src == result.masks.end()) continue;  // the source was not pruned in this call
-    const Tensor& sm = src->second;
+    Tensor sm = src->second;
+    for (const EngineTarget& o : targets)  // a parameter source counts along its full shape
+      if (o.state->key() == src_key && is_param(*o.state)) sm = expand(sm, o.state->shape);
     std::vector<int64_t> keep;
     for (const auto& d : a.at("dims").as_array()) keep.push_back(wrap_dim(d.to_number<int64_t>(), sm.dim(), "align"));
     std::vector<int64_t> reduce_dims;

@@ -31,7 +31,8 @@ struct GroupReport {
 };
 
 struct EngineResult {
-  // Full-shape (or broadcastable, for activations) masks by TargetState::key().
+  // Masks by TargetState::key(), each in a shape that broadcasts to its target's (a whole-dim
+  // block stays size 1: [O, 1, 1, 1] for out_channel); ModuleWrapper::set_mask broadcasts them.
   std::map<std::string, Tensor> masks;
   std::vector<GroupReport> global_groups;  // shortfalls are reported, not hidden (DECISIONS 21)
 };
@@ -39,7 +40,9 @@ struct EngineResult {
 // The scaling of a target's granularity setting ("default" resolves per pruner: `default_`).
 std::optional<Scaling> scaling_for(const TargetState& t, const std::string& default_granularity);
 
-// Runs the five rules. Targets without a metric take part only through `align`.
+// Runs the five rules. Targets without a metric take part only through `align`. The engine may
+// release a target's metric once it has used it (per-target ratios write their mask over a
+// metric that nothing else holds).
 EngineResult generate_masks(std::vector<EngineTarget>& targets);
 
 // ratio_mask on a flat metric viewed as `rows` rows: per row, the floor(n_row * ratio) smallest

@@ -1,4 +1,5 @@
-// Reductions of x viewed as [outer, n, inner] along n (sum, mean, max, min with arg index).
+// Reductions of x viewed as [outer, n, inner] along n (sum, mean, sum of |x| or x*x, max, min
+// with arg index).
 // Contiguous rows (inner == 1) use one block per row: a strided per-thread pass, a warp
 // shuffle tree, then one warp over the per-warp partials in shared memory. Otherwise one thread
 // per output element walks its column. CPU reference: CpuBackend::reduce (sums in double there,
@@ -26,19 +27,24 @@ SHRINK_DEVICE void pick(ReduceOp op, float& v, int64_t& i, float ov, int64_t oi)
   }
 }
 
+// The term a sum reduction adds for element v.
+SHRINK_DEVICE float sum_term(ReduceOp op, float v) {
+  return op == ReduceOp::SumAbs ? fabsf(v) : op == ReduceOp::SumSquares ? v * v : v;
+}
+
 SHRINK_GLOBAL void reduce_rows_kernel(ReduceOp op, const float* x, int64_t rows, int64_t n,
                                       float* out, int64_t* index) {
   SHRINK_SHARED_ARRAY(float, warp_val, 32);
   SHRINK_SHARED_ARRAY(int, warp_idx_lo, 32);
   SHRINK_SHARED_ARRAY(int, warp_idx_hi, 32);
-  const bool is_sum = op == ReduceOp::Sum || op == ReduceOp::Mean;
+  const bool is_sum = op != ReduceOp::Max && op != ReduceOp::Min;
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const float* row = x + r * n;
     float v = is_sum ? 0.f : row[0];
     int64_t idx = 0;
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
       if (is_sum)
-        v += row[j];
+        v += sum_term(op, row[j]);
       else
         pick(op, v, idx, row[j], j);
     }
@@ -83,7 +89,7 @@ SHRINK_GLOBAL void reduce_rows_kernel(ReduceOp op, const float* x, int64_t rows,
 
 SHRINK_GLOBAL void reduce_cols_kernel(ReduceOp op, const float* x, int64_t outer, int64_t n,
                                       int64_t inner, float* out, int64_t* index) {
-  const bool is_sum = op == ReduceOp::Sum || op == ReduceOp::Mean;
+  const bool is_sum = op != ReduceOp::Max && op != ReduceOp::Min;
   for (int64_t r = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; r < outer * inner;
        r += (int64_t)blockDim.x * gridDim.x) {
     const float* p = x + (r / inner) * n * inner + r % inner;
@@ -91,7 +97,7 @@ SHRINK_GLOBAL void reduce_cols_kernel(ReduceOp op, const float* x, int64_t outer
     int64_t idx = 0;
     for (int64_t j = is_sum ? 0 : 1; j < n; ++j) {
       if (is_sum)
-        v += p[j * inner];
+        v += sum_term(op, p[j * inner]);
       else
         pick(op, v, idx, p[j * inner], j);
     }

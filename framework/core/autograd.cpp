@@ -16,7 +16,7 @@ const char* op_kind_name(OpKind k) {
     CASE(AdaptiveAvgPool2d) CASE(BatchNorm) CASE(LayerNorm) CASE(Relu) CASE(Relu6) CASE(Gelu)
     CASE(Sigmoid) CASE(Tanh) CASE(Softmax) CASE(LogSoftmax) CASE(CrossEntropy) CASE(NllLoss)
     CASE(MseLoss) CASE(KlDiv) CASE(Embedding) CASE(Dropout) CASE(Reshape) CASE(Permute)
-    CASE(Slice) CASE(Cat) CASE(Stack) CASE(Expand) CASE(Sum) CASE(Mean) CASE(Max) CASE(Min)
+    CASE(Slice) CASE(Cat) CASE(Stack) CASE(Expand) CASE(Sum) CASE(Mean) CASE(Norm) CASE(Max) CASE(Min)
     CASE(Where) CASE(MaskedFill) CASE(Copy) CASE(ToDevice) CASE(Mask) CASE(FakeQuant)
     CASE(Custom)
 #undef CASE

@@ -19,7 +19,7 @@ enum class OpKind : uint16_t {
   Relu, Relu6, Gelu, Sigmoid, Tanh, Softmax, LogSoftmax,
   CrossEntropy, NllLoss, MseLoss, KlDiv, Embedding, Dropout,
   Reshape, Permute, Slice, Cat, Stack, Expand,
-  Sum, Mean, Max, Min, Where, MaskedFill, Copy, ToDevice, Mask, FakeQuant,
+  Sum, Mean, Norm, Max, Min, Where, MaskedFill, Copy, ToDevice, Mask, FakeQuant,
   Custom,
 };
 const char* op_kind_name(OpKind k);

@@ -19,7 +19,10 @@ enum class UnaryOp : uint8_t {
 };
 // MaskAdd: a + (b == 1 ? 0 : -1000), NNI's additive mask for pre-softmax activations.
 enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow, Max, Min, Gt, Lt, Ge, Le, Eq, MaskAdd };
-enum class ReduceOp : uint8_t { Sum, Mean, Max, Min };
+// SumAbs and SumSquares sum |x| and x*x in the same pass (the L1 and L2 norms without a
+// temporary the size of x).
+enum class ReduceOp : uint8_t { Sum, Mean, Max, Min, SumAbs, SumSquares };
+inline bool is_sum_reduction(ReduceOp op) { return op != ReduceOp::Max && op != ReduceOp::Min; }
 
 // The straight-through quantizers (NNI's quantization apply methods), per element with scale s
 // and zero point z; formulas in scalar_ops.h (quant_value, quant_grad).

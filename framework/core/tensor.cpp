@@ -47,6 +47,20 @@ int64_t shape_numel(const Shape& s) {
   return n;
 }
 
+std::vector<int64_t> broadcast_strides(const Shape& from, const Shape& to, const char* op) {
+  SHRINK_CHECK(to.size() >= from.size(), op, ": cannot broadcast ", from, " to ", to);
+  const size_t lead = to.size() - from.size();
+  std::vector<int64_t> strides(to.size(), 0);
+  int64_t stride = 1;
+  for (size_t i = to.size(); i-- > lead;) {
+    const int64_t d = from[i - lead];
+    SHRINK_CHECK(d == to[i] || d == 1, op, ": cannot broadcast ", from, " to ", to);
+    strides[i] = (d == 1 && to[i] != 1) ? 0 : stride;
+    stride *= d;
+  }
+  return strides;
+}
+
 int64_t wrap_dim(int64_t dim, int64_t rank, const char* op) {
   int64_t r = rank == 0 ? 1 : rank;
   SHRINK_CHECK(dim >= -r && dim < r, op, ": dim ", dim, " out of range for rank ", rank);
@@ -252,10 +266,21 @@ Tensor Tensor::to(DType dt) const {
   return out;
 }
 
+bool Tensor::is_unique() const {
+  return impl_ && impl_.use_count() == 1 && impl_->storage && impl_->storage.use_count() == 1;
+}
+
 void Tensor::copy_(const Tensor& src) {
-  SHRINK_CHECK(src.shape() == shape(), "copy_: source ", src.describe(), " into ", describe());
-  Tensor s = src.to(device()).to(dtype());
-  backend(device()).copy(raw_data(), s.raw_data(), numel() * dtype_size(dtype()));
+  check_defined("copy_");
+  SHRINK_CHECK(src.defined(), "copy_: undefined source into ", describe());
+  Tensor s = src.detach().to(device()).to(dtype());
+  if (s.shape() == shape()) {
+    backend(device()).copy(raw_data(), s.raw_data(), numel() * dtype_size(dtype()));
+    return;
+  }
+  // Broadcast straight into this storage: no temporary of this size.
+  std::vector<int64_t> strides = broadcast_strides(s.shape(), shape(), "copy_");
+  if (numel() > 0) backend(device()).expand(s, strides, *this);
 }
 
 void Tensor::move_to_(Device dev) {

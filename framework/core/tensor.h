@@ -25,6 +25,9 @@ std::string shape_str(const Shape& s);
 int64_t shape_numel(const Shape& s);
 // Normalises a possibly negative dim against rank, throwing with `op` in the message.
 int64_t wrap_dim(int64_t dim, int64_t rank, const char* op);
+// The stride of a contiguous tensor of shape `from` along each dim of `to` when it is broadcast
+// to `to` (0 on broadcast dims); throws, naming `op`, when `from` does not broadcast to `to`.
+std::vector<int64_t> broadcast_strides(const Shape& from, const Shape& to, const char* op);
 
 // Raw memory block. The deleter knows which allocator it came from.
 struct Storage {
@@ -63,6 +66,9 @@ class Tensor {
 
   // ---- metadata ----
   bool defined() const { return impl_ != nullptr; }
+  // Only this handle refers to the data (no other Tensor, view or autograd node), so writing into
+  // it in place is invisible anywhere else.
+  bool is_unique() const;
   const Shape& shape() const;
   int64_t dim() const;
   int64_t size(int64_t d) const;
@@ -85,7 +91,8 @@ class Tensor {
   Tensor contiguous_copy() const;  // plain data copy, no history
   Tensor to(Device device) const;  // differentiable copy to device (self if same device)
   Tensor to(DType dtype) const;    // value conversion, no history
-  void copy_(const Tensor& src);   // in-place data copy, shapes must match (no autograd)
+  // In-place data copy (no autograd); src broadcasts to this shape, as torch's copy_.
+  void copy_(const Tensor& src);
   // Moves the data to `device` in place, so every handle to this tensor (optimizers, wrappers)
   // follows it, as module.to() moves .data in PyTorch. Its gradient moves too.
   void move_to_(Device device);

@@ -11,6 +11,7 @@
 
 #include "framework/core/parallel.h"
 #include "framework/core/scalar_ops.h"
+#include "framework/cpu/host_memory.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -33,15 +34,9 @@ CpuBackend::CpuBackend() {
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
 }
 
-void* CpuBackend::allocate(size_t nbytes) {
-  if (nbytes == 0) nbytes = 64;
-  size_t rounded = (nbytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded);
-  if (!p) throw std::bad_alloc();
-  return p;
-}
+void* CpuBackend::allocate(size_t nbytes) { return host_allocate(nbytes); }
 
-void CpuBackend::deallocate(void* p) { std::free(p); }
+void CpuBackend::deallocate(void* p) { host_free(p); }
 void CpuBackend::copy_from_host(void* dst, const void* src, size_t n) {
   if (n) std::memcpy(dst, src, n);
 }

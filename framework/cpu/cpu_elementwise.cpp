@@ -95,8 +95,9 @@ void binary_loop(const Tensor& a, const Tensor& b, const Broadcast& bc, Tensor& 
   const float* ap = a.data<float>();
   const float* bp = b.data<float>();
   float* op = out.data<float>();
-  const int64_t sa = bc.a_strides.back(), sb = bc.b_strides.back();
-  parallel_runs(bc.out, bc.a_strides, bc.b_strides,
+  const RunSpace space(bc.out, bc.a_strides, bc.b_strides);
+  const int64_t sa = space.step_a(), sb = space.step_b();
+  parallel_runs(space,
                 [&](int64_t o, int64_t ia, int64_t ib, int64_t len) {
                   const float* __restrict pa = ap + ia;
                   const float* __restrict pb = bp + ib;
@@ -135,9 +136,9 @@ void CpuBackend::sum_to(const Tensor& grad, const Shape& grad_shape,
   const float* g = grad.data<float>();
   float* o = out.data<float>();
   std::fill_n(o, out.numel(), 0.f);
-  std::vector<int64_t> zero(out_strides.size(), 0);
-  const int64_t so = out_strides.back();
-  for_each_run(grad_shape, out_strides, zero, 0, grad.numel(),
+  const RunSpace space(grad_shape, out_strides, std::vector<int64_t>(out_strides.size(), 0));
+  const int64_t so = space.step_a();
+  for_each_run(space, 0, grad.numel(),
                [&](int64_t gi, int64_t oi, int64_t, int64_t len) {
                  if (so == 0) {
                    float acc = 0.f;
@@ -153,9 +154,16 @@ void CpuBackend::expand(const Tensor& x, const std::vector<int64_t>& x_strides, 
   const size_t esize = dtype_size(x.dtype());
   const char* xp = static_cast<const char*>(x.raw_data());
   char* op = static_cast<char*>(out.raw_data());
-  std::vector<int64_t> zero(x_strides.size(), 0);
-  const int64_t sx = x_strides.back();
-  parallel_runs(out.shape(), x_strides, zero, [&](int64_t o, int64_t ix, int64_t, int64_t len) {
+  const RunSpace space(out.shape(), x_strides, std::vector<int64_t>(x_strides.size(), 0));
+  const int64_t sx = space.step_a();
+  parallel_runs(space, [&](int64_t o, int64_t ix, int64_t, int64_t len) {
+    if (esize == 4) {  // f32 and i32: a plain loop (a fill when sx is 0, a copy when 1)
+      const float* __restrict s = reinterpret_cast<const float*>(xp) + ix;
+      float* __restrict d = reinterpret_cast<float*>(op) + o;
+      if (sx == 0) std::fill_n(d, len, *s);
+      else for (int64_t i = 0; i < len; ++i) d[i] = s[i * sx];
+      return;
+    }
     for (int64_t i = 0; i < len; ++i)
       std::memcpy(op + (o + i) * esize, xp + (ix + i * sx) * esize, esize);
   });
@@ -178,12 +186,12 @@ void CpuBackend::permute(const Tensor& x, const std::vector<int64_t>& perm, Tens
   for (int64_t d = rank - 2; d >= 0; --d) in_strides[d] = in_strides[d + 1] * in[d + 1];
   std::vector<int64_t> src_strides(rank);  // stride in x for each output dim
   for (int64_t d = 0; d < rank; ++d) src_strides[d] = in_strides[perm[d]];
-  std::vector<int64_t> zero(rank, 0);
   const size_t esize = dtype_size(x.dtype());
   const char* xp = static_cast<const char*>(x.raw_data());
   char* op = static_cast<char*>(out.raw_data());
-  const int64_t s_last = src_strides.back();
-  parallel_runs(out.shape(), src_strides, zero, [&](int64_t o, int64_t ix, int64_t, int64_t len) {
+  const RunSpace space(out.shape(), src_strides, std::vector<int64_t>(rank, 0));
+  const int64_t s_last = space.step_a();
+  parallel_runs(space, [&](int64_t o, int64_t ix, int64_t, int64_t len) {
     if (esize == 4) {
       const float* s = reinterpret_cast<const float*>(xp) + ix;
       float* d = reinterpret_cast<float*>(op) + o;

@@ -11,16 +11,17 @@
 namespace shrink::cpu {
 
 namespace {
-// out[o][i] = sum (or mean) over j of x[o][j][i], accumulated in double: exact enough that the
-// order of terms hardly matters, and in an order that vectorises (lanes along contiguous i, or
-// lane_sum's fixed lanes along j when inner is 1).
-void sum_rows(const float* xp, int64_t outer, int64_t n, int64_t inner, bool mean, float* out) {
-  const double scale = mean ? 1.0 / static_cast<double>(n) : 1.0;
+// out[o][i] = sum (or mean) over j of term(x[o][j][i]), accumulated in double: exact enough that
+// the order of terms hardly matters, and in an order that vectorises (lanes along contiguous i,
+// or lane_sum's fixed lanes along j when inner is 1).
+template <typename Term>
+void sum_rows(const float* xp, int64_t outer, int64_t n, int64_t inner, double scale, Term term,
+              float* out) {
   if (inner == 1) {
-    parallel_for(outer, 64, [&](int64_t b, int64_t e) {
+    parallel_for(outer, std::max<int64_t>(1, 65536 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
       for (int64_t o = b; o < e; ++o) {
         const float* __restrict p = xp + o * n;
-        out[o] = static_cast<float>(lane_sum<double>(n, [p](int64_t j) { return p[j]; }) * scale);
+        out[o] = static_cast<float>(lane_sum<double>(n, [p, term](int64_t j) { return term(p[j]); }) * scale);
       }
     });
     return;
@@ -34,12 +35,24 @@ void sum_rows(const float* xp, int64_t outer, int64_t n, int64_t inner, bool mea
       std::fill_n(acc, len, 0.0);
       for (int64_t j = 0; j < n; ++j) {
         const float* __restrict p = xp + (o * n + j) * inner + i0;
-        for (int64_t i = 0; i < len; ++i) acc[i] += p[i];
+        for (int64_t i = 0; i < len; ++i) acc[i] += term(p[i]);
       }
       float* __restrict q = out + o * inner + i0;
       for (int64_t i = 0; i < len; ++i) q[i] = static_cast<float>(acc[i] * scale);
     }
   });
+}
+
+void sum_rows(ReduceOp op, const float* xp, int64_t outer, int64_t n, int64_t inner, float* out) {
+  const double scale = op == ReduceOp::Mean ? 1.0 / static_cast<double>(n) : 1.0;
+  switch (op) {
+    case ReduceOp::SumAbs:
+      return sum_rows(xp, outer, n, inner, scale, [](float v) { return static_cast<double>(std::fabs(v)); }, out);
+    case ReduceOp::SumSquares:
+      return sum_rows(xp, outer, n, inner, scale, [](float v) { return static_cast<double>(v) * v; }, out);
+    default:
+      return sum_rows(xp, outer, n, inner, scale, [](float v) { return static_cast<double>(v); }, out);
+  }
 }
 }  // namespace
 
@@ -47,8 +60,8 @@ void CpuBackend::reduce(ReduceOp op, const Tensor& x, int64_t outer, int64_t n, 
                         Tensor& out, Tensor* index) {
   const float* xp = x.data<float>();
   float* op_ = out.data<float>();
-  if (op == ReduceOp::Sum || op == ReduceOp::Mean) {
-    sum_rows(xp, outer, n, inner, op == ReduceOp::Mean, op_);
+  if (is_sum_reduction(op)) {
+    sum_rows(op, xp, outer, n, inner, op_);
     return;
   }
   int64_t* ip = (index && index->defined()) ? index->data<int64_t>() : nullptr;

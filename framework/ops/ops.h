@@ -130,6 +130,9 @@ Tensor sum(const Tensor& x);
 Tensor mean(const Tensor& x);
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
+// sum |x| (p = 1) or sqrt(sum x^2) (p = 2) over dims in one pass over x, without a temporary of
+// x's size (as torch.linalg.vector_norm with ord 1 or 2). The pruners' L1/L2 block metrics.
+Tensor norm(const Tensor& x, int p, const std::vector<int64_t>& dims, bool keepdim = false);
 // max/min along one dim; gradient goes to the first arg position.
 Tensor max(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor min(const Tensor& x, int64_t dim, bool keepdim = false);

@@ -35,30 +35,46 @@ std::vector<int64_t> normalize_dims(const std::vector<int64_t>& dims, int64_t ra
   return out;
 }
 
-// Sums (no autograd) over sorted dims, keeping reduced dims as size 1. Adjacent dims are one
-// reduction (H and W of NCHW together), runs are reduced last run first.
+// Sums (no autograd) over sorted dims, keeping reduced dims as size 1. Size-1 dims are dropped
+// and neighbouring dims of the same kind merged first, so that [O, 1, 1, I, 1, kh, 1, kw]
+// summed over its odd dims is one pass over rows of I*kh*kw; the remaining runs of reduced dims
+// are reduced last run first. SumAbs and SumSquares transform the terms of the first pass (later
+// passes add sums); Mean is a Sum scaled at the end.
 Tensor sum_raw(const Tensor& x, const std::vector<int64_t>& dims, ReduceOp op) {
-  Tensor cur = x;
-  for (size_t end = dims.size(); end > 0;) {
-    size_t begin = end - 1;
-    while (begin > 0 && dims[begin - 1] + 1 == dims[begin]) --begin;
-    const int64_t d0 = dims[begin], d1 = dims[end - 1];
-    const Shape& shape = cur.shape();
-    int64_t outer = 1, n = 1, inner = 1;
-    Shape out_shape = shape;
-    for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
-      if (d < d0) outer *= shape[d];
-      else if (d > d1) inner *= shape[d];
-      else n *= shape[d], out_shape[d] = 1;
-    }
-    Tensor out = Tensor::empty(out_shape, DType::F32, x.device());
-    if (n == 0 || out.numel() == 0)
-      out.fill_(0.f);
+  Shape out_shape = x.shape();
+  for (int64_t d : dims) out_shape[d] = 1;
+  if (x.numel() == 0) return Tensor::zeros(out_shape, DType::F32, x.device());
+  std::vector<int64_t> sizes;
+  std::vector<bool> reduced;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (x.size(d) == 1) continue;
+    const bool r = std::binary_search(dims.begin(), dims.end(), d);
+    if (!sizes.empty() && reduced.back() == r)
+      sizes.back() *= x.size(d);
     else
-      backend(x.device()).reduce(ReduceOp::Sum, cur, outer, n, inner, out, nullptr);
-    cur = out;
-    end = begin;
+      sizes.push_back(x.size(d)), reduced.push_back(r);
   }
+  ReduceOp pass_op = op == ReduceOp::Mean ? ReduceOp::Sum : op;
+  Tensor cur = x;
+  bool any = false;
+  for (int64_t k = static_cast<int64_t>(sizes.size()) - 1; k >= 0; --k) {
+    if (!reduced[k]) continue;
+    int64_t outer = 1, inner = 1;
+    for (int64_t j = 0; j < k; ++j) outer *= sizes[j];
+    for (size_t j = k + 1; j < sizes.size(); ++j) inner *= sizes[j];
+    Tensor out = Tensor::empty({outer * inner}, DType::F32, x.device());
+    backend(x.device()).reduce(pass_op, cur, outer, sizes[k], inner, out, nullptr);
+    pass_op = ReduceOp::Sum;
+    sizes[k] = 1;
+    cur = out;
+    any = true;
+  }
+  if (!any) {  // only size-1 dims reduced: one pass of single terms (a copy, or |x|, x*x)
+    Tensor out = Tensor::empty({x.numel()}, DType::F32, x.device());
+    backend(x.device()).reduce(pass_op, x, x.numel(), 1, 1, out, nullptr);
+    cur = out;
+  }
+  cur = reshape(cur, out_shape);
   if (op == ReduceOp::Mean) {
     int64_t count = 1;
     for (int64_t d : dims) count *= x.size(d);
@@ -157,6 +173,35 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 }
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   return sum_like(x, dims, keepdim, ReduceOp::Mean, "mean");
+}
+
+Tensor norm(const Tensor& x, int p, const std::vector<int64_t>& dims_in, bool keepdim) {
+  check_f32(x, "norm", "input");
+  SHRINK_CHECK(p == 1 || p == 2, "norm: p must be 1 or 2, got ", p);
+  std::vector<int64_t> dims = normalize_dims(dims_in, x.dim(), "norm");
+  Tensor kept;
+  {
+    NoGradGuard ng;
+    kept = sum_raw(x, dims, p == 1 ? ReduceOp::SumAbs : ReduceOp::SumSquares);
+    if (p == 2) kept = sqrt(kept);
+  }
+  Tensor y = reshape(kept, reduced_shape(x.shape(), dims, keepdim));
+  if (needs_grad({&x})) {
+    Shape xs = x.shape(), ks = kept.shape();
+    Tensor xd = x.detach();
+    y = y.detach();
+    // d|x|/dx = sign(x) (0 at 0); d||x||/dx = x / ||x|| (0 where the norm is 0, as torch).
+    record(y, OpKind::Norm, {x}, [p, xs, ks, xd, kept](const Tensor& g) {
+      Tensor gk = reshape(g, ks);
+      if (p == 1) return std::vector<Tensor>{mul(expand(gk, xs), sign(xd))};
+      // Both where()s: no inf/NaN is ever formed (the non-finite checks would stop on it).
+      Tensor nonzero = gt(kept, 0.f);
+      Tensor safe = where(nonzero, kept, Tensor::ones(ks, DType::F32, g.device()));
+      Tensor scale = where(nonzero, div(gk, safe), Tensor::zeros(ks, DType::F32, g.device()));
+      return std::vector<Tensor>{mul(expand(scale, xs), xd)};
+    }, dims);
+  }
+  return y;
 }
 Tensor max(const Tensor& x, int64_t dim, bool keepdim) { return minmax(x, dim, keepdim, true, nullptr); }
 Tensor min(const Tensor& x, int64_t dim, bool keepdim) { return minmax(x, dim, keepdim, false, nullptr); }

@@ -64,9 +64,15 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& perm_in) {
     seen[perm[i]] = true;
     out_shape[i] = x.size(perm[i]);
   }
-  bool identity = true;
-  for (size_t i = 0; i < perm.size(); ++i) identity &= perm[i] == static_cast<int64_t>(i);
-  if (identity) return x;
+  // When only size-1 dims move, the data order is unchanged: a reshape (a view), not a copy.
+  bool in_order = true;
+  int64_t prev = -1;
+  for (int64_t d : perm) {
+    if (x.size(d) == 1) continue;
+    in_order &= d > prev;
+    prev = d;
+  }
+  if (in_order) return reshape(x, out_shape);
   Tensor y = Tensor::empty(out_shape, x.dtype(), x.device());
   if (y.numel() > 0) backend(x.device()).permute(x, perm, y);
   if (needs_grad({&x})) {
@@ -195,18 +201,8 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
 Tensor expand(const Tensor& x, const Shape& shape) {
   SHRINK_CHECK(x.defined(), "expand: input is undefined");
   if (x.shape() == shape) return x;
-  SHRINK_CHECK(shape.size() >= x.shape().size(), "expand: cannot expand ", x.shape(), " to ",
-               shape);
   const Shape& xs = x.shape();
-  size_t lead = shape.size() - xs.size();
-  std::vector<int64_t> strides(shape.size(), 0);
-  int64_t stride = 1;
-  for (size_t i = shape.size(); i-- > lead;) {
-    int64_t d = xs[i - lead];
-    SHRINK_CHECK(d == shape[i] || d == 1, "expand: cannot expand ", xs, " to ", shape);
-    strides[i] = (d == 1 && shape[i] != 1) ? 0 : stride;
-    stride *= d;
-  }
+  std::vector<int64_t> strides = broadcast_strides(xs, shape, "expand");
   Tensor y = Tensor::empty(shape, x.dtype(), x.device());
   if (y.numel() > 0) backend(x.device()).expand(x, strides, y);
   if (needs_grad({&x})) {

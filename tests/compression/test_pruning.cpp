@@ -4,8 +4,12 @@
 // with bounds, thresholds, and an additive mask on a Softmax input.
 #include <boost/test/unit_test.hpp>
 
+#include <cmath>
+#include <numeric>
+
 #include "compression/config/settings.h"
 #include "compression/pruning/norm_pruners.h"
+#include "compression/pruning/sparse_engine.h"
 #include "compression/simple_model.h"
 #include "framework/shrink.h"
 
@@ -216,6 +220,71 @@ BOOST_AUTO_TEST_CASE(mask_buffer_survives_clear_and_set) {
 BOOST_AUTO_TEST_CASE(nan_metrics_are_pruned_last) {
   std::vector<float> m = ratio_mask({3.f, NAN, 1.f, 2.f}, 0.75);
   BOOST_TEST(m == (std::vector<float>{0, 1, 0, 0}));
+}
+
+// The radix selection used for large metrics (65536 values and more) prunes exactly the set a
+// full stable sort by (value, index) gives: many ties, -0 and +0 equal, NaN last; per row of
+// internal_metric_block; and the same whatever the thread count.
+BOOST_AUTO_TEST_CASE(large_metric_selection_matches_a_stable_sort) {
+  const int64_t n = 200000;
+  Generator gen(31);
+  std::vector<float> metric(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const float u = gen.uniform();
+    metric[i] = std::floor(u * 997.f) * 0.25f - 50.f;  // about 200 values per tie class
+    if (i % 1009 == 0) metric[i] = NAN;
+    if (i % 733 == 0) metric[i] = (i % 2) ? -0.f : 0.f;
+  }
+  auto reference = [](const std::vector<float>& v, int64_t begin, int64_t len, int64_t k, std::vector<float>& mask) {
+    std::vector<int64_t> idx(len);
+    std::iota(idx.begin(), idx.end(), begin);
+    std::stable_sort(idx.begin(), idx.end(), [&v](int64_t a, int64_t b) {
+      const bool na = v[a] != v[a], nb = v[b] != v[b];
+      return na || nb ? (!na && nb) : v[a] < v[b];
+    });
+    for (int64_t j = 0; j < k; ++j) mask[idx[j]] = 0.f;
+  };
+  for (double ratio : {0.0, 0.001, 0.3, 0.5, 0.999, 1.0}) {
+    for (int64_t rows : {1, 2}) {
+      const int64_t per_row = n / rows, k = static_cast<int64_t>(std::floor(per_row * ratio));
+      std::vector<float> want(n, 1.f);
+      for (int64_t r = 0; r < rows; ++r) reference(metric, r * per_row, per_row, k, want);
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        std::vector<float> got = ratio_mask(metric, ratio, rows);
+        int64_t diff = 0;
+        for (int64_t i = 0; i < n; ++i) diff += got[i] != want[i];
+        BOOST_TEST(diff == 0, "ratio " << ratio << " rows " << rows << " threads " << threads);
+      }
+    }
+  }
+  set_num_threads(0);
+}
+
+// Level on a layer large enough for the radix path: the mask is written over the |w| metric the
+// engine owns, never over the weight; exactly floor(0.3 n) pruned, each no larger than any kept.
+BOOST_AUTO_TEST_CASE(level_on_a_large_layer_keeps_the_weight) {
+  manual_seed(5);
+  auto model = std::make_shared<nn::Sequential>();
+  auto fc = std::make_shared<nn::Linear>(512, 256);
+  model->push_back("fc", fc);
+  const std::vector<float> w = fc->param("weight").to_vector();
+  LevelPruner pruner(model, cfg(R"([{"op_names": ["fc"], "target_names": ["weight"], "sparse_ratio": 0.3}])"));
+  Masks masks = pruner.compress();
+  BOOST_TEST(fc->param("weight").to_vector() == w, boost::test_tools::per_element());
+  const std::vector<float> m = masks.at("fc.weight").to_vector();
+  BOOST_REQUIRE_EQUAL(m.size(), w.size());
+  float max_pruned = 0.f, min_kept = INFINITY;
+  int64_t pruned = 0;
+  for (size_t i = 0; i < m.size(); ++i) {
+    if (m[i] == 0.f) ++pruned, max_pruned = std::max(max_pruned, std::fabs(w[i]));
+    else min_kept = std::min(min_kept, std::fabs(w[i]));
+  }
+  BOOST_TEST(pruned == static_cast<int64_t>(std::floor(0.3 * m.size())));
+  BOOST_TEST(max_pruned <= min_kept);
+  // The returned masks are copies: the next update leaves them as they were.
+  pruner.update_masks({{"fc.weight", Tensor::ones({256, 512})}});
+  BOOST_TEST(masks.at("fc.weight").to_vector() == m, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

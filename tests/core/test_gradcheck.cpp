@@ -167,6 +167,18 @@ BOOST_AUTO_TEST_CASE(reductions) {
   check_gradients([](const V& v) { return max(v[0]); }, {seeded_randn({3, 4}, 7)});
   check_gradients([](const V& v) { return kthvalue(v[0], 2, 1); }, {seeded_randn({3, 5}, 8)});
   check_gradients([](const V& v) { return topk(v[0], 2, 0).values; }, {seeded_randn({4, 3}, 9)});
+  // norm: |x| has a kink at 0, so values stay away from it.
+  check_gradients([](const V& v) { return norm(v[0], 1, {1, 3}); }, {randn_away_from({2, 3, 1, 2}, {0.f}, 0.05f, 10)});
+  check_gradients([](const V& v) { return norm(v[0], 2, {0}, true); }, {seeded_randn({4, 3}, 11)});
+  check_gradients([](const V& v) { return norm(v[0], 2, {1, 2}); }, {seeded_randn({3, 2, 2}, 12)});
+}
+
+BOOST_AUTO_TEST_CASE(norm_gradient_of_a_zero_block_is_zero) {
+  // d||x||/dx = x / ||x|| has no limit at 0; as torch, the gradient there is 0 (not NaN).
+  Tensor x = Tensor::from_vector({0.f, 0.f, 3.f, -4.f}, {2, 2});
+  x.set_requires_grad(true);
+  sum(norm(x, 2, {1})).backward();
+  BOOST_TEST(x.grad().to_vector() == (std::vector<float>{0.f, 0.f, 0.6f, -0.8f}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(selection) {

@@ -1,6 +1,7 @@
 // Tensor basics, broadcasting values, shape ops and error messages, against hand-computed values.
 #include <boost/test/unit_test.hpp>
 
+#include "framework/cpu/host_memory.h"
 #include "framework/shrink.h"
 #include "gradcheck.h"
 
@@ -280,6 +281,120 @@ BOOST_AUTO_TEST_CASE(sum_and_mean_over_dim_subsets) {
                           "mean mask " << mask << " [" << k << "]");
     }
   }
+}
+
+// Reductions over every subset of dims of a shape with size-1 dims between the others (they are
+// dropped and neighbours merged before the passes): sum, L1 and L2 norms against double loops.
+BOOST_AUTO_TEST_CASE(sums_and_norms_with_size_one_dims_between) {
+  const Shape shape{3, 1, 4, 1, 2, 33};
+  const int64_t rank = 6;
+  Tensor x = shrink::testing::seeded_randn(shape, 22);
+  const std::vector<float> xv = x.to_vector();
+  for (int mask = 1; mask < (1 << rank); ++mask) {
+    std::vector<int64_t> dims;
+    Shape out_shape = shape;
+    for (int64_t d = 0; d < rank; ++d)
+      if (mask & (1 << d)) dims.push_back(d), out_shape[d] = 1;
+    const int64_t out_n = shape_numel(out_shape);
+    std::vector<double> want_sum(out_n, 0.0), want_l1(out_n, 0.0), want_sq(out_n, 0.0);
+    for (int64_t flat = 0; flat < x.numel(); ++flat) {
+      int64_t rem = flat, o = 0, stride = 1;
+      for (int64_t d = rank - 1; d >= 0; --d) {
+        const int64_t i = rem % shape[d];
+        rem /= shape[d];
+        if (!(mask & (1 << d))) o += i * stride;
+        stride *= out_shape[d];
+      }
+      const double v = xv[flat];
+      want_sum[o] += v;
+      want_l1[o] += std::fabs(v);
+      want_sq[o] += v * v;
+    }
+    const std::vector<float> got_sum = sum(x, dims, true).to_vector();
+    const std::vector<float> got_l1 = norm(x, 1, dims, true).to_vector();
+    const std::vector<float> got_l2 = norm(x, 2, dims, true).to_vector();
+    BOOST_REQUIRE_EQUAL(got_sum.size(), static_cast<size_t>(out_n));
+    BOOST_REQUIRE(norm(x, 2, dims).shape() == sum(x, dims).shape());
+    for (int64_t k = 0; k < out_n; ++k) {
+      BOOST_CHECK_MESSAGE(std::fabs(got_sum[k] - want_sum[k]) <= 1e-5 * (1 + std::fabs(want_sum[k])),
+                          "sum mask " << mask << " [" << k << "]: " << got_sum[k] << " vs " << want_sum[k]);
+      BOOST_CHECK_MESSAGE(std::fabs(got_l1[k] - want_l1[k]) <= 1e-5 * (1 + want_l1[k]), "l1 mask " << mask);
+      BOOST_CHECK_MESSAGE(std::fabs(got_l2[k] - std::sqrt(want_sq[k])) <= 1e-5 * (1 + std::sqrt(want_sq[k])),
+                          "l2 mask " << mask);
+    }
+  }
+  // Reducing only size-1 dims: |x| and |x| again (a copy, not a view of x).
+  Tensor l1 = norm(x, 1, {1, 3}, true);
+  BOOST_TEST(l1.data<float>() != x.data<float>());
+  BOOST_TEST(l1.to_vector() == abs(x).to_vector(), boost::test_tools::per_element());
+  BOOST_CHECK_THROW(norm(x, 3, {0}), Error);
+}
+
+BOOST_AUTO_TEST_CASE(copy_broadcasts_into_place) {
+  Tensor dst = Tensor::zeros({2, 3, 2});
+  const float* before = dst.data<float>();
+  dst.copy_(Tensor::from_vector({1.f, 2.f, 3.f}, {3, 1}));
+  BOOST_TEST(dst.data<float>() == before);
+  BOOST_TEST(dst.to_vector() == (std::vector<float>{1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3}),
+             boost::test_tools::per_element());
+  BOOST_CHECK_THROW(dst.copy_(Tensor::zeros({2, 2})), Error);
+  Tensor same = Tensor::from_vector({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, {2, 3, 2});
+  dst.copy_(same);
+  BOOST_TEST(dst.to_vector() == same.to_vector(), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(permute_moving_only_size_one_dims_is_a_view) {
+  Tensor x = shrink::testing::seeded_randn({3, 1, 4, 1}, 23);
+  Tensor y = permute(x, {1, 0, 3, 2});  // [1, 3, 1, 4]: same data order
+  BOOST_TEST(y.shape() == (Shape{1, 3, 1, 4}), boost::test_tools::per_element());
+  BOOST_TEST(y.data<float>() == x.data<float>());
+  Tensor z = permute(x, {2, 1, 0, 3});  // [4, 1, 3, 1]: a real transpose, copied
+  BOOST_TEST(z.data<float>() != x.data<float>());
+  const std::vector<float> xv = x.to_vector(), zv = z.to_vector();
+  for (int64_t i = 0; i < 3; ++i)
+    for (int64_t j = 0; j < 4; ++j) BOOST_TEST(zv[j * 3 + i] == xv[i * 4 + j]);
+}
+
+// Broadcast binary ops over index spaces whose dims merge (RunSpace) against a naive loop.
+BOOST_AUTO_TEST_CASE(broadcast_runs_over_merged_dims) {
+  struct Case {
+    Shape a, b;
+  };
+  const Case cases[] = {{{5, 1, 1, 1}, {5, 3, 2, 4}}, {{1, 3, 1, 4}, {2, 3, 5, 4}}, {{2, 1, 3}, {1, 4, 1}},
+                        {{4, 6}, {1}}, {{1, 1, 7}, {3, 1, 7}}};
+  for (const Case& c : cases) {
+    Tensor a = shrink::testing::seeded_randn(c.a, 24), b = shrink::testing::seeded_randn(c.b, 25);
+    const Shape out = broadcast_shapes(c.a, c.b, "test");
+    const std::vector<int64_t> sa = broadcast_strides(c.a, out, "test"), sb = broadcast_strides(c.b, out, "test");
+    const std::vector<float> av = a.to_vector(), bv = b.to_vector(), got = sub(a, b).to_vector();
+    const std::vector<float> expanded = expand(a, out).to_vector();
+    for (int64_t flat = 0; flat < shape_numel(out); ++flat) {
+      int64_t rem = flat, ia = 0, ib = 0;
+      for (int64_t d = static_cast<int64_t>(out.size()) - 1; d >= 0; --d) {
+        const int64_t i = rem % out[d];
+        rem /= out[d];
+        ia += i * sa[d];
+        ib += i * sb[d];
+      }
+      BOOST_TEST(got[flat] == av[ia] - bv[ib]);
+      BOOST_TEST(expanded[flat] == av[ia]);
+    }
+  }
+}
+
+// Large blocks come back for a request of the same size (no fresh pages); small ones go to the heap.
+BOOST_AUTO_TEST_CASE(large_host_blocks_are_reused) {
+  const float* first = nullptr;
+  {
+    Tensor big = Tensor::full({3, 1 << 20}, 2.f);  // 12 MiB
+    first = big.data<float>();
+  }
+  const size_t cached = cpu::host_cached_bytes();
+  BOOST_TEST(cached >= size_t{12} << 20);
+  Tensor again = Tensor::zeros({3, 1 << 20});
+  BOOST_TEST(again.data<float>() == first);
+  BOOST_TEST(cpu::host_cached_bytes() <= cached - (size_t{12} << 20));  // taken out of the cache
+  BOOST_TEST(sum(again).item() == 0.f);  // handed out as any new tensor: zeros() still fills
 }
 
 BOOST_AUTO_TEST_SUITE_END()
