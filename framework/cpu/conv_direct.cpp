@@ -30,6 +30,7 @@
 
 #include "framework/core/parallel.h"
 #include "framework/cpu/scratch.h"
+#include "framework/cpu/wgrad_split.h"
 
 #define SHRINK_AVX512 __attribute__((target("avx512f,fma")))
 
@@ -301,13 +302,14 @@ void for_each_image(int64_t n, const Pass& g, Fn fn) {
 // Adds one image's weight gradient into acc [tap][c][ocp]: in is the image as the forward pass
 // reads it, gyt its output gradient with rows gy_row and pixels gy_pix floats apart (at least
 // ocp channels each, zero past oc).
+// Only output channels [ob_begin, ob_end) (multiples of 32, or ob_end = ocp).
 void wgrad_image(const Conv2dParams& p, const Pass& g, const float* in, const float* gyt,
-                 int64_t gy_row, int64_t gy_pix, float* acc) {
+                 int64_t gy_row, int64_t gy_pix, float* acc, int64_t ob_begin, int64_t ob_end) {
   // Rows of a gradient tile: a kernel row's (kj, c) run, contiguous in the image and in the
   // [tap][c][oc] layout alike.
   const int64_t run = p.kw * p.c;
-  for (int64_t ob = 0; ob < g.ocp; ob += 2 * kLanes) {
-    const bool two = g.ocp - ob >= 2 * kLanes;
+  for (int64_t ob = ob_begin; ob < ob_end; ob += 2 * kLanes) {
+    const bool two = ob_end - ob >= 2 * kLanes;
     const WgradTileFn* table = two ? kWgrad2.data() : kWgrad1.data();
     const int64_t mr = tile_rows(run, two ? kMaxRows2 : kMaxRows1);
     for (int64_t ki = 0; ki < p.kh; ++ki)
@@ -447,30 +449,51 @@ void backward(const Conv2dParams& p, const float* gy, const float* x, const floa
   const Pass gfw(p.c, p.h + 2 * p.pad_h, p.w + 2 * p.pad_w, p.kh, p.kw, p.stride_h, p.stride_w,
                  p.oh, p.ow, p.oc);
   const int64_t wsize = gw ? taps * p.c * gfw.ocp : 0;
-  // Each chunk of images accumulates its own weight-gradient partial; partials are summed in
-  // chunk order, so the result is reproducible for a given thread count.
-  const int chunks = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads(), p.n)));
-  std::vector<std::vector<float>> partial(chunks, std::vector<float>(wsize, 0.f));
-  parallel_chunks(p.n, chunks, [&](int chunk, int64_t n0, int64_t n1) {
+  // Each chunk of images accumulates its own weight-gradient partial, summed in chunk order, so
+  // the result is reproducible for a given thread count; with many threads and a large weight
+  // the chunks' output channels split into slices instead (wgrad_split.h).
+  const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(num_threads(), p.n));
+  const WgradSplit split = gw ? wgrad_split(num_threads(), p.n, wsize * static_cast<int64_t>(sizeof(float)),
+                                            ceil_div(gfw.ocp, 2 * kLanes))
+                              : WgradSplit{threads, 1};
+  const int chunks = static_cast<int>(split.chunks);
+  std::vector<std::vector<float>> partial(gw ? chunks : 0, std::vector<float>(wsize, 0.f));
+  // One image: gy to NHWC, then the input gradient and/or the weight gradient's channels
+  // [ob0, ob1) into acc.
+  auto image = [&](int64_t n, bool do_gx, float* acc, int64_t ob0, int64_t ob1) {
     float* gyt = scratch(kScratchGrad, ghp * gwp * gy_ld);
-    float* in = gw ? scratch(kScratchIn, gfw.in_size()) : nullptr;
-    float* out = gx ? scratch(kScratchOut, p.h * p.w * cp) : nullptr;
-    for (int64_t n = n0; n < n1; ++n) {
-      to_nhwc(gy + n * p.oc * p.oh * p.ow, p.oc, p.oh, p.ow, plan.mt, plan.ml, ghp, gwp, gy_ld,
-              gyt);
-      if (gx) {
-        if (!plan.covers_all) std::fill_n(out, p.h * p.w * cp, 0.f);
-        for (const InputGradPhase& ph : plan.phases)
-          conv_image(ph.pass, gyt + ph.in_off, ph.w.data(), out + (ph.ph * p.w + ph.pw) * cp,
-                     p.stride_h * p.w * cp, p.stride_w * cp);
-        from_nhwc(out, cp, p.c, p.h * p.w, nullptr, gx + n * p.c * p.h * p.w);
-      }
-      if (gw) {
-        to_nhwc(x + n * p.c * p.h * p.w, p.c, p.h, p.w, p.pad_h, p.pad_w, gfw.hp, gfw.wp, p.c, in);
-        wgrad_image(p, gfw, in, gyt + gy_origin, gwp * gy_ld, gy_ld, partial[chunk].data());
-      }
+    to_nhwc(gy + n * p.oc * p.oh * p.ow, p.oc, p.oh, p.ow, plan.mt, plan.ml, ghp, gwp, gy_ld, gyt);
+    if (do_gx) {
+      float* out = scratch(kScratchOut, p.h * p.w * cp);
+      if (!plan.covers_all) std::fill_n(out, p.h * p.w * cp, 0.f);
+      for (const InputGradPhase& ph : plan.phases)
+        conv_image(ph.pass, gyt + ph.in_off, ph.w.data(), out + (ph.ph * p.w + ph.pw) * cp,
+                   p.stride_h * p.w * cp, p.stride_w * cp);
+      from_nhwc(out, cp, p.c, p.h * p.w, nullptr, gx + n * p.c * p.h * p.w);
     }
-  });
+    if (acc) {
+      float* in = scratch(kScratchIn, gfw.in_size());
+      to_nhwc(x + n * p.c * p.h * p.w, p.c, p.h, p.w, p.pad_h, p.pad_w, gfw.hp, gfw.wp, p.c, in);
+      wgrad_image(p, gfw, in, gyt + gy_origin, gwp * gy_ld, gy_ld, acc, ob0, ob1);
+    }
+  };
+  if (split.slices == 1) {
+    parallel_chunks(p.n, chunks, [&](int chunk, int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; ++n) image(n, gx != nullptr, gw ? partial[chunk].data() : nullptr, 0, gfw.ocp);
+    });
+  } else {
+    if (gx) parallel_chunks(p.n, static_cast<int>(threads), [&](int, int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; ++n) image(n, true, nullptr, 0, 0);
+    });
+    const int items = static_cast<int>(split.chunks * split.slices);
+    parallel_chunks(items, items, [&](int item, int64_t, int64_t) {
+      const int64_t chunk = item / split.slices, slice = item % split.slices;
+      int64_t ob0, ob1;
+      slice_range(gfw.ocp, 2 * kLanes, slice, split.slices, ob0, ob1);
+      for (int64_t n = p.n * chunk / chunks; n < p.n * (chunk + 1) / chunks; ++n)
+        image(n, false, partial[chunk].data(), ob0, ob1);
+    });
+  }
   if (!gw) return;
   for (int k = 1; k < chunks; ++k)
     for (int64_t i = 0; i < wsize; ++i) partial[0][i] += partial[k][i];

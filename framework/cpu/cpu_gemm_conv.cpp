@@ -11,6 +11,7 @@
 #include "framework/cpu/conv_direct.h"
 #include "framework/cpu/cpu_backend.h"
 #include "framework/cpu/scratch.h"
+#include "framework/cpu/wgrad_split.h"
 
 namespace shrink::cpu {
 
@@ -262,13 +263,16 @@ void CpuBackend::conv2d_backward_weight(const Conv2dParams& p, const Tensor& gy,
   const int64_t s = images_per_gemm(p);
   const int64_t nchunks = (p.n + s - 1) / s;
   // Each thread accumulates its own partial gradient over a fixed range of image chunks;
-  // partials are summed in thread order, so the result is reproducible.
-  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), std::max<int64_t>(nchunks, 1)));
+  // partials are summed in thread order, so the result is reproducible. With many threads and a
+  // large weight, the partials' rows split into slices instead (wgrad_split.h).
+  const WgradSplit split = wgrad_split(num_threads(), std::max<int64_t>(nchunks, 1),
+                                       wsize * static_cast<int64_t>(sizeof(float)), (ocg + 15) / 16);
+  const int threads = static_cast<int>(split.chunks);
   std::vector<std::vector<float>> partial(threads, std::vector<float>(wsize, 0.f));
-  parallel_chunks(nchunks, threads, [&](int t, int64_t c0, int64_t c1) {
+  // Image chunks [c0, c1) into acc, rows [r0, r1) of each group's output channels.
+  auto accumulate = [&](int64_t c0, int64_t c1, float* acc, int64_t r0, int64_t r1) {
     float* col = scratch(kScratchCol, kdim * s * ohw);
     float* g_mat = scratch(kScratchOut, ocg * s * ohw);
-    float* acc = partial[t].data();
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t n0 = c * s, n1 = std::min(p.n, n0 + s), cols = (n1 - n0) * ohw;
       const int64_t ld = chunk_ld(n0, n1, s, ohw);
@@ -280,10 +284,17 @@ void CpuBackend::conv2d_backward_weight(const Conv2dParams& p, const Tensor& gy,
           for (int64_t n = n0; n < n1; ++n)
             im2col(xp + (n * p.c + g * cg) * p.h * p.w, cg, p, col + (n - n0) * ohw, ld);
         const float* gm = grad_matrix(gyp, p, g, n0, n1, ld, g_mat);
-        sgemm_serial(false, true, ocg, kdim, cols, 1.f, gm, ld, src, ld, 1.f,
-                     acc + g * ocg * kdim, kdim);
+        sgemm_serial(false, true, r1 - r0, kdim, cols, 1.f, gm + r0 * ld, ld, src, ld, 1.f,
+                     acc + (g * ocg + r0) * kdim, kdim);
       }
     }
+  };
+  const int items = static_cast<int>(split.chunks * split.slices);
+  parallel_chunks(items, items, [&](int item, int64_t, int64_t) {
+    const int64_t t = item / split.slices;
+    int64_t r0, r1;
+    slice_range(ocg, 16, item % split.slices, split.slices, r0, r1);
+    accumulate(nchunks * t / threads, nchunks * (t + 1) / threads, partial[t].data(), r0, r1);
   });
   float* gwp = gw.data<float>();
   std::copy(partial[0].begin(), partial[0].end(), gwp);

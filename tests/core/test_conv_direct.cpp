@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "framework/cpu/conv_direct.h"
+#include "framework/cpu/wgrad_split.h"
 #include "framework/shrink.h"
 #include "gradcheck.h"
 
@@ -190,6 +191,53 @@ BOOST_AUTO_TEST_CASE(direct_path_takes_what_it_should) {
   BOOST_TEST(!direct::handles(dilated));
   direct::set_enabled(false);
   BOOST_TEST(!direct::handles(p));
+}
+
+// Weight-gradient partials stay within kWgradPartialBytes: 64 threads on a 512x512 3x3 layer
+// (9.4 MB a partial) use 3 partials with the output channels split 21 ways, not 64 partials
+// (604 MB); the gradients equal the 2-thread ones (a partial per thread) on both paths.
+BOOST_AUTO_TEST_CASE(weight_gradient_partials_are_bounded) {
+  const int64_t wbytes = 512 * 512 * 9 * 4;
+  const cpu::WgradSplit many = cpu::wgrad_split(64, 64, wbytes, 512 / 32);
+  BOOST_TEST(many.chunks * wbytes <= cpu::kWgradPartialBytes);
+  BOOST_TEST(many.chunks == 3);
+  BOOST_TEST(many.slices == 16);  // at most one per 32 output channels
+  const cpu::WgradSplit two = cpu::wgrad_split(2, 64, wbytes, 512 / 32);
+  BOOST_TEST((two.chunks == 2 && two.slices == 1));
+  const cpu::WgradSplit small = cpu::wgrad_split(64, 64, 4 * 4 * 9 * 4, 1);  // tiny weight
+  BOOST_TEST((small.chunks == 64 && small.slices == 1));
+
+  RestoreDirect restore;
+  const int threads_before = num_threads();
+  Tensor w = shrink::testing::seeded_randn({512, 512, 3, 3}, 42, 0.05f);
+  Conv2dOptions o;
+  o.pad_h = o.pad_w = 1;
+  for (bool use_direct : {false, true}) {
+    if (use_direct && !direct::available()) continue;
+    direct::set_enabled(use_direct);
+    // The im2col path splits the batch by GEMM: 23x23 images go one per GEMM, so 4 images are
+    // 4 chunks (3 partials); the direct path splits by image anyway.
+    const Shape xs = use_direct ? Shape{6, 512, 4, 4} : Shape{4, 512, 23, 23};
+    Tensor x = shrink::testing::seeded_randn(xs, 41);
+    Tensor gy = shrink::testing::seeded_randn(xs, 43);
+    std::vector<float> gx_ref, gw_ref;
+    for (int threads : {2, 64}) {
+      set_num_threads(threads);
+      Tensor xr = x.detach().contiguous_copy().set_requires_grad(true);
+      Tensor wr = w.detach().contiguous_copy().set_requires_grad(true);
+      sum(mul(conv2d(xr, wr, Tensor(), o), gy)).backward();
+      if (threads == 2) {
+        gx_ref = xr.grad().to_vector();
+        gw_ref = wr.grad().to_vector();
+        continue;
+      }
+      const std::string path = use_direct ? "direct" : "im2col";
+      // Images in 3 chunks instead of 2: the weight gradient sums in another grouping.
+      shrink::testing::check_close(wr.grad().to_vector(), gw_ref, 1e-4, (path + " weight gradient, 64 threads").c_str());
+      shrink::testing::check_close(xr.grad().to_vector(), gx_ref, 1e-5, (path + " input gradient, 64 threads").c_str());
+    }
+  }
+  set_num_threads(threads_before);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
