@@ -1,7 +1,7 @@
 #include "framework/core/autograd.h"
 
+#include <atomic>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "framework/ops/ops.h"
 
@@ -65,19 +65,25 @@ void record(Tensor& output, OpKind kind, std::vector<Tensor> inputs,
 
 namespace {
 
-// Reverse topological order of the nodes reachable from `root` (iterative DFS).
-std::vector<Node*> topo_order(Node* root) {
+// Reverse topological order of the nodes reachable from `root` (iterative DFS), marking each
+// node with `pass` as it is first reached and clearing any gradient an interrupted (thrown)
+// earlier pass left on it.
+std::vector<Node*> topo_order(Node* root, uint64_t pass) {
   std::vector<Node*> order;
-  std::unordered_set<Node*> seen;
   std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
-  seen.insert(root);
+  root->visited_by = pass;
+  root->pending_grad = Tensor();
   while (!stack.empty()) {
     auto& [node, next] = stack.back();
     if (next < node->inputs.size()) {
       const Tensor& in = node->inputs[next++];
       if (in.defined() && in.grad_fn()) {
         Node* child = in.grad_fn().get();
-        if (seen.insert(child).second) stack.push_back({child, 0});
+        if (child->visited_by != pass) {
+          child->visited_by = pass;
+          child->pending_grad = Tensor();
+          stack.push_back({child, 0});
+        }
       }
     } else {
       order.push_back(node);
@@ -149,14 +155,13 @@ void run_backward(const Tensor& root, const Tensor& grad) {
     leaves.finish();
     return;
   }
-  std::vector<Node*> order = topo_order(root.grad_fn().get());
-  std::unordered_map<Node*, Tensor> grads;
-  grads[order.front()] = seed;
+  static std::atomic<uint64_t> passes{0};
+  std::vector<Node*> order = topo_order(root.grad_fn().get(), ++passes);
+  order.front()->pending_grad = seed;
   for (Node* node : order) {
-    auto it = grads.find(node);
-    if (it == grads.end()) continue;  // no gradient reached this node
-    Tensor g = std::move(it->second);
-    grads.erase(it);
+    if (!node->pending_grad.defined()) continue;  // no gradient reached this node
+    Tensor g = std::move(node->pending_grad);
+    node->pending_grad = Tensor();
     if (!node->grad_hooks.empty()) g = run_grad_hooks(node->grad_hooks, std::move(g));
     SHRINK_CHECK(node->backward, "backward: graph of ", op_kind_name(node->kind),
                  " was already freed (backward called twice?)");
@@ -175,7 +180,7 @@ void run_backward(const Tensor& root, const Tensor& grad) {
       SHRINK_CHECK(gi.shape() == in.shape(), "backward of ", op_kind_name(node->kind),
                    ": gradient ", gi.describe(), " for input ", i, " ", in.describe());
       if (in.grad_fn()) {
-        Tensor& slot = grads[in.grad_fn().get()];
+        Tensor& slot = in.grad_fn()->pending_grad;
         slot = accumulate(slot, gi);
       } else {
         leaves.add(in, gi);

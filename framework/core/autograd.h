@@ -35,6 +35,10 @@ struct Node {
   // Weak link to the output, so passes can read its shape; the output owns the node.
   std::weak_ptr<TensorImpl> output;
   GradHooks grad_hooks;  // run on the incoming gradient (Tensor::register_hook)
+  // The backward pass's own bookkeeping, kept on the node so that a pass allocates no hash
+  // tables: the pass that last visited it, and the gradient accumulated for it so far.
+  uint64_t visited_by = 0;
+  Tensor pending_grad;
 };
 
 // Gradient recording switch (thread local), as torch.no_grad().

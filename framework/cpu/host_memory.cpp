@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <new>
+#include <vector>
 
 namespace shrink::cpu {
 
@@ -76,10 +77,40 @@ LargeBlocks& large_blocks() {
   return *blocks;
 }
 
+// Small blocks (scalars, per-channel vectors, the 1-element tensors of per-op overhead): a free
+// list per 64-byte size class on each thread. aligned_alloc's small path splits chunks and frees
+// the remainders into glibc's bins, which made malloc/free half of a small op's cost.
+constexpr size_t kSmallClasses = 8;  // up to 512 bytes
+constexpr size_t kSmallKept = 256;   // blocks kept per class and thread
+
+struct SmallBlocks {
+  std::vector<void*> free[kSmallClasses + 1];
+  ~SmallBlocks() {
+    gone = true;
+    for (auto& list : free)
+      for (void* p : list) std::free(p);
+  }
+  static thread_local bool gone;  // blocks freed during thread exit go straight back
+};
+thread_local bool SmallBlocks::gone = false;
+
+SmallBlocks& small_blocks() {
+  thread_local SmallBlocks blocks;
+  return blocks;
+}
+
 }  // namespace
 
 void* host_allocate(size_t nbytes) {
   const size_t rounded = (std::max<size_t>(nbytes, 1) + kAlign - 1) / kAlign * kAlign;
+  if (rounded <= kSmallClasses * kAlign && !SmallBlocks::gone) {
+    std::vector<void*>& list = small_blocks().free[rounded / kAlign];
+    if (!list.empty()) {
+      void* p = list.back();
+      list.pop_back();
+      return p;
+    }
+  }
   if (rounded >= kLargeBytes)
     if (void* p = large_blocks().take(rounded)) return p;
   void* p = std::aligned_alloc(kAlign, rounded);
@@ -91,10 +122,20 @@ void* host_allocate(size_t nbytes) {
 void host_free(void* p) {
   if (!p) return;
   const size_t usable = malloc_usable_size(p);
-  if (usable >= kLargeBytes)
+  if (usable >= kLargeBytes) {
     large_blocks().put(p, usable);
-  else
-    std::free(p);
+    return;
+  }
+  // A block serves any request up to its usable size, rounded down to the class size.
+  const size_t cls = std::min(usable / kAlign, kSmallClasses);
+  if (cls >= 1 && usable < (kSmallClasses + 1) * kAlign && !SmallBlocks::gone) {
+    std::vector<void*>& list = small_blocks().free[cls];
+    if (list.size() < kSmallKept) {
+      list.push_back(p);
+      return;
+    }
+  }
+  std::free(p);
 }
 
 size_t host_cached_bytes() { return large_blocks().cached(); }

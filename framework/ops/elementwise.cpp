@@ -50,7 +50,8 @@ Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b, const char* nam
   check_f32(b, name, "b");
   detail::check_same_device(a, b, name);
   Broadcast bc = make_broadcast(a.shape(), b.shape(), name);
-  Tensor out = Tensor::empty(broadcast_shapes(a.shape(), b.shape(), name), DType::F32, a.device());
+  Tensor out = Tensor::empty(a.shape() == b.shape() ? a.shape() : broadcast_shapes(a.shape(), b.shape(), name),
+                             DType::F32, a.device());
   if (out.numel() > 0) backend(a.device()).binary(op, a, b, bc, out);
   return out;
 }
@@ -68,30 +69,41 @@ OpKind kind_of(BinaryOp op) {
   }
 }
 
+// The shape an input's gradient is summed down to, kept only when it differs from the output's
+// (the common same-shape case copies no shape and sums nothing).
+struct GradShape {
+  bool reduce;
+  Shape shape;
+  GradShape(const Shape& in, const Shape& out) : reduce(in != out), shape(reduce ? in : Shape()) {}
+  Tensor operator()(const Tensor& g) const { return reduce ? sum_to_shape(g, shape) : g; }
+};
+
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   Tensor out = binary_raw(op, a, b, name);
   if (!needs_grad({&a, &b})) return out;
-  Shape sa = a.shape(), sb = b.shape();
+  const GradShape sa(a.shape(), out.shape()), sb(b.shape(), out.shape());
   bool ga = a.requires_grad(), gb = b.requires_grad();
   std::function<std::vector<Tensor>(const Tensor&)> bw;
   switch (op) {
     case BinaryOp::Add:
       bw = [sa, sb, ga, gb](const Tensor& g) {
-        return std::vector<Tensor>{ga ? sum_to_shape(g, sa) : Tensor(),
-                                   gb ? sum_to_shape(g, sb) : Tensor()};
+        return std::vector<Tensor>{ga ? sa(g) : Tensor(),
+                                   gb ? sb(g) : Tensor()};
       };
       break;
     case BinaryOp::Sub:
       bw = [sa, sb, ga, gb](const Tensor& g) {
-        return std::vector<Tensor>{ga ? sum_to_shape(g, sa) : Tensor(),
-                                   gb ? sum_to_shape(neg(g), sb) : Tensor()};
+        return std::vector<Tensor>{ga ? sa(g) : Tensor(),
+                                   gb ? sb(neg(g)) : Tensor()};
       };
       break;
     case BinaryOp::Mul: {
-      Tensor ad = a.detach(), bd = b.detach();
-      bw = [ad, bd, sa, sb, ga, gb](const Tensor& g) {
-        return std::vector<Tensor>{ga ? sum_to_shape(mul(g, bd), sa) : Tensor(),
-                                   gb ? sum_to_shape(mul(g, ad), sb) : Tensor()};
+      // Only the factor each gradient needs is saved. The inputs are saved as they are (not
+      // detached: the node holds them anyway, and backward runs without recording).
+      Tensor for_ga = ga ? b : Tensor(), for_gb = gb ? a : Tensor();
+      bw = [for_ga, for_gb, sa, sb](const Tensor& g) {
+        return std::vector<Tensor>{for_ga.defined() ? sa(mul(g, for_ga)) : Tensor(),
+                                   for_gb.defined() ? sb(mul(g, for_gb)) : Tensor()};
       };
       break;
     }
@@ -99,8 +111,8 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
       Tensor bd = b.detach(), od = out.detach();
       bw = [bd, od, sa, sb, ga, gb](const Tensor& g) {
         Tensor ga_t = div(g, bd);
-        return std::vector<Tensor>{ga ? sum_to_shape(ga_t, sa) : Tensor(),
-                                   gb ? sum_to_shape(neg(mul(ga_t, od)), sb) : Tensor()};
+        return std::vector<Tensor>{ga ? sa(ga_t) : Tensor(),
+                                   gb ? sb(neg(mul(ga_t, od))) : Tensor()};
       };
       break;
     }
@@ -108,8 +120,8 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
       Tensor ad = a.detach(), bd = b.detach(), od = out.detach();
       bw = [ad, bd, od, sa, sb, ga, gb](const Tensor& g) {
         Tensor gat, gbt;
-        if (ga) gat = sum_to_shape(mul(g, mul(bd, pow(ad, sub(bd, Tensor::scalar(1.f, bd.device()))))), sa);
-        if (gb) gbt = sum_to_shape(mul(g, mul(od, log(ad))), sb);
+        if (ga) gat = sa(mul(g, mul(bd, pow(ad, sub(bd, Tensor::scalar(1.f, bd.device()))))));
+        if (gb) gbt = sb(mul(g, mul(od, log(ad))));
         return std::vector<Tensor>{gat, gbt};
       };
       break;
@@ -122,8 +134,8 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
       Tensor share_a = add(wins, mul(ties, 0.5f));
       bw = [share_a, sa, sb, ga, gb](const Tensor& g) {
         Tensor one = Tensor::scalar(1.f, g.device());
-        return std::vector<Tensor>{ga ? sum_to_shape(mul(g, share_a), sa) : Tensor(),
-                                   gb ? sum_to_shape(mul(g, sub(one, share_a)), sb) : Tensor()};
+        return std::vector<Tensor>{ga ? sa(mul(g, share_a)) : Tensor(),
+                                   gb ? sb(mul(g, sub(one, share_a))) : Tensor()};
       };
       break;
     }
