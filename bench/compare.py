@@ -109,6 +109,8 @@ def main():
     for name in a.suites:
         suite = table[name]
         for key, vals in measure(suite, a.rounds).items():
+            # A time printed as 0.000 counts as half its last digit (no division by zero).
+            vals = [(max(s, 5e-4), max(t, 5e-4)) for s, t in vals]
             ratios = [(s / t) if suite.higher_better else (t / s) for s, t in vals]
             print(f"| {name} | {' '.join(key)} | {statistics.median(s for s, _ in vals):.4g} | "
                   f"{statistics.median(t for _, t in vals):.4g} | {statistics.median(ratios):.2f}x | "

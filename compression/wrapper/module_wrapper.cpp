@@ -102,9 +102,9 @@ void ModuleWrapper::set_mask(TargetState& t, const Tensor& mask) {
   if (module_->has_buffer(buf)) {
     // In place into the module's buffer (also after the mask was cleared), so the module's
     // state and everything holding the buffer see the new mask.
-    // copy_ broadcasts, so a per-channel mask fills it without a full-size temporary.
+    // A per-channel mask fills it without a full-size temporary.
     Tensor& b = module_->buffer(buf);
-    b.copy_(mask);
+    b.copy_broadcast_(mask);
     t.mask = b;
   } else if ((t.kind == TargetKind::Parameter || t.kind == TargetKind::Buffer) && t.shape_known) {
     t.mask = expand(mask.detach(), t.shape).contiguous_copy();  // tensors keep full-shape masks

@@ -65,25 +65,51 @@ void record(Tensor& output, OpKind kind, std::vector<Tensor> inputs,
 
 namespace {
 
-// Reverse topological order of the nodes reachable from `root` (iterative DFS), marking each
-// node with `pass` as it is first reached and clearing any gradient an interrupted (thrown)
-// earlier pass left on it.
-std::vector<Node*> topo_order(Node* root, uint64_t pass) {
+// The marks one backward pass puts on the nodes it reaches, given back when it ends (also by an
+// exception): a backward run from a gradient hook inside another pass may reach the same nodes.
+class PassMarks {
+ public:
+  explicit PassMarks(uint64_t pass) : pass_(pass) {}
+  PassMarks(const PassMarks&) = delete;
+  PassMarks& operator=(const PassMarks&) = delete;
+  ~PassMarks() {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
+      it->node->visited_by = it->visited_by;
+      it->node->pass_slot = it->pass_slot;
+    }
+  }
+  // Marks `node` on its first visit; false when this pass had already reached it.
+  bool visit(Node* node) {
+    if (node->visited_by == pass_) return false;
+    saved_.push_back({node, node->visited_by, node->pass_slot});
+    node->visited_by = pass_;
+    return true;
+  }
+  bool reached(const Node* node) const { return node->visited_by == pass_; }
+
+ private:
+  struct Saved {
+    Node* node;
+    uint64_t visited_by;
+    size_t pass_slot;
+  };
+  uint64_t pass_;
+  std::vector<Saved> saved_;
+};
+
+// Reverse topological order of the nodes reachable from `root` (iterative DFS); each node's
+// pass_slot is its position in the order.
+std::vector<Node*> topo_order(Node* root, PassMarks& marks) {
   std::vector<Node*> order;
   std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
-  root->visited_by = pass;
-  root->pending_grad = Tensor();
+  marks.visit(root);
   while (!stack.empty()) {
     auto& [node, next] = stack.back();
     if (next < node->inputs.size()) {
       const Tensor& in = node->inputs[next++];
       if (in.defined() && in.grad_fn()) {
         Node* child = in.grad_fn().get();
-        if (child->visited_by != pass) {
-          child->visited_by = pass;
-          child->pending_grad = Tensor();
-          stack.push_back({child, 0});
-        }
+        if (marks.visit(child)) stack.push_back({child, 0});
       }
     } else {
       order.push_back(node);
@@ -91,6 +117,7 @@ std::vector<Node*> topo_order(Node* root, uint64_t pass) {
     }
   }
   std::reverse(order.begin(), order.end());  // root first
+  for (size_t i = 0; i < order.size(); ++i) order[i]->pass_slot = i;
   return order;
 }
 
@@ -156,12 +183,14 @@ void run_backward(const Tensor& root, const Tensor& grad) {
     return;
   }
   static std::atomic<uint64_t> passes{0};
-  std::vector<Node*> order = topo_order(root.grad_fn().get(), ++passes);
-  order.front()->pending_grad = seed;
-  for (Node* node : order) {
-    if (!node->pending_grad.defined()) continue;  // no gradient reached this node
-    Tensor g = std::move(node->pending_grad);
-    node->pending_grad = Tensor();
+  PassMarks marks(++passes);
+  std::vector<Node*> order = topo_order(root.grad_fn().get(), marks);
+  std::vector<Tensor> grads(order.size());  // by pass_slot
+  grads.front() = seed;
+  for (size_t i = 0; i < order.size(); ++i) {
+    Node* node = order[i];
+    Tensor g = std::move(grads[i]);
+    if (!g.defined()) continue;  // no gradient reached this node
     if (!node->grad_hooks.empty()) g = run_grad_hooks(node->grad_hooks, std::move(g));
     SHRINK_CHECK(node->backward, "backward: graph of ", op_kind_name(node->kind),
                  " was already freed (backward called twice?)");
@@ -180,7 +209,9 @@ void run_backward(const Tensor& root, const Tensor& grad) {
       SHRINK_CHECK(gi.shape() == in.shape(), "backward of ", op_kind_name(node->kind),
                    ": gradient ", gi.describe(), " for input ", i, " ", in.describe());
       if (in.grad_fn()) {
-        Tensor& slot = in.grad_fn()->pending_grad;
+        Node* child = in.grad_fn().get();
+        SHRINK_CHECK(marks.reached(child), "backward: a gradient hook changed the graph during the pass");
+        Tensor& slot = grads[child->pass_slot];
         slot = accumulate(slot, gi);
       } else {
         leaves.add(in, gi);

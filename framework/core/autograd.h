@@ -35,10 +35,10 @@ struct Node {
   // Weak link to the output, so passes can read its shape; the output owns the node.
   std::weak_ptr<TensorImpl> output;
   GradHooks grad_hooks;  // run on the incoming gradient (Tensor::register_hook)
-  // The backward pass's own bookkeeping, kept on the node so that a pass allocates no hash
-  // tables: the pass that last visited it, and the gradient accumulated for it so far.
+  // The backward pass's marks, so that a pass needs no hash tables: which pass reached the node
+  // and its position in that pass's order (a nested pass restores the marks it overwrote).
   uint64_t visited_by = 0;
-  Tensor pending_grad;
+  size_t pass_slot = 0;
 };
 
 // Gradient recording switch (thread local), as torch.no_grad().

@@ -271,15 +271,20 @@ bool Tensor::is_unique() const {
 }
 
 void Tensor::copy_(const Tensor& src) {
-  check_defined("copy_");
-  SHRINK_CHECK(src.defined(), "copy_: undefined source into ", describe());
+  SHRINK_CHECK(src.shape() == shape(), "copy_: source ", src.describe(), " into ", describe());
+  Tensor s = src.to(device()).to(dtype());
+  backend(device()).copy(raw_data(), s.raw_data(), numel() * dtype_size(dtype()));
+}
+
+void Tensor::copy_broadcast_(const Tensor& src) {
+  check_defined("copy_broadcast_");
+  SHRINK_CHECK(src.defined(), "copy_broadcast_: undefined source into ", describe());
+  if (src.shape() == shape()) return copy_(src);
+  const std::vector<int64_t> strides = broadcast_strides(src.shape(), shape(), "copy_broadcast_");
   Tensor s = src.detach().to(device()).to(dtype());
-  if (s.shape() == shape()) {
-    backend(device()).copy(raw_data(), s.raw_data(), numel() * dtype_size(dtype()));
-    return;
-  }
-  // Broadcast straight into this storage: no temporary of this size.
-  std::vector<int64_t> strides = broadcast_strides(s.shape(), shape(), "copy_");
+  // The broadcast reads the source while writing this tensor: a source in the same storage is
+  // copied out first.
+  if (s.impl_->storage == impl_->storage) s = s.contiguous_copy();
   if (numel() > 0) backend(device()).expand(s, strides, *this);
 }
 

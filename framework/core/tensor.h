@@ -91,8 +91,10 @@ class Tensor {
   Tensor contiguous_copy() const;  // plain data copy, no history
   Tensor to(Device device) const;  // differentiable copy to device (self if same device)
   Tensor to(DType dtype) const;    // value conversion, no history
-  // In-place data copy (no autograd); src broadcasts to this shape, as torch's copy_.
-  void copy_(const Tensor& src);
+  void copy_(const Tensor& src);   // in-place data copy, shapes must match (no autograd)
+  // In-place copy of src broadcast to this shape (as torch's copy_), without a temporary of this
+  // size: a per-channel mask into a full-size mask buffer, a bias into every row.
+  void copy_broadcast_(const Tensor& src);
   // Moves the data to `device` in place, so every handle to this tensor (optimizers, wrappers)
   // follows it, as module.to() moves .data in PyTorch. Its gradient moves too.
   void move_to_(Device device);

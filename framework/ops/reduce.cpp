@@ -1,6 +1,7 @@
 // Reductions, selection (max/min/argmax/kthvalue/topk, where, masked_fill), embedding, dropout.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "framework/core/random.h"
 #include "framework/ops/op_util.h"
@@ -43,7 +44,12 @@ std::vector<int64_t> normalize_dims(const std::vector<int64_t>& dims, int64_t ra
 Tensor sum_raw(const Tensor& x, const std::vector<int64_t>& dims, ReduceOp op) {
   Shape out_shape = x.shape();
   for (int64_t d : dims) out_shape[d] = 1;
-  if (x.numel() == 0) return Tensor::zeros(out_shape, DType::F32, x.device());
+  if (x.numel() == 0) {  // a sum over nothing is 0; a mean over nothing 0/0 = NaN, as torch
+    Tensor zero = Tensor::zeros(out_shape, DType::F32, x.device());
+    if (op != ReduceOp::Mean) return zero;
+    NoGradGuard ng;
+    return mul(zero, std::numeric_limits<float>::infinity());
+  }
   std::vector<int64_t> sizes;
   std::vector<bool> reduced;
   for (int64_t d = 0; d < x.dim(); ++d) {
@@ -179,6 +185,7 @@ Tensor norm(const Tensor& x, int p, const std::vector<int64_t>& dims_in, bool ke
   check_f32(x, "norm", "input");
   SHRINK_CHECK(p == 1 || p == 2, "norm: p must be 1 or 2, got ", p);
   std::vector<int64_t> dims = normalize_dims(dims_in, x.dim(), "norm");
+  if (x.dim() == 0) return abs(x);  // one value: |x| for either p (gradient sign(x), 0 at 0)
   Tensor kept;
   {
     NoGradGuard ng;
@@ -191,7 +198,8 @@ Tensor norm(const Tensor& x, int p, const std::vector<int64_t>& dims_in, bool ke
     Tensor xd = x.detach();
     y = y.detach();
     // d|x|/dx = sign(x) (0 at 0); d||x||/dx = x / ||x|| (0 where the norm is 0, as torch).
-    record(y, OpKind::Norm, {x}, [p, xs, ks, xd, kept](const Tensor& g) {
+    Tensor norms = p == 2 ? kept : Tensor();  // p = 1 needs only sign(x)
+    record(y, OpKind::Norm, {x}, [p, xs, ks, xd, kept = norms](const Tensor& g) {
       Tensor gk = reshape(g, ks);
       if (p == 1) return std::vector<Tensor>{mul(expand(gk, xs), sign(xd))};
       // Both where()s: no inf/NaN is ever formed (the non-finite checks would stop on it).

@@ -95,4 +95,27 @@ BOOST_AUTO_TEST_CASE(leaf_grad_hook_sees_the_pass_total) {
   check_close(x.grad().to_vector(), {4, 4}, 0, "unhooked");
 }
 
+// A backward pass run from inside a gradient hook (on another graph; a shared node would be freed
+// by the inner pass, as without retain_graph in PyTorch) leaves the outer pass's gradients and
+// marks intact, whichever order the outer pass reaches its branches in.
+BOOST_AUTO_TEST_CASE(backward_inside_a_hook_leaves_the_outer_pass_intact) {
+  for (bool c_first : {true, false}) {
+    Tensor x = Tensor::from_vector({1.f, -2.f}, {2}).set_requires_grad(true);
+    Tensor z = Tensor::from_vector({3.f}, {1}).set_requires_grad(true);
+    Tensor y = mul(x, 2.f);
+    Tensor c = mul(y, 7.f), a = mul(y, 3.f), inner = sum(mul(mul(z, 5.f), 1.f));
+    int nested = 0;
+    a.register_hook([&](const Tensor& g) {
+      ++nested;
+      inner.backward();
+      return g;
+    });
+    Tensor loss = c_first ? add(sum(c), sum(a)) : add(sum(a), sum(c));
+    loss.backward();
+    BOOST_TEST(nested == 1);
+    BOOST_TEST(x.grad().to_vector() == (std::vector<float>{20.f, 20.f}), boost::test_tools::per_element());
+    BOOST_TEST(z.grad().to_vector() == (std::vector<float>{5.f}), boost::test_tools::per_element());
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()

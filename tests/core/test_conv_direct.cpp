@@ -216,7 +216,8 @@ BOOST_AUTO_TEST_CASE(weight_gradient_partials_are_bounded) {
     if (use_direct && !direct::available()) continue;
     direct::set_enabled(use_direct);
     // The im2col path splits the batch by GEMM: 23x23 images go one per GEMM, so 4 images are
-    // 4 chunks (3 partials); the direct path splits by image anyway.
+    // 4 GEMM chunks, in 2 partials x 32 row slices on 64 threads; the direct path (6 images)
+    // takes 3 partials x 16 slices.
     const Shape xs = use_direct ? Shape{6, 512, 4, 4} : Shape{4, 512, 23, 23};
     Tensor x = shrink::testing::seeded_randn(xs, 41);
     Tensor gy = shrink::testing::seeded_randn(xs, 43);
@@ -232,7 +233,7 @@ BOOST_AUTO_TEST_CASE(weight_gradient_partials_are_bounded) {
         continue;
       }
       const std::string path = use_direct ? "direct" : "im2col";
-      // Images in 3 chunks instead of 2: the weight gradient sums in another grouping.
+      // The slices write disjoint rows; the direct path also groups the images differently.
       shrink::testing::check_close(wr.grad().to_vector(), gw_ref, 1e-4, (path + " weight gradient, 64 threads").c_str());
       shrink::testing::check_close(xr.grad().to_vector(), gx_ref, 1e-5, (path + " input gradient, 64 threads").c_str());
     }

@@ -330,17 +330,20 @@ BOOST_AUTO_TEST_CASE(sums_and_norms_with_size_one_dims_between) {
   BOOST_CHECK_THROW(norm(x, 3, {0}), Error);
 }
 
-BOOST_AUTO_TEST_CASE(copy_broadcasts_into_place) {
+BOOST_AUTO_TEST_CASE(copy_broadcast_into_place) {
   Tensor dst = Tensor::zeros({2, 3, 2});
   const float* before = dst.data<float>();
-  dst.copy_(Tensor::from_vector({1.f, 2.f, 3.f}, {3, 1}));
+  dst.copy_broadcast_(Tensor::from_vector({1.f, 2.f, 3.f}, {3, 1}));
   BOOST_TEST(dst.data<float>() == before);
   BOOST_TEST(dst.to_vector() == (std::vector<float>{1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3}),
              boost::test_tools::per_element());
-  BOOST_CHECK_THROW(dst.copy_(Tensor::zeros({2, 2})), Error);
-  Tensor same = Tensor::from_vector({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, {2, 3, 2});
-  dst.copy_(same);
-  BOOST_TEST(dst.to_vector() == same.to_vector(), boost::test_tools::per_element());
+  BOOST_CHECK_THROW(dst.copy_broadcast_(Tensor::zeros({2, 2})), Error);
+  // copy_ itself stays strict: a shape mismatch is an error, not a broadcast.
+  BOOST_CHECK_THROW(dst.copy_(Tensor::zeros({3, 1})), Error);
+  // A source inside the destination's own storage is read before anything is written.
+  Tensor x = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
+  x.copy_broadcast_(slice(reshape(x, {6}), 0, 3, 6));  // the second row, a view of x
+  BOOST_TEST(x.to_vector() == (std::vector<float>{4, 5, 6, 4, 5, 6}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(permute_moving_only_size_one_dims_is_a_view) {
@@ -383,17 +386,16 @@ BOOST_AUTO_TEST_CASE(broadcast_runs_over_merged_dims) {
 }
 
 // Large blocks come back for a request of the same size (no fresh pages); small ones go to the heap.
+// (Which cached block serves the request depends on what earlier tests left: only the counts and
+// the contents are checked.)
 BOOST_AUTO_TEST_CASE(large_host_blocks_are_reused) {
-  const float* first = nullptr;
-  {
-    Tensor big = Tensor::full({3, 1 << 20}, 2.f);  // 12 MiB
-    first = big.data<float>();
-  }
+  const size_t block = size_t{12} << 20;
+  { Tensor big = Tensor::full({3, 1 << 20}, 2.f); }  // 12 MiB, freed into the cache
   const size_t cached = cpu::host_cached_bytes();
-  BOOST_TEST(cached >= size_t{12} << 20);
+  BOOST_TEST(cached >= block);
   Tensor again = Tensor::zeros({3, 1 << 20});
-  BOOST_TEST(again.data<float>() == first);
-  BOOST_TEST(cpu::host_cached_bytes() <= cached - (size_t{12} << 20));  // taken out of the cache
+  BOOST_TEST(cpu::host_cached_bytes() <= cached - block);  // taken out of the cache
+  BOOST_TEST(cpu::host_cached_bytes() >= cached - block - block / 8);  // a block within 1/8
   BOOST_TEST(sum(again).item() == 0.f);  // handed out as any new tensor: zeros() still fills
 }
 
