@@ -69,7 +69,7 @@ namespace {
 // exception): a backward run from a gradient hook inside another pass may reach the same nodes.
 class PassMarks {
  public:
-  explicit PassMarks(uint64_t pass) : pass_(pass) {}
+  explicit PassMarks(uint64_t pass) : pass_(pass) { saved_.reserve(32); }
   PassMarks(const PassMarks&) = delete;
   PassMarks& operator=(const PassMarks&) = delete;
   ~PassMarks() {

@@ -50,6 +50,9 @@ Broadcast make_broadcast(const Shape& a, const Shape& b, const char* op) {
   }
   // Merge adjacent dims d-1, d when both operands are contiguous across them.
   Broadcast bc;
+  bc.out.reserve(std::max<size_t>(rank, 1));  // one allocation each, not one per push
+  bc.a_strides.reserve(std::max<size_t>(rank, 1));
+  bc.b_strides.reserve(std::max<size_t>(rank, 1));
   for (size_t d = 0; d < rank; ++d) {
     if (out[d] == 1 && rank > 1) continue;  // size-1 dims carry no iteration
     if (!bc.out.empty()) {
