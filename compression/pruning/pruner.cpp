@@ -78,9 +78,10 @@ Masks Pruner::get_masks() {
   Masks out;
   for (TargetState* t : targets())
     if (t->mask.defined()) {
-      // A copy, so that later mask updates leave the caller's masks as they were.
+      // Snapshots (copy-on-write): later mask updates leave the caller's masks as they were, as
+      // NNI's clones do, without copying the masks now.
       const Tensor& m = t->mask;
-      out[t->key()] = !t->shape_known ? m : m.shape() == t->shape ? m.contiguous_copy() : expand(m, t->shape);
+      out[t->key()] = !t->shape_known || m.shape() == t->shape ? m.snapshot() : expand(m, t->shape);
     }
   return out;
 }

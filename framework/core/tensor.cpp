@@ -231,6 +231,46 @@ Tensor Tensor::clone() const {
   return out;
 }
 
+Tensor Tensor::snapshot() const {
+  Tensor s = detach();
+  impl_->storage->snapshots.push_back(s.impl_);
+  return s;
+}
+
+namespace {
+// Moves `impl` to a storage of its own holding its current values (when `keep`).
+void move_to_own_storage(TensorImpl& impl, bool keep) {
+  Tensor own = Tensor::empty(impl.shape, impl.dtype, impl.storage->device);
+  const size_t bytes = static_cast<size_t>(impl.numel) * dtype_size(impl.dtype);
+  if (keep && bytes)
+    backend(impl.storage->device)
+        .copy(own.raw_data(), static_cast<char*>(impl.storage->data) + impl.offset * dtype_size(impl.dtype), bytes);
+  impl.storage = own.impl()->storage;
+  impl.offset = 0;
+}
+}  // namespace
+
+void Tensor::before_write_(bool overwrites_all) {
+  check_defined("in-place write");
+  std::vector<std::weak_ptr<TensorImpl>>& snaps = impl_->storage->snapshots;
+  if (snaps.empty()) return;
+  std::vector<std::shared_ptr<TensorImpl>> live;
+  bool writing_a_snapshot = false;
+  for (auto& w : snaps)
+    if (auto p = w.lock()) {
+      if (p == impl_) writing_a_snapshot = true;
+      else live.push_back(std::move(p));
+    }
+  snaps.clear();
+  if (writing_a_snapshot) {  // the snapshot moves away; the others stay together
+    std::shared_ptr<Storage> shared = impl_->storage;
+    for (auto& p : live) shared->snapshots.push_back(p);
+    if (shared.use_count() > 2) move_to_own_storage(*impl_, !overwrites_all);
+    return;
+  }
+  for (auto& p : live) move_to_own_storage(*p, true);
+}
+
 Tensor Tensor::detach() const {
   check_defined("detach");
   auto impl = std::make_shared<TensorImpl>();
@@ -273,6 +313,7 @@ bool Tensor::is_unique() const {
 void Tensor::copy_(const Tensor& src) {
   SHRINK_CHECK(src.shape() == shape(), "copy_: source ", src.describe(), " into ", describe());
   Tensor s = src.to(device()).to(dtype());
+  before_write_(true);
   backend(device()).copy(raw_data(), s.raw_data(), numel() * dtype_size(dtype()));
 }
 
@@ -282,6 +323,7 @@ void Tensor::copy_broadcast_(const Tensor& src) {
   if (src.shape() == shape()) return copy_(src);
   const std::vector<int64_t> strides = broadcast_strides(src.shape(), shape(), "copy_broadcast_");
   Tensor s = src.detach().to(device()).to(dtype());
+  before_write_(true);
   // The broadcast reads the source while writing this tensor: a source in the same storage is
   // copied out first.
   if (s.impl_->storage == impl_->storage) s = s.contiguous_copy();
@@ -298,7 +340,10 @@ void Tensor::move_to_(Device dev) {
   if (impl_->grad) Tensor(impl_->grad).move_to_(dev);
 }
 
-void Tensor::fill_(float value) { backend(device()).fill(*this, value); }
+void Tensor::fill_(float value) {
+  before_write_(true);
+  backend(device()).fill(*this, value);
+}
 
 bool Tensor::requires_grad() const {
   return defined() && (impl_->requires_grad || impl_->grad_fn != nullptr);

@@ -29,12 +29,17 @@ int64_t wrap_dim(int64_t dim, int64_t rank, const char* op);
 // to `to` (0 on broadcast dims); throws, naming `op`, when `from` does not broadcast to `to`.
 std::vector<int64_t> broadcast_strides(const Shape& from, const Shape& to, const char* op);
 
+struct TensorImpl;
+
 // Raw memory block. The deleter knows which allocator it came from.
 struct Storage {
   void* data = nullptr;
   size_t nbytes = 0;
   Device device = Device::CPU;
   std::function<void(void*)> deleter;
+  // The snapshot()s sharing this storage (copy-on-write): before an in-place write through any
+  // other tensor, each live one gets a copy of its values.
+  std::vector<std::weak_ptr<TensorImpl>> snapshots;
   Storage() = default;
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -88,6 +93,12 @@ class Tensor {
   // ---- copies and conversion ----
   Tensor clone() const;     // differentiable copy
   Tensor detach() const;    // same storage, no history
+  // A copy that costs nothing until someone writes: the same storage and no history until the
+  // first in-place write (copy_, copy_broadcast_, fill_) through any tensor on that storage; the
+  // snapshot then gets its own copy of the values it had (written itself, it just moves away),
+  // while every other tensor on the storage sees the write as before. Writes through data<T>()
+  // bypass it. NNI's get_masks clones; Pruner::get_masks snapshots.
+  Tensor snapshot() const;
   Tensor contiguous_copy() const;  // plain data copy, no history
   Tensor to(Device device) const;  // differentiable copy to device (self if same device)
   Tensor to(DType dtype) const;    // value conversion, no history
@@ -135,6 +146,10 @@ class Tensor {
 
  private:
   void check_defined(const char* what) const;
+  // Copy-on-write (see snapshot()): before an in-place write, the snapshots on this storage move
+  // to copies of their own (this tensor itself, when it is one, keeps its values only when the
+  // write does not cover them all).
+  void before_write_(bool overwrites_all);
   std::shared_ptr<TensorImpl> impl_;
 };
 
