@@ -1,5 +1,6 @@
 #include "framework/core/tensor.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <ostream>
@@ -232,43 +233,49 @@ Tensor Tensor::clone() const {
 }
 
 Tensor Tensor::snapshot() const {
+  check_defined("snapshot");
+  // Borrow from the storage that owns the data (a snapshot of a snapshot borrows from its lender).
+  std::shared_ptr<Storage> lender = impl_->storage->borrowed_from ? impl_->storage->borrowed_from : impl_->storage;
+  auto st = std::make_shared<Storage>();
+  st->data = lender->data;
+  st->nbytes = lender->nbytes;
+  st->device = lender->device;
+  st->borrowed_from = lender;
+  auto& list = lender->snapshots;
+  list.erase(std::remove_if(list.begin(), list.end(), [](const std::weak_ptr<Storage>& w) { return w.expired(); }),
+             list.end());
+  list.push_back(st);
   Tensor s = detach();
-  impl_->storage->snapshots.push_back(s.impl_);
+  s.impl_->storage = std::move(st);
   return s;
 }
 
 namespace {
-// Moves `impl` to a storage of its own holding its current values (when `keep`).
-void move_to_own_storage(TensorImpl& impl, bool keep) {
-  Tensor own = Tensor::empty(impl.shape, impl.dtype, impl.storage->device);
-  const size_t bytes = static_cast<size_t>(impl.numel) * dtype_size(impl.dtype);
-  if (keep && bytes)
-    backend(impl.storage->device)
-        .copy(own.raw_data(), static_cast<char*>(impl.storage->data) + impl.offset * dtype_size(impl.dtype), bytes);
-  impl.storage = own.impl()->storage;
-  impl.offset = 0;
+// A borrowing snapshot storage takes a copy of the data it borrows and stops borrowing.
+void give_own_copy(Storage& st) {
+  Backend& be = backend(st.device);
+  void* own = be.allocate(st.nbytes);
+  if (st.nbytes) be.copy(own, st.data, st.nbytes);
+  st.data = own;
+  st.deleter = [&be](void* p) { be.deallocate(p); };
+  st.borrowed_from.reset();
 }
 }  // namespace
 
-void Tensor::before_write_(bool overwrites_all) {
+void Tensor::before_write_() {
   check_defined("in-place write");
-  std::vector<std::weak_ptr<TensorImpl>>& snaps = impl_->storage->snapshots;
-  if (snaps.empty()) return;
-  std::vector<std::shared_ptr<TensorImpl>> live;
-  bool writing_a_snapshot = false;
-  for (auto& w : snaps)
-    if (auto p = w.lock()) {
-      if (p == impl_) writing_a_snapshot = true;
-      else live.push_back(std::move(p));
-    }
-  snaps.clear();
-  if (writing_a_snapshot) {  // the snapshot moves away; the others stay together
-    std::shared_ptr<Storage> shared = impl_->storage;
-    for (auto& p : live) shared->snapshots.push_back(p);
-    if (shared.use_count() > 2) move_to_own_storage(*impl_, !overwrites_all);
+  Storage& st = *impl_->storage;
+  if (st.borrowed_from) {  // writing a snapshot: it stops sharing (its lender keeps a dead entry)
+    give_own_copy(st);
     return;
   }
-  for (auto& p : live) move_to_own_storage(*p, true);
+  // Writing a lender: each snapshot still borrowing takes its copy first; one leaves the list
+  // only once copied, so an allocation failure loses nothing.
+  while (!st.snapshots.empty()) {
+    if (auto snap = st.snapshots.back().lock())
+      if (snap->borrowed_from.get() == &st) give_own_copy(*snap);
+    st.snapshots.pop_back();
+  }
 }
 
 Tensor Tensor::detach() const {
@@ -313,7 +320,7 @@ bool Tensor::is_unique() const {
 void Tensor::copy_(const Tensor& src) {
   SHRINK_CHECK(src.shape() == shape(), "copy_: source ", src.describe(), " into ", describe());
   Tensor s = src.to(device()).to(dtype());
-  before_write_(true);
+  before_write_();
   backend(device()).copy(raw_data(), s.raw_data(), numel() * dtype_size(dtype()));
 }
 
@@ -323,7 +330,7 @@ void Tensor::copy_broadcast_(const Tensor& src) {
   if (src.shape() == shape()) return copy_(src);
   const std::vector<int64_t> strides = broadcast_strides(src.shape(), shape(), "copy_broadcast_");
   Tensor s = src.detach().to(device()).to(dtype());
-  before_write_(true);
+  before_write_();
   // The broadcast reads the source while writing this tensor: a source in the same storage is
   // copied out first.
   if (s.impl_->storage == impl_->storage) s = s.contiguous_copy();
@@ -341,7 +348,7 @@ void Tensor::move_to_(Device dev) {
 }
 
 void Tensor::fill_(float value) {
-  before_write_(true);
+  before_write_();
   backend(device()).fill(*this, value);
 }
 

@@ -29,17 +29,18 @@ int64_t wrap_dim(int64_t dim, int64_t rank, const char* op);
 // to `to` (0 on broadcast dims); throws, naming `op`, when `from` does not broadcast to `to`.
 std::vector<int64_t> broadcast_strides(const Shape& from, const Shape& to, const char* op);
 
-struct TensorImpl;
-
 // Raw memory block. The deleter knows which allocator it came from.
 struct Storage {
   void* data = nullptr;
   size_t nbytes = 0;
   Device device = Device::CPU;
   std::function<void(void*)> deleter;
-  // The snapshot()s sharing this storage (copy-on-write): before an in-place write through any
-  // other tensor, each live one gets a copy of its values.
-  std::vector<std::weak_ptr<TensorImpl>> snapshots;
+  // Copy-on-write (Tensor::snapshot): a snapshot is a Storage of its own that borrows `data` from
+  // the storage in `borrowed_from` (and keeps it alive). The lender lists its snapshots; before
+  // an in-place write through any tensor on either, the snapshot gets a copy of the data, so
+  // every tensor on each side (views included) keeps seeing its own side's values.
+  std::shared_ptr<Storage> borrowed_from;
+  std::vector<std::weak_ptr<Storage>> snapshots;
   Storage() = default;
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -93,11 +94,12 @@ class Tensor {
   // ---- copies and conversion ----
   Tensor clone() const;     // differentiable copy
   Tensor detach() const;    // same storage, no history
-  // A copy that costs nothing until someone writes: the same storage and no history until the
-  // first in-place write (copy_, copy_broadcast_, fill_) through any tensor on that storage; the
-  // snapshot then gets its own copy of the values it had (written itself, it just moves away),
-  // while every other tensor on the storage sees the write as before. Writes through data<T>()
-  // bypass it. NNI's get_masks clones; Pruner::get_masks snapshots.
+  // A copy that costs nothing until someone writes: no history, and the same data until the
+  // first in-place write (copy_, copy_broadcast_, fill_) through any tensor on either side (views
+  // and detached handles included); the snapshot then gets its own copy. Writes through data<T>()
+  // bypass it, and a pointer from data<T>() of a snapshot is valid until such a write. Not
+  // thread-safe (as in-place writes in general). NNI's get_masks clones; Pruner::get_masks
+  // snapshots.
   Tensor snapshot() const;
   Tensor contiguous_copy() const;  // plain data copy, no history
   Tensor to(Device device) const;  // differentiable copy to device (self if same device)
@@ -146,10 +148,9 @@ class Tensor {
 
  private:
   void check_defined(const char* what) const;
-  // Copy-on-write (see snapshot()): before an in-place write, the snapshots on this storage move
-  // to copies of their own (this tensor itself, when it is one, keeps its values only when the
-  // write does not cover them all).
-  void before_write_(bool overwrites_all);
+  // Copy-on-write (see snapshot()): before an in-place write, this storage's snapshots, or this
+  // storage when it is a snapshot, get their own copy of the data.
+  void before_write_();
   std::shared_ptr<TensorImpl> impl_;
 };
 

@@ -283,9 +283,14 @@ BOOST_AUTO_TEST_CASE(level_on_a_large_layer_keeps_the_weight) {
   }
   BOOST_TEST(pruned == static_cast<int64_t>(std::floor(0.3 * m.size())));
   BOOST_TEST(max_pruned <= min_kept);
-  // The returned masks are copies: the next update leaves them as they were.
+  // The returned masks behave as copies (they are copy-on-write snapshots): writing one, even
+  // through a view, leaves the model's mask; the next update leaves them as they were.
+  Masks scratch = pruner.get_masks();
+  reshape(scratch.at("fc.weight"), {-1}).fill_(0.f);
+  BOOST_TEST(fc->buffer("weight_mask").to_vector() == m, boost::test_tools::per_element());
   pruner.update_masks({{"fc.weight", Tensor::ones({256, 512})}});
   BOOST_TEST(masks.at("fc.weight").to_vector() == m, boost::test_tools::per_element());
+  BOOST_TEST(sum(fc->buffer("weight_mask")).item() == 256.f * 512.f);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
