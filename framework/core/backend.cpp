@@ -48,33 +48,27 @@ Broadcast make_broadcast(const Shape& a, const Shape& b, const char* op) {
     stride_a *= da;
     stride_b *= db;
   }
-  // Merge adjacent dims d-1, d when both operands are contiguous across them.
+  return simplify_index_space(out, sa, sb);
+}
+
+Broadcast simplify_index_space(const Shape& out, const std::vector<int64_t>& sa, const std::vector<int64_t>& sb) {
   Broadcast bc;
-  bc.out.reserve(std::max<size_t>(rank, 1));  // one allocation each, not one per push
-  bc.a_strides.reserve(std::max<size_t>(rank, 1));
-  bc.b_strides.reserve(std::max<size_t>(rank, 1));
-  for (size_t d = 0; d < rank; ++d) {
-    if (out[d] == 1 && rank > 1) continue;  // size-1 dims carry no iteration
-    if (!bc.out.empty()) {
-      int64_t n = out[d];
-      bool merge_a = bc.a_strides.back() == sa[d] * n;
-      bool merge_b = bc.b_strides.back() == sb[d] * n;
-      if (merge_a && merge_b) {
-        bc.out.back() *= n;
-        bc.a_strides.back() = sa[d];
-        bc.b_strides.back() = sb[d];
-        continue;
-      }
+  bc.out.reserve(std::max<size_t>(out.size(), 1));  // one allocation each, not one per push
+  bc.a_strides.reserve(std::max<size_t>(out.size(), 1));
+  bc.b_strides.reserve(std::max<size_t>(out.size(), 1));
+  for (size_t d = 0; d < out.size(); ++d) {
+    if (out[d] == 1) continue;  // size-1 dims carry no iteration
+    if (!bc.out.empty() && bc.a_strides.back() == sa[d] * out[d] && bc.b_strides.back() == sb[d] * out[d]) {
+      bc.out.back() *= out[d];
+      bc.a_strides.back() = sa[d];
+      bc.b_strides.back() = sb[d];
+      continue;
     }
     bc.out.push_back(out[d]);
     bc.a_strides.push_back(sa[d]);
     bc.b_strides.push_back(sb[d]);
   }
-  if (bc.out.empty()) {  // scalar op
-    bc.out.push_back(1);
-    bc.a_strides.push_back(0);
-    bc.b_strides.push_back(0);
-  }
+  if (bc.out.empty()) bc = {{1}, {0}, {0}};  // a single element
   return bc;
 }
 

@@ -52,6 +52,11 @@ struct Broadcast {
   std::vector<int64_t> a_strides, b_strides;
 };
 Broadcast make_broadcast(const Shape& a, const Shape& b, const char* op);
+// The index space `out` with operand strides sa and sb, simplified: size-1 dims dropped and
+// neighbouring dims merged where both operands step through them as through one dim (so a
+// per-channel [O, 1, 1, 1] broadcast to [O, I, 3, 3] is one run of 9*I per channel); at least
+// one dim. make_broadcast's result is already in this form.
+Broadcast simplify_index_space(const Shape& out, const std::vector<int64_t>& sa, const std::vector<int64_t>& sb);
 
 struct Conv2dParams {
   int64_t n, c, h, w;        // input

@@ -95,9 +95,8 @@ void binary_loop(const Tensor& a, const Tensor& b, const Broadcast& bc, Tensor& 
   const float* ap = a.data<float>();
   const float* bp = b.data<float>();
   float* op = out.data<float>();
-  const RunSpace space(bc.out, bc.a_strides, bc.b_strides);
-  const int64_t sa = space.step_a(), sb = space.step_b();
-  parallel_runs(space,
+  const int64_t sa = bc.a_strides.back(), sb = bc.b_strides.back();
+  parallel_runs(bc,
                 [&](int64_t o, int64_t ia, int64_t ib, int64_t len) {
                   const float* __restrict pa = ap + ia;
                   const float* __restrict pb = bp + ib;
@@ -136,8 +135,8 @@ void CpuBackend::sum_to(const Tensor& grad, const Shape& grad_shape,
   const float* g = grad.data<float>();
   float* o = out.data<float>();
   std::fill_n(o, out.numel(), 0.f);
-  const RunSpace space(grad_shape, out_strides, std::vector<int64_t>(out_strides.size(), 0));
-  const int64_t so = space.step_a();
+  const Broadcast space = simplify_index_space(grad_shape, out_strides, std::vector<int64_t>(out_strides.size(), 0));
+  const int64_t so = space.a_strides.back();
   for_each_run(space, 0, grad.numel(),
                [&](int64_t gi, int64_t oi, int64_t, int64_t len) {
                  if (so == 0) {
@@ -154,8 +153,8 @@ void CpuBackend::expand(const Tensor& x, const std::vector<int64_t>& x_strides, 
   const size_t esize = dtype_size(x.dtype());
   const char* xp = static_cast<const char*>(x.raw_data());
   char* op = static_cast<char*>(out.raw_data());
-  const RunSpace space(out.shape(), x_strides, std::vector<int64_t>(x_strides.size(), 0));
-  const int64_t sx = space.step_a();
+  const Broadcast space = simplify_index_space(out.shape(), x_strides, std::vector<int64_t>(x_strides.size(), 0));
+  const int64_t sx = space.a_strides.back();
   parallel_runs(space, [&](int64_t o, int64_t ix, int64_t, int64_t len) {
     if (esize == 4) {  // f32 and i32: a plain loop (a fill when sx is 0, a copy when 1)
       const float* __restrict s = reinterpret_cast<const float*>(xp) + ix;
@@ -189,8 +188,8 @@ void CpuBackend::permute(const Tensor& x, const std::vector<int64_t>& perm, Tens
   const size_t esize = dtype_size(x.dtype());
   const char* xp = static_cast<const char*>(x.raw_data());
   char* op = static_cast<char*>(out.raw_data());
-  const RunSpace space(out.shape(), src_strides, std::vector<int64_t>(rank, 0));
-  const int64_t s_last = space.step_a();
+  const Broadcast space = simplify_index_space(out.shape(), src_strides, std::vector<int64_t>(rank, 0));
+  const int64_t s_last = space.a_strides.back();
   parallel_runs(space, [&](int64_t o, int64_t ix, int64_t, int64_t len) {
     if (esize == 4) {
       const float* s = reinterpret_cast<const float*>(xp) + ix;

@@ -17,10 +17,9 @@ namespace {
 template <QuantMethod M>
 bool forward_loop(const QuantArgs& q, const float* xp, const float* sp, const float* zp, float* yp,
                   const Broadcast& bc) {
-  const RunSpace space(bc.out, bc.a_strides, bc.b_strides);
-  const int64_t sa = space.step_a(), sb = space.step_b();
+  const int64_t sa = bc.a_strides.back(), sb = bc.b_strides.back();
   std::atomic<bool> masked{false};
-  parallel_runs(space, [&](int64_t o, int64_t ia, int64_t ib, int64_t len) {
+  parallel_runs(bc, [&](int64_t o, int64_t ia, int64_t ib, int64_t len) {
     int any = 0;
     if (sa == 1 && sb == 0) {  // the common per-tensor (or per-channel row) run: s, z constant
       const float s = sp[ib], z = zp[ib];
@@ -44,9 +43,8 @@ bool forward_loop(const QuantArgs& q, const float* xp, const float* sp, const fl
 template <QuantMethod M>
 void backward_loop(const QuantArgs& q, const float* xp, const float* sp, const float* zp, const float* gp,
                    float* gxp, float* gsp, float* gzp, const Broadcast& bc) {
-  const RunSpace space(bc.out, bc.a_strides, bc.b_strides);
-  const int64_t sa = space.step_a(), sb = space.step_b();
-  parallel_runs(space, [&](int64_t o, int64_t ia, int64_t ib, int64_t len) {
+  const int64_t sa = bc.a_strides.back(), sb = bc.b_strides.back();
+  parallel_runs(bc, [&](int64_t o, int64_t ia, int64_t ib, int64_t len) {
     if (!gsp && !gzp) {  // the common case: only dL/dx (kept free of stores it does not need)
       for (int64_t i = 0; i < len; ++i) {
         float gs, gz;

@@ -95,7 +95,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Tensor out = Tensor::empty(out_shape, DType::F32, x.device());
   float beta = 0.f;
   if (bias.defined()) {
-    out.copy_broadcast_(bias.detach());  // over the rows
+    out.copy_broadcast_(bias);  // over the rows
     beta = 1.f;
   }
   gemm(x, false, weight, true, out, rows, out_f, in, beta);

@@ -358,7 +358,8 @@ BOOST_AUTO_TEST_CASE(permute_moving_only_size_one_dims_is_a_view) {
     for (int64_t j = 0; j < 4; ++j) BOOST_TEST(zv[j * 3 + i] == xv[i * 4 + j]);
 }
 
-// Broadcast binary ops over index spaces whose dims merge (RunSpace) against a naive loop.
+// Broadcast binary ops and expand over index spaces whose dims merge (simplify_index_space)
+// against a naive loop.
 BOOST_AUTO_TEST_CASE(broadcast_runs_over_merged_dims) {
   struct Case {
     Shape a, b;
