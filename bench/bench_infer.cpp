@@ -4,7 +4,10 @@
 // (auto_set_dependency_group_ids), then speedup_model. Rounds alternate dense and sped-up
 // forwards (eval mode, no gradient); each row gives the medians over the rounds and the median of
 // the per-round speed ratio (dense time / sped-up time) with its min and max.
-//   ./build/bin/bench_infer --threads 2 [--rounds 7] [--batches 1,64]
+// A second table compares int8 inference (compression/quantization/int8_model.h) with the float
+// forward of the same dense model: PTQ on 4 random batches, int8 weights per output channel and
+// int8 inputs per tensor on every Conv2d and Linear, batch norms and ReLUs folded.
+//   ./build/bin/bench_infer --threads 2 [--rounds 7] [--batches 1,64] [--only sped_up|int8]
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
 #include <algorithm>
@@ -15,6 +18,8 @@
 
 #include "bench/bench_args.h"
 #include "compression/pruning/norm_pruners.h"
+#include "compression/quantization/int8_model.h"
+#include "compression/quantization/ptq_quantizer.h"
 #include "compression/speedup/dependency.h"
 #include "compression/speedup/speedup.h"
 #include "framework/core/autograd.h"
@@ -64,45 +69,77 @@ std::shared_ptr<nn::Module> sped_up(const std::string& name, const char* first_c
 
 int main(int argc, char** argv) {
   int threads = 0, rounds = 7;
-  std::string batches = "1,64";
+  std::string batches = "1,64", only;
   po::options_description desc("bench_infer options");
   desc.add_options()("help,h", "show this help")("threads", po::value(&threads)->default_value(0), "threads (0: all)")(
       "rounds", po::value(&rounds)->default_value(7), "alternating rounds")(
-      "batches", po::value(&batches)->default_value(batches), "comma-separated batch sizes");
+      "batches", po::value(&batches)->default_value(batches), "comma-separated batch sizes")(
+      "only", po::value(&only), "sped_up or int8: one table only");
   if (!shrink::bench::parse_args(argc, argv, desc)) return 0;
   if (threads > 0) set_num_threads(threads);
   std::vector<int64_t> sizes;
   std::stringstream ss(batches);
   for (std::string b; std::getline(ss, b, ',');) sizes.push_back(std::stoll(b));
 
-  std::cout << "model,batch,threads,dense_ms,sped_up_ms,median_speedup,min_speedup,max_speedup\n";
   struct Case {
     const char* name;
     const char* first_conv;
     const char* first_bn;
   };
-  for (const Case& c : {Case{"vgg_small", "features.conv1", "features.bn1"}, Case{"resnet20", "conv1", "bn1"}}) {
-    manual_seed(1);
-    auto dense = models::make_model(c.name);
-    auto small = sped_up(c.name, c.first_conv, c.first_bn);
-    dense->eval();
-    small->eval();
+  const std::vector<Case> cases{{"vgg_small", "features.conv1", "features.bn1"}, {"resnet20", "conv1", "bn1"}};
+  // Rounds alternate the two forwards; one CSV row per batch size.
+  auto side_by_side = [&](const char* model, nn::Module& a, nn::Module& b) {
     for (int64_t batch : sizes) {
       const Tensor x = randn({batch, 1, 28, 28});
       const int reps = std::max<int>(2, static_cast<int>(256 / batch));
-      forward_seconds(*dense, x, 1);  // warm up
-      forward_seconds(*small, x, 1);
-      std::vector<double> d, s, ratio;
+      forward_seconds(a, x, 1);  // warm up
+      forward_seconds(b, x, 1);
+      std::vector<double> ta, tb, ratio;
       for (int r = 0; r < rounds; ++r) {
-        d.push_back(forward_seconds(*dense, x, reps));
-        s.push_back(forward_seconds(*small, x, reps));
-        ratio.push_back(d.back() / s.back());
+        ta.push_back(forward_seconds(a, x, reps));
+        tb.push_back(forward_seconds(b, x, reps));
+        ratio.push_back(ta.back() / tb.back());
       }
       const auto [lo, hi] = std::minmax_element(ratio.begin(), ratio.end());
-      std::cout << c.name << "," << batch << "," << num_threads() << "," << std::fixed << std::setprecision(3)
-                << median(d) * 1e3 << "," << median(s) * 1e3 << "," << median(ratio) << "," << *lo << "," << *hi
+      std::cout << model << "," << batch << "," << num_threads() << "," << std::fixed << std::setprecision(3)
+                << median(ta) * 1e3 << "," << median(tb) * 1e3 << "," << median(ratio) << "," << *lo << "," << *hi
                 << "\n"
                 << std::flush;
+    }
+  };
+  if (only != "int8") {
+    std::cout << "model,batch,threads,dense_ms,sped_up_ms,median_speedup,min_speedup,max_speedup\n";
+    for (const Case& c : cases) {
+      manual_seed(1);
+      auto dense = models::make_model(c.name);
+      auto small = sped_up(c.name, c.first_conv, c.first_bn);
+      dense->eval();
+      small->eval();
+      side_by_side(c.name, *dense, *small);
+    }
+  }
+  if (only != "sped_up") {
+    std::cout << "model,batch,threads,fp32_ms,int8_ms,median_speedup,min_speedup,max_speedup\n";
+    for (const Case& c : cases) {
+      manual_seed(1);
+      auto fp32 = models::make_model(c.name);
+      auto int8 = models::make_model(c.name);
+      fp32->eval();
+      int8->eval();
+      const Tensor probe = randn({8, 1, 28, 28});
+      compression::CalibrationConfig calibration;
+      {
+        compression::PtqQuantizer q(int8, boost::json::parse(R"([{"op_types": ["Conv2d", "Linear"],
+            "target_names": ["weight", "_input_"], "quant_dtype": "int8",
+            "target_settings": {"weight": {"granularity": "out_channel"}}}])"));
+        for (int i = 0; i < 4; ++i) q.calibrate({nn::Value(randn({16, 1, 28, 28}))});
+        calibration = q.finish_calibration();
+      }
+      compression::Int8Model converted(*int8, calibration, {nn::Value(probe)});
+      std::cerr << c.name << ": " << converted.report().converted.size() << " int8 layers, "
+                << converted.report().folded.size() << " batch norms and ReLUs folded, "
+                << converted.report().kept_float.size() << " layers kept float\n";
+      side_by_side(c.name, *fp32, *int8);
     }
   }
   return 0;

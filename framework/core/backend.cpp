@@ -1,6 +1,7 @@
 #include "framework/core/backend.h"
 
 #include <algorithm>
+#include <string>
 
 namespace shrink {
 
@@ -26,6 +27,19 @@ void Backend::conv2d_backward(const Conv2dParams& p, const Tensor& gy, const Ten
                               const Tensor& w, Tensor* gx, Tensor* gw) {
   if (gx) conv2d_backward_input(p, gy, w, *gx);
   if (gw) conv2d_backward_weight(p, gy, x, *gw);
+}
+
+namespace {
+[[noreturn]] void no_int8_kernels(Device d) {
+  throw Error(std::string("int8 inference: the ") + device_name(d) +
+              " backend has no integer kernels (int8 layers run on the CPU)");
+}
+}  // namespace
+
+Tensor Backend::int8_pack(const Tensor&) { no_int8_kernels(device()); }
+void Backend::int8_linear(const Int8Layer&, const Tensor&, Tensor&) { no_int8_kernels(device()); }
+void Backend::int8_conv2d(const Conv2dParams&, const Int8Layer&, const Tensor&, Tensor&) {
+  no_int8_kernels(device());
 }
 
 bool backend_available(Device device) { return device == Device::CPU || g_cuda != nullptr; }

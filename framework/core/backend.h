@@ -70,6 +70,30 @@ struct Pool2dParams {
   bool count_include_pad = true;
 };
 
+// Integer inference (framework/ops/int8.h): y = epilogue(sum_k u[k] * w[n][k]) with exact 32-bit
+// sums of unsigned input bytes u and signed weights w (what AVX-512 VNNI's vpdpbusd computes).
+// The input is quantized on entry as the fake quantizers do (scalar_ops.h quant_forward):
+//   q = nearbyint(clamp(in_zero_point + x / in_scale, in_qmin, in_qmax)),  u = q + in_offset
+// (in_offset moves a signed range into 0..255). Per output channel n, the epilogue is
+//   y = float(acc - (in_zero_point + in_offset) * col_sum[n]) * scale[n] + bias[n]
+//   y = (nearbyint(clamp(out_zero_point + y / out_scale, out_qmin, out_qmax)) - out_zero_point)
+//       * out_scale                                               (if out_quant: requantization)
+//   y = y * post_mul[n] + post_add[n]                             (if defined: a folded batch norm)
+//   y = max(y, 0)                                                 (if relu)
+// with scale[n] = in_scale * weight_scale[n], so y is what the fake-quantized float layer gives.
+struct Int8Layer {
+  int64_t n = 0, k = 0;  // output features (channels) and reduction length
+  float in_scale = 1.f, in_zero_point = 0.f, in_qmin = 0.f, in_qmax = 255.f;
+  int in_offset = 0;
+  Tensor packed;   // the weights in the backend's layout (Backend::int8_pack)
+  Tensor col_sum;  // I32 [n]
+  Tensor scale;    // F32 [n]
+  Tensor bias, post_mul, post_add;  // F32 [n], or undefined
+  bool out_quant = false;
+  float out_scale = 1.f, out_zero_point = 0.f, out_qmin = 0.f, out_qmax = 0.f;
+  bool relu = false;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -207,6 +231,14 @@ class Backend {
   virtual void fake_quant_backward(const QuantArgs& q, const Tensor& x, const Tensor& scale,
                                    const Tensor& zero_point, const Broadcast& bc, const Tensor& gy,
                                    Tensor& gx, Tensor* gscale, Tensor* gzero) = 0;
+
+  // Integer inference (Int8Layer). Only the CPU has these kernels; the defaults say so.
+  // int8_pack: the I8 weight matrix w [n, k] (row-major, host memory) in the backend's layout.
+  virtual Tensor int8_pack(const Tensor& w);
+  // x [m, k] -> y [m, n].
+  virtual void int8_linear(const Int8Layer& l, const Tensor& x, Tensor& y);
+  // NCHW convolution with groups = 1; the weights were packed as [oc, kh, kw, c] (channel fastest).
+  virtual void int8_conv2d(const Conv2dParams& p, const Int8Layer& l, const Tensor& x, Tensor& y);
 };
 
 Backend& backend(Device device);

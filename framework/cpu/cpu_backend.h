@@ -13,6 +13,10 @@ class CpuBackend final : public Backend {
   SHRINK_BACKEND_KERNEL_OVERRIDES
   void conv2d_backward(const Conv2dParams& p, const Tensor& gy, const Tensor& x, const Tensor& w,
                        Tensor* gx, Tensor* gw) override;
+  // Integer inference (cpu_int8.cpp).
+  Tensor int8_pack(const Tensor& w) override;
+  void int8_linear(const Int8Layer& l, const Tensor& x, Tensor& y) override;
+  void int8_conv2d(const Conv2dParams& p, const Int8Layer& l, const Tensor& x, Tensor& y) override;
 };
 
 }  // namespace shrink::cpu

@@ -1,0 +1,294 @@
+// CPU kernels of integer inference (backend.h Int8Layer): the input quantized to bytes, tiles of
+// exact 32-bit sums (int8_gemm.h), and the epilogue that turns each tile into float outputs —
+// dequantization, bias, requantization, a folded batch norm and ReLU in one pass over the tile
+// while it is in L1.
+//
+// Linear: the rows of x are quantized once into A [m][k4]. Convolution: x is quantized once into
+// NHWC bytes; each task builds the im2col rows of its chunk of output pixels (k ordered
+// ky, kx, channel: whole runs of channel bytes are copied, padding is the zero point's byte) and
+// multiplies them by its panels of packed weights. Tiles are scattered into NCHW.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "framework/core/parallel.h"
+#include "framework/cpu/cpu_backend.h"
+#include "framework/cpu/int8_gemm.h"
+
+namespace shrink::cpu {
+
+namespace {
+
+using int8::kMR;
+using int8::kNR;
+
+// The epilogue's per-channel terms, made branch-free so that its loop vectorises: the zero
+// point's share of each sum, the bias (0 without one), the folded batch norm (1 and 0 without
+// one) and ReLU as a lower bound (-inf without it).
+struct Epilogue {
+  std::vector<int32_t> zero_share;
+  std::vector<float> scale, bias, mul, add;
+  float lower;
+  bool out_quant;
+  float os, oz, oqmin, oqmax;
+
+  explicit Epilogue(const Int8Layer& l)
+      : zero_share(static_cast<size_t>(l.n)),
+        scale(l.scale.data<float>(), l.scale.data<float>() + l.n),
+        bias(static_cast<size_t>(l.n), 0.f),
+        mul(static_cast<size_t>(l.n), 1.f),
+        add(static_cast<size_t>(l.n), 0.f),
+        lower(l.relu ? 0.f : -std::numeric_limits<float>::infinity()),
+        out_quant(l.out_quant),
+        os(l.out_scale),
+        oz(l.out_zero_point),
+        oqmin(l.out_qmin),
+        oqmax(l.out_qmax) {
+    const int32_t zero_byte = static_cast<int32_t>(l.in_zero_point) + l.in_offset;
+    for (int64_t n = 0; n < l.n; ++n) zero_share[n] = zero_byte * l.col_sum.data<int32_t>()[n];
+    if (l.bias.defined()) std::copy(l.bias.data<float>(), l.bias.data<float>() + l.n, bias.begin());
+    if (l.post_mul.defined()) {
+      std::copy(l.post_mul.data<float>(), l.post_mul.data<float>() + l.n, mul.begin());
+      std::copy(l.post_add.data<float>(), l.post_add.data<float>() + l.n, add.begin());
+    }
+  }
+
+  // f[r][j] for the tile's `rows` x `cols` sums c[r][j] of output channels n0 + j.
+  void apply(const int32_t* c, int rows, int64_t n0, int cols, float* f) const {
+    const int32_t* zs = zero_share.data() + n0;
+    const float *sc = scale.data() + n0, *b = bias.data() + n0, *mu = mul.data() + n0, *ad = add.data() + n0;
+    for (int r = 0; r < rows; ++r) {
+      const int32_t* cr = c + r * kNR;
+      float* fr = f + r * kNR;
+      if (out_quant) {
+        for (int j = 0; j < cols; ++j) {
+          const float y = static_cast<float>(cr[j] - zs[j]) * sc[j] + b[j];
+          float v = oz + y / os;
+          v = v < oqmin ? oqmin : (v > oqmax ? oqmax : v);
+          const float q = (std::nearbyint(v) - oz) * os * mu[j] + ad[j];
+          fr[j] = q > lower ? q : lower;
+        }
+      } else {
+        for (int j = 0; j < cols; ++j) {
+          const float y = (static_cast<float>(cr[j] - zs[j]) * sc[j] + b[j]) * mu[j] + ad[j];
+          fr[j] = y > lower ? y : lower;
+        }
+      }
+    }
+  }
+};
+
+// The input's quantization, as the fake quantizers compute it (scalar_ops.h quant_forward):
+// 16 values at a time with AVX-512 (same division and round-half-to-even, so the same bytes),
+// plain loops elsewhere.
+#define SHRINK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+struct InputQuant {
+  float s, z, qmin, qmax, offset;
+  explicit InputQuant(const Int8Layer& l)
+      : s(l.in_scale), z(l.in_zero_point), qmin(l.in_qmin), qmax(l.in_qmax), offset(static_cast<float>(l.in_offset)) {}
+
+  uint8_t one(float x) const {
+    float v = z + x / s;
+    v = v < qmin ? qmin : (v > qmax ? qmax : v);
+    return static_cast<uint8_t>(static_cast<int32_t>(std::nearbyint(v) + offset));
+  }
+  SHRINK_AVX512 void run_avx512(const float* x, int64_t n, uint8_t* out) const {
+    const __m512 vs = _mm512_set1_ps(s), vz = _mm512_set1_ps(z), lo = _mm512_set1_ps(qmin), hi = _mm512_set1_ps(qmax),
+                 off = _mm512_set1_ps(offset);
+    for (int64_t i = 0; i < n; i += 16) {
+      const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+      __m512 v = _mm512_add_ps(vz, _mm512_div_ps(_mm512_maskz_loadu_ps(m, x + i), vs));
+      v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+      v = _mm512_add_ps(_mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), off);
+      _mm_mask_storeu_epi8(out + i, m, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
+    }
+  }
+  void operator()(const float* x, int64_t n, uint8_t* out) const {
+    static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                               __builtin_cpu_supports("avx512vl");
+    if (avx512) return run_avx512(x, n, out);
+    for (int64_t i = 0; i < n; ++i) out[i] = one(x[i]);
+  }
+};
+
+// n bytes, inlined as 16-byte moves: the im2col runs are a layer's channel count, often 16 or 64,
+// where a call to memcpy costs more than the copy.
+inline void copy_run(uint8_t* __restrict dst, const uint8_t* __restrict src, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) std::memcpy(dst + i, src + i, 16);
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
+// The im2col rows of output pixels m0 .. m0 + rows - 1 from NHWC bytes, each row ordered
+// (ky, kx, channel) and k4 bytes long; taps in the padding get the zero point's byte. The
+// geometry is copied into locals: the byte stores may alias anything, and the compiler would
+// otherwise reload every field of `p` after each one.
+void im2col_rows(const Conv2dParams& p, const uint8_t* __restrict xq, uint8_t zero_byte, int64_t m0, int64_t rows,
+                 int64_t k4, uint8_t* __restrict out) {
+  const int64_t c = p.c, h = p.h, w = p.w, ow = p.ow, ohw = p.oh * p.ow, kh = p.kh, kw = p.kw;
+  const int64_t sh = p.stride_h, sw = p.stride_w, ph = p.pad_h, pw = p.pad_w, dh = p.dil_h, dw = p.dil_w;
+  int64_t im = m0 / ohw, oy = (m0 % ohw) / ow, ox = m0 % ow;
+  for (int64_t r = 0; r < rows; ++r) {
+    uint8_t* row = out + r * k4;
+    const uint8_t* image = xq + im * h * w * c;
+    const int64_t ix0 = ox * sw - pw, ix1 = ix0 + (kw - 1) * dw;
+    for (int64_t ky = 0; ky < kh; ++ky) {
+      const int64_t iy = oy * sh - ph + ky * dh;
+      if (dw == 1 && iy >= 0 && iy < h && ix0 >= 0 && ix1 < w) {  // the kernel row's taps are adjacent
+        copy_run(row, image + (iy * w + ix0) * c, kw * c);
+        row += kw * c;
+        continue;
+      }
+      for (int64_t kx = 0; kx < kw; ++kx, row += c) {
+        const int64_t ix = ox * sw - pw + kx * dw;
+        if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+          std::memset(row, zero_byte, c);
+        else
+          copy_run(row, image + (iy * w + ix) * c, c);
+      }
+    }
+    if (++ox == ow) {
+      ox = 0;
+      if (++oy == p.oh) oy = 0, ++im;
+    }
+  }
+}
+
+// Tile values f[r][j] to out[j * stride + r]: channel j's run of `rows` pixels.
+void scatter_tile(const float* __restrict f, int rows, int cols, float* __restrict out, int64_t stride) {
+  for (int j = 0; j < cols; ++j)
+    for (int r = 0; r < rows; ++r) out[j * stride + r] = f[r * kNR + j];
+}
+
+// [c][w] bytes to [w][c].
+void transpose_bytes(const uint8_t* __restrict src, int64_t c, int64_t w, uint8_t* __restrict dst) {
+  for (int64_t ix = 0; ix < w; ++ix)
+    for (int64_t ch = 0; ch < c; ++ch) dst[ix * c + ch] = src[ch * w + ix];
+}
+
+// Tasks: row blocks x groups of weight panels, so that small row counts (batch 1) still spread
+// over the threads. Each task gets its rows and its panel range.
+struct TaskGrid {
+  int64_t row_blocks, panels, groups;
+  TaskGrid(int64_t rows, int64_t rows_per_block, int64_t n) {
+    row_blocks = (rows + rows_per_block - 1) / rows_per_block;
+    panels = int8::round_up(n, kNR) / kNR;
+    const int64_t want = 2 * static_cast<int64_t>(num_threads());
+    groups = row_blocks >= want ? 1 : std::min(panels, (want + row_blocks - 1) / row_blocks);
+  }
+  int64_t tasks() const { return row_blocks * groups; }
+  int64_t panel_begin(int64_t g) const { return g * panels / groups; }
+};
+
+thread_local std::vector<uint8_t> t_rows;  // a task's im2col rows
+
+}  // namespace
+
+Tensor CpuBackend::int8_pack(const Tensor& w) {
+  const int64_t n = w.size(0), k = w.size(1);
+  Tensor out = Tensor::empty({int8::packed_bytes(n, k)}, DType::I8, Device::CPU);
+  int8::pack_b(w.data<int8_t>(), n, k, out.data<int8_t>());
+  return out;
+}
+
+void CpuBackend::int8_linear(const Int8Layer& l, const Tensor& x, Tensor& y) {
+  const int64_t m = x.size(0), k = l.k, n = l.n, k4 = int8::padded_k(k);
+  const int64_t m_pad = int8::round_up(m, kMR);
+  std::vector<uint8_t> a(static_cast<size_t>(m_pad * k4), 0);
+  const float* xp = x.data<float>();
+  const InputQuant quant(l);
+  parallel_for(m, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) quant(xp + r * k, k, a.data() + r * k4);
+  });
+  const Epilogue epi(l);
+  const int8_t* packed = l.packed.data<int8_t>();
+  float* yp = y.data<float>();
+  const TaskGrid grid(m, kMR, n);
+  parallel_for(grid.tasks(), 1, [&](int64_t t0, int64_t t1) {
+    alignas(64) int32_t c[kMR * kNR];
+    alignas(64) float f[kMR * kNR];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t g = t / grid.row_blocks, rb = t % grid.row_blocks;
+      const int64_t row0 = rb * kMR;
+      const int rows = static_cast<int>(std::min<int64_t>(kMR, m - row0));
+      for (int64_t p = grid.panel_begin(g); p < grid.panel_begin(g + 1); ++p) {
+        const int cols = static_cast<int>(std::min<int64_t>(kNR, n - p * kNR));
+        int8::tile(a.data() + row0 * k4, k4, packed + p * kNR * k4, k4, c);
+        epi.apply(c, rows, p * kNR, cols, f);
+        for (int r = 0; r < rows; ++r) std::memcpy(yp + (row0 + r) * n + p * kNR, f + r * kNR, cols * sizeof(float));
+      }
+    }
+  });
+}
+
+void CpuBackend::int8_conv2d(const Conv2dParams& p, const Int8Layer& l, const Tensor& x, Tensor& y) {
+  const int64_t c = p.c, hw = p.h * p.w, ohw = p.oh * p.ow, m = p.n * ohw;
+  const int64_t k = l.k, k4 = int8::padded_k(k), n = l.n;
+  const InputQuant quant(l);
+  const uint8_t zero_byte = static_cast<uint8_t>(static_cast<int32_t>(l.in_zero_point) + l.in_offset);
+
+  // x as NHWC bytes (kMR spare pixels at the end: a direct 1x1 tile may read past the last row).
+  std::vector<uint8_t> xq(static_cast<size_t>((p.n * hw + kMR) * c), 0);
+  const float* xp = x.data<float>();
+  parallel_for(p.n, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<uint8_t> planes(static_cast<size_t>(c * hw));  // one image as [c][hw] bytes
+    for (int64_t img = i0; img < i1; ++img) {
+      quant(xp + img * c * hw, c * hw, planes.data());
+      transpose_bytes(planes.data(), c, hw, xq.data() + img * hw * c);
+    }
+  });
+
+  // A 1x1, stride-1, unpadded convolution multiplies the NHWC bytes as they are.
+  const bool direct = p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 &&
+                      p.pad_w == 0 && c % 4 == 0;
+  const int64_t block = std::clamp<int64_t>((262144 / k4) / kMR * kMR, kMR, 16 * kMR);
+  const Epilogue epi(l);
+  const int8_t* packed = l.packed.data<int8_t>();
+  float* yp = y.data<float>();
+  const TaskGrid grid(m, block, n);
+  parallel_for(grid.tasks(), 1, [&](int64_t t0, int64_t t1) {
+    alignas(64) int32_t acc[kMR * kNR];
+    alignas(64) float f[kMR * kNR];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t g = t / grid.row_blocks, rb = t % grid.row_blocks;
+      const int64_t m0 = rb * block, rows = std::min(block, m - m0), rows_pad = int8::round_up(rows, kMR);
+      const uint8_t* a;
+      int64_t lda;
+      if (direct) {
+        a = xq.data() + m0 * c;
+        lda = c;
+      } else {
+        // Only the bytes past k in each row and the rows past the last pixel need zeros.
+        if (t_rows.size() < static_cast<size_t>(rows_pad * k4)) t_rows.resize(static_cast<size_t>(rows_pad * k4));
+        im2col_rows(p, xq.data(), zero_byte, m0, rows, k4, t_rows.data());
+        for (int64_t r = 0; r < rows; ++r) std::memset(t_rows.data() + r * k4 + k, 0, k4 - k);
+        std::memset(t_rows.data() + rows * k4, 0, (rows_pad - rows) * k4);
+        a = t_rows.data();
+        lda = k4;
+      }
+      for (int64_t q = grid.panel_begin(g); q < grid.panel_begin(g + 1); ++q) {
+        const int cols = static_cast<int>(std::min<int64_t>(kNR, n - q * kNR));
+        for (int64_t r0 = 0; r0 < rows; r0 += kMR) {
+          const int tr = static_cast<int>(std::min<int64_t>(kMR, rows - r0));
+          int8::tile(a + r0 * lda, lda, packed + q * kNR * k4, k4, acc);
+          epi.apply(acc, tr, q * kNR, cols, f);
+          const int64_t first = m0 + r0, img0 = first / ohw, pix0 = first % ohw;
+          if (pix0 + tr <= ohw) {  // the tile's pixels lie in one image: one run per channel
+            scatter_tile(f, tr, cols, yp + (img0 * n + q * kNR) * ohw + pix0, ohw);
+          } else {
+            for (int r = 0; r < tr; ++r) {
+              const int64_t mm = first + r;
+              scatter_tile(f + r * kNR, 1, cols, yp + ((mm / ohw) * n + q * kNR) * ohw + mm % ohw, ohw);
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace shrink::cpu

@@ -1,0 +1,32 @@
+// The int8 GEMM micro-kernel of integer inference (backend.h Int8Layer): a tile of
+// C[kMR rows][kNR columns] = sum_k A[row][k] * B[k][col] with unsigned bytes A, signed bytes B and
+// exact 32-bit sums — AVX-512 VNNI's vpdpbusd where the CPU has it, plain loops elsewhere (the
+// same sums: products are at most 255 * 128 and a group of four cannot overflow).
+//
+// Packed B (pack_b): the weight matrix w [n][k] in panels of kNR columns; within a panel, for each
+// group of four k, kNR columns of four consecutive bytes — one 64-byte vector per 16 columns, the
+// operand vpdpbusd takes. k is zero-padded to a multiple of 4 and n to a multiple of kNR.
+#pragma once
+#include <cstdint>
+
+namespace shrink::cpu::int8 {
+
+constexpr int kMR = 14;  // rows per tile: 14 x 2 accumulators + 2 weight vectors + 1 broadcast
+constexpr int kNR = 32;  // columns per tile (two vectors of 16 int32)
+
+inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+inline int64_t padded_k(int64_t k) { return round_up(k, 4); }
+inline int64_t packed_bytes(int64_t n, int64_t k) { return round_up(n, kNR) * padded_k(k); }
+
+// w: [n][k] row-major; out: packed_bytes(n, k) bytes.
+void pack_b(const int8_t* w, int64_t n, int64_t k, int8_t* out);
+
+// One tile: rows a + r * lda (r < kMR, each padded_k(k) readable bytes) times panel `b` (the
+// panel of the tile's columns: packed + panel * kNR * padded_k(k)) into c[r * kNR + col].
+void tile(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int32_t* c);
+
+// Whether tile() uses vpdpbusd; tests force the portable loops to compare both with a reference.
+bool uses_vnni();
+void force_portable(bool on);
+
+}  // namespace shrink::cpu::int8

@@ -1,0 +1,136 @@
+// Int8Model (compression/quantization/int8_model.h): a model calibrated by PTQ, run with the
+// integer kernels, against the same model fake-quantized by the quantizer itself — the reference
+// the conversion must reproduce (up to float rounding of the sums, which can move a requantized
+// value by one step of its grid).
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+
+#include "compression/quantization/int8_model.h"
+#include "compression/quantization/ptq_quantizer.h"
+#include "framework/core/autograd.h"
+#include "framework/shrink.h"
+#include "models/zoo.h"
+
+using namespace shrink;
+using namespace shrink::compression;
+
+namespace {
+
+// Batch norms with statistics of their own (fresh ones are the identity, which folds trivially).
+void randomize_norms(nn::Module& model) {
+  for (auto& [name, m] : model.named_modules())
+    if (m->type_name() == "BatchNorm2d" || m->type_name() == "BatchNorm1d") {
+      const int64_t c = m->buffer("running_mean").numel();
+      m->buffer("running_mean").copy_(mul(randn({c}), 0.2f));
+      m->buffer("running_var").copy_(add(rand({c}), 0.5f));
+      m->parameter("weight").copy_(add(rand({c}), 0.5f));
+      m->parameter("bias").copy_(mul(randn({c}), 0.2f));
+    }
+}
+
+Shape input_shape(const std::string&) { return Shape{8, 1, 28, 28}; }
+
+struct Compared {
+  float max_diff = 0.f, output_range = 0.f;
+  double argmax_agree = 0.0;
+  Int8Report report;
+};
+
+Compared compare(const std::string& model_name, const std::string& config) {
+  manual_seed(5);
+  auto model = models::make_model(model_name);
+  randomize_norms(*model);
+  model->eval();
+  const Tensor x = randn(input_shape(model_name));
+  Tensor fq;
+  CalibrationConfig calibration;
+  {
+    PtqQuantizer q(model, boost::json::parse(config));
+    for (int i = 0; i < 3; ++i) q.calibrate({nn::Value(randn(input_shape(model_name)))});
+    q.calibrate({nn::Value(x)});
+    calibration = q.finish_calibration();
+    NoGradGuard ng;
+    fq = (*model)(x);
+  }
+  Compared c;
+  NoGradGuard ng;
+  const Tensor fl = (*model)(x);  // the quantizer is gone: float again
+  {
+    Int8Model int8(*model, calibration, {nn::Value(x)});
+    c.report = int8.report();
+    const Tensor got = (*model)(x);
+    c.max_diff = max(abs(sub(got, fq))).item();
+    c.output_range = max(abs(fq)).item();
+    const std::vector<int64_t> a = argmax(got, 1).to_vector_i64(), b = argmax(fq, 1).to_vector_i64();
+    for (size_t i = 0; i < a.size(); ++i) c.argmax_agree += a[i] == b[i];
+    c.argmax_agree /= static_cast<double>(a.size());
+  }
+  // Destroying the Int8Model restores the float model exactly.
+  BOOST_CHECK_EQUAL(max(abs(sub((*model)(x), fl))).item(), 0.f);
+  return c;
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+const char* kWeightsAndInputs = R"([{"op_types": ["Conv2d", "Linear"], "target_names": ["weight", "_input_"],
+    "quant_dtype": "int8", "target_settings": {"weight": {"granularity": "out_channel"}}}])";
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(int8_model)
+
+BOOST_AUTO_TEST_CASE(every_zoo_cnn_runs_int8_as_its_fake_quantized_self) {
+  for (const std::string name : {"mlp", "lenet5", "vgg_small", "resnet20"}) {
+    const Compared c = compare(name, kWeightsAndInputs);
+    BOOST_TEST_MESSAGE(name << ": " << c.report.converted.size() << " int8 layers, " << c.report.folded.size()
+                            << " folded, max |int8 - fake-quant| " << c.max_diff << " of " << c.output_range);
+    BOOST_CHECK_MESSAGE(c.report.kept_float.empty(), name << ": kept float: " << c.report.kept_float.front().first
+                                                          << " (" << c.report.kept_float.front().second << ")");
+    BOOST_CHECK_LT(c.max_diff, 2e-3f * std::max(1.f, c.output_range));
+    BOOST_CHECK_EQUAL(c.argmax_agree, 1.0);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(batch_norms_and_relus_fold_where_they_alone_follow_a_layer) {
+  const Compared vgg = compare("vgg_small", kWeightsAndInputs);
+  BOOST_CHECK(contains(vgg.report.folded, "features.bn1"));
+  BOOST_CHECK(contains(vgg.report.folded, "features.relu1"));
+  // A residual block's ReLU module runs twice per forward: it stays a module of its own. The
+  // batch norm before the shortcut's sum still folds into its convolution; the stem's ReLU runs
+  // once and folds.
+  const Compared res = compare("resnet20", kWeightsAndInputs);
+  BOOST_CHECK(contains(res.report.folded, "bn1"));
+  BOOST_CHECK(contains(res.report.folded, "relu"));
+  BOOST_CHECK(contains(res.report.folded, "layer1.0.bn1"));
+  BOOST_CHECK(contains(res.report.folded, "layer1.0.bn2"));
+  BOOST_CHECK(!contains(res.report.folded, "layer1.0.relu"));
+}
+
+BOOST_AUTO_TEST_CASE(requantized_outputs_and_per_tensor_weights) {
+  // Per-tensor weights, uint8 affine inputs, and an _output_ grid requantized in the epilogue.
+  const Compared c = compare("lenet5", R"([{"op_types": ["Conv2d", "Linear"], "target_names": ["weight"],
+      "quant_dtype": "int8"}, {"op_types": ["Conv2d", "Linear"], "target_names": ["_input_", "_output_"],
+      "quant_dtype": "uint8", "quant_scheme": "affine"}])");
+  BOOST_CHECK_EQUAL(c.report.converted.size(), 5u);
+  // An output on the boundary of two grid steps may round the other way: at most one step.
+  BOOST_CHECK_LT(c.max_diff, 0.05f * std::max(1.f, c.output_range));
+  BOOST_CHECK_GE(c.argmax_agree, 0.875);
+}
+
+BOOST_AUTO_TEST_CASE(layers_that_cannot_run_int8_say_why) {
+  const Compared c = compare("lenet5", R"([{"op_names": ["conv1", "conv2"], "target_names": ["weight", "_input_"],
+      "quant_dtype": "int8"}, {"op_names": ["fc1"], "target_names": ["weight"], "quant_dtype": "int8"},
+      {"op_names": ["fc2"], "target_names": ["weight", "_input_"], "quant_dtype": "int16"}])");
+  std::map<std::string, std::string> why(c.report.kept_float.begin(), c.report.kept_float.end());
+  BOOST_CHECK(contains(c.report.converted, "conv1"));
+  BOOST_CHECK_EQUAL(why.count("fc1"), 1u);
+  BOOST_CHECK_EQUAL(why["fc1"], "no _input_0 calibration");
+  BOOST_CHECK_MESSAGE(why["fc2"].find("does not fit in int8") != std::string::npos, why["fc2"]);
+  BOOST_CHECK_EQUAL(why["fc3"], "no weight calibration");
+  BOOST_CHECK_LT(c.max_diff, 2e-3f * std::max(1.f, c.output_range));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
