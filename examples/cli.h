@@ -33,6 +33,7 @@ int cmd_fuse(const std::vector<std::string>& args);
 int cmd_speedup(const std::vector<std::string>& args);
 // `shrink eval`: test accuracy and inference speed of a zoo model or a model file.
 int cmd_eval(const std::vector<std::string>& args);
+int cmd_infer(const std::vector<std::string>& args);
 
 // Parses a subcommand's arguments: prints help and returns 0 for --help, prints the error and
 // the options and returns 2 for bad usage, returns nullopt when the command should run.

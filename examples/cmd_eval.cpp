@@ -47,23 +47,9 @@ int cmd_eval(const std::vector<std::string>& args) {
     return 2;
   }
   model->to(device);
-  model->eval();
-  auto test = data::load_fashion_mnist(topts.data_dir, false, topts.limit);
-  data::DataLoader loader(test, topts.batch, false, topts.seed);
-  loader.start_epoch();
-  data::Batch b;
-  int64_t correct = 0, seen = 0;
-  NoGradGuard ng;
-  const auto t0 = std::chrono::steady_clock::now();
-  while (loader.next(b)) {
-    const std::vector<int64_t> pred = argmax((*model)(b.inputs.to(device)), 1).to_vector_i64();
-    const std::vector<int64_t> y = b.labels.to_vector_i64();
-    for (size_t i = 0; i < y.size(); ++i) correct += pred[i] == y[i];
-    seen += static_cast<int64_t>(y.size());
-  }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const double acc = seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0;
-  const double sps = seconds > 0 ? static_cast<double>(seen) / seconds : 0.0;
+  const TestResult r = evaluate_test_set(*model, topts, device);
+  const double acc = r.accuracy, sps = r.samples_per_s;
+  const int64_t seen = r.samples;
   log << "test accuracy " << std::fixed << std::setprecision(4) << acc << " on " << seen << " images, "
       << std::setprecision(0) << sps << " samples/s at batch " << topts.batch << "\n";
   if (json) {

@@ -2,13 +2,16 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <iomanip>
 #include <iostream>
 
+#include "framework/core/autograd.h"
 #include "framework/core/backend.h"
 #include "framework/core/parallel.h"
 #include "framework/data/fashion_mnist.h"
 #include "framework/io/checkpoint.h"
+#include "framework/ops/ops.h"
 
 namespace po = boost::program_options;
 
@@ -91,6 +94,28 @@ FashionSession make_fashion_session(std::shared_ptr<nn::Module> model, const Tra
               << std::flush;
   });
   return s;
+}
+
+TestResult evaluate_test_set(nn::Module& model, const TrainOptions& o, Device device) {
+  model.eval();
+  auto test = data::load_fashion_mnist(o.data_dir, false, o.limit);
+  data::DataLoader loader(test, o.batch, false, o.seed);
+  loader.start_epoch();
+  data::Batch b;
+  int64_t correct = 0;
+  TestResult r;
+  NoGradGuard ng;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (loader.next(b)) {
+    const std::vector<int64_t> pred = argmax(model(b.inputs.to(device)), 1).to_vector_i64();
+    const std::vector<int64_t> y = b.labels.to_vector_i64();
+    for (size_t i = 0; i < y.size(); ++i) correct += pred[i] == y[i];
+    r.samples += static_cast<int64_t>(y.size());
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.accuracy = r.samples ? static_cast<double>(correct) / static_cast<double>(r.samples) : 0.0;
+  r.samples_per_s = seconds > 0 ? static_cast<double>(r.samples) / seconds : 0.0;
+  return r;
 }
 
 }  // namespace shrink::cli

@@ -51,4 +51,13 @@ struct FashionSession {
 FashionSession make_fashion_session(std::shared_ptr<nn::Module> model, const TrainOptions& o,
                                     Device device, int64_t schedule_epochs, std::ostream& log);
 
+// The model's accuracy on the Fashion-MNIST test set (eval mode, no gradient, --batch and
+// --limit from `o`) and the samples per second of its forwards.
+struct TestResult {
+  double accuracy = 0.0;
+  int64_t samples = 0;
+  double samples_per_s = 0.0;
+};
+TestResult evaluate_test_set(nn::Module& model, const TrainOptions& o, Device device);
+
 }  // namespace shrink::cli

@@ -20,6 +20,7 @@ void usage(std::ostream& os) {
         "  fuse     prune, quantize and distil a zoo model in one training run\n"
         "  speedup  shrink a pruned model's layers for real and save it as a model file\n"
         "  eval     test accuracy and inference speed of a zoo model or a model file\n"
+        "  infer    the same as deployed: float, fake-quantized from a calibration, or int8 kernels\n"
         "  explain  show the targets and canonical settings a compression config list selects\n"
         "run 'shrink <command> --help' for the command's options\n";
 }
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
     if (cmd == "fuse") return shrink::cli::cmd_fuse(args);
     if (cmd == "speedup") return shrink::cli::cmd_speedup(args);
     if (cmd == "eval") return shrink::cli::cmd_eval(args);
+    if (cmd == "infer") return shrink::cli::cmd_infer(args);
     if (cmd == "explain") return shrink::cli::cmd_explain(args);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       usage(std::cout);

@@ -25,4 +25,46 @@ std::unique_ptr<Quantizer> make_quantizer(const QuantizerOptions& o, Host host, 
   fail("unknown quantizer '", name, "' (", quantizer_names_help(), ")");
 }
 
+namespace {
+
+std::string granularity_of(const TargetCalibration& c, const Shape& target_shape) {
+  const Shape& s = c.scale.shape();
+  if (c.scale.numel() == 1) return "default";
+  const bool activation = c.target.rfind("_input_", 0) == 0 || c.target.rfind("_output_", 0) == 0;
+  auto only_dim = [&](size_t d) {
+    if (s.size() < 2 || s.size() <= d) return false;
+    for (size_t i = 0; i < s.size(); ++i)
+      if (i != d && s[i] != 1) return false;
+    return true;
+  };
+  if (activation && only_dim(1)) return "per_channel";
+  if (!activation && only_dim(0) && !target_shape.empty() && s[0] == target_shape[0]) return "out_channel";
+  if (!activation && only_dim(1) && target_shape.size() > 1 && s[1] == target_shape[1]) return "in_channel";
+  fail("calibration ", c.module, ".", c.target, ": scale ", shape_str(s), " is not a granularity a quantizer writes");
+}
+
+}  // namespace
+
+std::unique_ptr<Quantizer> quantizer_from_calibration(std::shared_ptr<nn::Module> model,
+                                                      const CalibrationConfig& calibration,
+                                                      const std::vector<nn::Value>& probe) {
+  boost::json::array config;
+  for (const auto& [key, c] : calibration) {
+    std::shared_ptr<nn::Module> m = model->find(c.module);
+    SHRINK_CHECK(m != nullptr, "calibration ", key, ": the model has no module '", c.module, "'");
+    Shape shape;
+    if (m->has_parameter(c.target) || m->has_buffer(c.target)) shape = m->param(c.target).shape();
+    config.push_back(boost::json::object{{"op_names", boost::json::array{boost::json::string(c.module)}},
+                                         {"target_names", boost::json::array{boost::json::string(c.target)}},
+                                         {"quant_dtype", c.quant_dtype},
+                                         {"quant_scheme", c.quant_scheme},
+                                         {"granularity", granularity_of(c, shape)}});
+  }
+  auto q = std::make_unique<PtqQuantizer>(model, config);
+  q->calibrate(probe);
+  q->finish_calibration();
+  q->update_calibration_config(calibration);
+  return q;
+}
+
 }  // namespace shrink::compression

@@ -3,6 +3,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/json.hpp>
 
@@ -22,5 +23,15 @@ const char* quantizer_names_help();
 // Throws config::ConfigError for an invalid config list, shrink::Error for bad options.
 std::unique_ptr<Quantizer> make_quantizer(const QuantizerOptions& options, Host host, const boost::json::value& config_list,
                                           train::Trainer& trainer);
+
+// The model fake-quantized exactly as a saved calibration says (what `shrink infer` compares int8
+// inference with): a PTQ quantizer over the calibration's targets, dtypes and schemes, with each
+// target's granularity read off its scale's shape (one value: per tensor; one per row of a
+// parameter: out_channel; one per column: in_channel; one per channel of an activation:
+// per_channel), calibrated once on `probe` and then given the saved scales and zero points.
+// Errors name the target whose shape says no granularity.
+std::unique_ptr<Quantizer> quantizer_from_calibration(std::shared_ptr<nn::Module> model,
+                                                      const CalibrationConfig& calibration,
+                                                      const std::vector<nn::Value>& probe);
 
 }  // namespace shrink::compression

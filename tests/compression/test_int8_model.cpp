@@ -5,10 +5,15 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
+#include <filesystem>
+#include <unistd.h>
 
+#include "compression/cli_run.h"
+#include "compression/quantization/calibration_io.h"
 #include "compression/quantization/int8_model.h"
 #include "compression/quantization/ptq_quantizer.h"
 #include "framework/core/autograd.h"
+#include "framework/io/safetensors.h"
 #include "framework/shrink.h"
 #include "models/zoo.h"
 
@@ -131,6 +136,44 @@ BOOST_AUTO_TEST_CASE(layers_that_cannot_run_int8_say_why) {
   BOOST_CHECK_MESSAGE(why["fc2"].find("does not fit in int8") != std::string::npos, why["fc2"]);
   BOOST_CHECK_EQUAL(why["fc3"], "no weight calibration");
   BOOST_CHECK_LT(c.max_diff, 2e-3f * std::max(1.f, c.output_range));
+}
+
+// shrink infer: float, fake-quantized from the saved calibration, and int8 — the last two agree on
+// every prediction of the first test images.
+BOOST_AUTO_TEST_CASE(shrink_infer_runs_a_calibration_fake_quantized_and_int8) {
+  if (!testing::have_fashion_mnist()) {
+    BOOST_TEST_MESSAGE("skipped: Fashion-MNIST is not installed");
+    return;
+  }
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("shrink_infer_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  manual_seed(2);
+  auto model = models::make_model("lenet5");
+  io::save_safetensors((dir / "w.safetensors").string(), model->state_dict());
+  {
+    PtqQuantizer q(model, boost::json::parse(kWeightsAndInputs));
+    for (int i = 0; i < 2; ++i) q.calibrate({nn::Value(rand({32, 1, 28, 28}))});
+    save_calibration((dir / "cal.safetensors").string(), q.finish_calibration());
+  }
+  const std::string base = "--model lenet5 --weights " + (dir / "w.safetensors").string() + " --limit 256 --json";
+  const std::string cal = " --calibration " + (dir / "cal.safetensors").string();
+  auto run = [&](const std::string& extra) {
+    const testing::CliResult r = testing::run_cli("infer", base + extra);
+    BOOST_REQUIRE_EQUAL(r.status, 0);
+    return boost::json::parse(r.out);  // with --json, stdout holds the one object
+  };
+  const boost::json::value fl = run(""), fq = run(cal), i8 = run(cal + " --int8");
+  BOOST_TEST(fl.at("mode").as_string() == "float");
+  BOOST_TEST(fq.at("mode").as_string() == "fake_quant");
+  BOOST_TEST(i8.at("mode").as_string() == "int8");
+  BOOST_TEST(i8.at("int8_layers").as_array().size() == 5u);
+  BOOST_TEST(i8.at("kept_float").as_object().empty());
+  BOOST_TEST(i8.at("samples").to_number<int64_t>() == 256);
+  BOOST_TEST(i8.at("test_acc").to_number<double>() == fq.at("test_acc").to_number<double>());
+  BOOST_TEST(testing::run_cli("infer", base + " --int8").status == 2);  // --int8 needs a calibration
+  BOOST_TEST(testing::run_cli("infer", base + " --calibration " + (dir / "none.safetensors").string()).status == 2);
+  fs::remove_all(dir);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

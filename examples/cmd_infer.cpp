@@ -1,0 +1,109 @@
+// `shrink infer`: a model's Fashion-MNIST test accuracy and samples/s as deployed — in float, fake-
+// quantized as a saved calibration says (--calibration), or with real int8 kernels (--int8:
+// compression/quantization/int8_model.h). The int8 run lists the layers it converted, the batch
+// norms and ReLUs it folded, and why any Conv2d or Linear stayed in float.
+#include <boost/json.hpp>
+#include <boost/program_options.hpp>
+#include <iomanip>
+#include <iostream>
+
+#include "compression/quantization/calibration_io.h"
+#include "compression/quantization/int8_model.h"
+#include "compression/quantization/quantizer_factory.h"
+#include "examples/cli.h"
+#include "examples/fashion_session.h"
+#include "framework/core/random.h"
+#include "framework/data/fashion_mnist.h"
+#include "models/model_file.h"
+
+namespace po = boost::program_options;
+
+namespace shrink::cli {
+
+int cmd_infer(const std::vector<std::string>& args) {
+  std::string model_name, weights, model_file, calibration_path;
+  TrainOptions topts;
+  po::options_description desc("shrink infer options");
+  desc.add_options()
+      ("help,h", "show this help")
+      ("model", po::value(&model_name), "a zoo model (with --weights)")
+      ("weights", po::value(&weights), "its weights (.safetensors)")
+      ("model-file", po::value(&model_file), "a model file from shrink speedup (instead of --model)")
+      ("calibration", po::value(&calibration_path), "a calibration from shrink quantize: run fake-quantized")
+      ("int8", "run the calibrated layers with int8 kernels (needs --calibration; CPU only)")
+      ("json", "print one JSON object on stdout");
+  add_train_options(desc, topts);
+  po::variables_map vm;
+  if (auto status = parse_args(args, desc, vm, "infer")) return *status;
+  const bool json = vm.count("json") > 0, int8 = vm.count("int8") > 0;
+  std::ostream& log = json ? std::cerr : std::cout;
+  if (model_name.empty() == model_file.empty()) {
+    std::cerr << "shrink infer: give either --model (with --weights) or --model-file\n";
+    return 2;
+  }
+  if (int8 && calibration_path.empty()) {
+    std::cerr << "shrink infer: --int8 needs --calibration\n";
+    return 2;
+  }
+  const Device device = apply_runtime_options(topts);
+  if (int8 && device != Device::CPU) {
+    std::cerr << "shrink infer: --int8 runs on the CPU only\n";
+    return 2;
+  }
+  manual_seed(topts.seed);
+  std::shared_ptr<nn::Module> model;
+  compression::CalibrationConfig calibration;
+  try {
+    model = model_file.empty() ? load_model(model_name, weights) : models::load_model_file(model_file);
+    if (!calibration_path.empty()) calibration = compression::load_calibration(calibration_path);
+  } catch (const Error& e) {
+    std::cerr << "shrink infer: " << e.what() << "\n";
+    return 2;
+  }
+  model->to(device);
+  model->eval();
+  // One batch of test images to trace and (fake quantization) to set up the quantizer with.
+  const Tensor probe = data::load_fashion_mnist(topts.data_dir, false, 8)->inputs().to(device);
+
+  std::unique_ptr<compression::Quantizer> fake;
+  std::unique_ptr<compression::Int8Model> converted;
+  boost::json::object out;
+  try {
+    if (int8) {
+      converted = std::make_unique<compression::Int8Model>(*model, calibration, std::vector<nn::Value>{probe});
+      const compression::Int8Report& r = converted->report();
+      boost::json::array layers, folded;
+      boost::json::object kept;
+      for (const auto& name : r.converted) layers.push_back(boost::json::string(name));
+      for (const auto& name : r.folded) folded.push_back(boost::json::string(name));
+      for (const auto& [name, why] : r.kept_float) {
+        kept[name] = why;
+        log << "kept in float: " << name << " (" << why << ")\n";
+      }
+      log << "int8: " << r.converted.size() << " layers, " << r.folded.size() << " batch norms and ReLUs folded\n";
+      out["int8_layers"] = layers;
+      out["folded"] = folded;
+      out["kept_float"] = kept;
+    } else if (!calibration_path.empty()) {
+      fake = compression::quantizer_from_calibration(model, calibration, {probe});
+    }
+  } catch (const Error& e) {
+    std::cerr << "shrink infer: " << e.what() << "\n";
+    return 2;
+  }
+  const TestResult r = evaluate_test_set(*model, topts, device);
+  const char* mode = int8 ? "int8" : (fake ? "fake_quant" : "float");
+  log << mode << ": test accuracy " << std::fixed << std::setprecision(4) << r.accuracy << " on " << r.samples
+      << " images, " << std::setprecision(0) << r.samples_per_s << " samples/s at batch " << topts.batch << "\n";
+  if (json) {
+    out["mode"] = mode;
+    out["test_acc"] = r.accuracy;
+    out["samples"] = r.samples;
+    out["samples_per_s"] = r.samples_per_s;
+    out["batch"] = topts.batch;
+    std::cout << boost::json::serialize(out) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace shrink::cli
