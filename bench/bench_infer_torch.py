@@ -2,7 +2,12 @@
 # bench_infer's speedup leaves (50 % of every conv's outputs but the first; residual sets pruned
 # together), eval-mode forward on random 1x28x28 input; the same CSV (dense time / small time).
 # Run with Debian's python3-torch:  /usr/bin/python3 bench/bench_infer_torch.py --threads 2
+# The int8 table (as bench_infer's): the dense models quantized by PyTorch's FX static
+# quantization on its oneDNN engine (conv + batch norm + ReLU fused, int8 weights per channel,
+# activations per tensor, calibrated on 4 random batches) against their float forward — oneDNN's
+# int8 kernels measured on this machine, beside shrink's own.
 import argparse
+import copy
 import statistics
 import time
 
@@ -13,6 +18,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=0)
 ap.add_argument("--rounds", type=int, default=7)
 ap.add_argument("--batches", default="1,64")
+ap.add_argument("--only", default="", help="sped_up or int8: one table only")
 args = ap.parse_args()
 if args.threads > 0:
     torch.set_num_threads(args.threads)
@@ -66,19 +72,40 @@ def seconds(model, x, reps):
         return (time.perf_counter() - t0) / reps
 
 
-print("model,batch,threads,dense_ms,sped_up_ms,median_speedup,min_speedup,max_speedup")
-for name, (dense, small) in CASES.items():
-    dense.eval()
-    small.eval()
-    for batch in [int(b) for b in args.batches.split(",")]:
+def side_by_side(name, a, b):
+    for batch in [int(v) for v in args.batches.split(",")]:
         x = torch.randn(batch, 1, 28, 28)
         reps = max(2, 256 // batch)
-        seconds(dense, x, 1)
-        seconds(small, x, 1)
-        d, s = [], []
+        seconds(a, x, 1)
+        seconds(b, x, 1)
+        ta, tb = [], []
         for _ in range(args.rounds):
-            d.append(seconds(dense, x, reps))
-            s.append(seconds(small, x, reps))
-        ratio = [a / b for a, b in zip(d, s)]
-        print(f"{name},{batch},{torch.get_num_threads()},{statistics.median(d) * 1e3:.3f},"
-              f"{statistics.median(s) * 1e3:.3f},{statistics.median(ratio):.3f},{min(ratio):.3f},{max(ratio):.3f}")
+            ta.append(seconds(a, x, reps))
+            tb.append(seconds(b, x, reps))
+        ratio = [p / q for p, q in zip(ta, tb)]
+        print(f"{name},{batch},{torch.get_num_threads()},{statistics.median(ta) * 1e3:.3f},"
+              f"{statistics.median(tb) * 1e3:.3f},{statistics.median(ratio):.3f},{min(ratio):.3f},{max(ratio):.3f}",
+              flush=True)
+
+
+if args.only != "int8":
+    print("model,batch,threads,dense_ms,sped_up_ms,median_speedup,min_speedup,max_speedup")
+    for name, (dense, small) in CASES.items():
+        dense.eval()
+        small.eval()
+        side_by_side(name, dense, small)
+
+if args.only != "sped_up":
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    torch.backends.quantized.engine = "onednn"
+    print("model,batch,threads,fp32_ms,int8_ms,median_speedup,min_speedup,max_speedup")
+    for name, (dense, _) in CASES.items():
+        dense.eval()
+        example = (torch.randn(16, 1, 28, 28),)
+        prepared = prepare_fx(copy.deepcopy(dense), get_default_qconfig_mapping("onednn"), example)
+        with torch.no_grad():
+            for _ in range(4):
+                prepared(torch.randn(16, 1, 28, 28))
+        side_by_side(name, dense, convert_fx(prepared))

@@ -14,6 +14,7 @@
 #include "examples/fashion_session.h"
 #include "framework/core/random.h"
 #include "framework/data/fashion_mnist.h"
+#include "framework/io/safetensors.h"
 #include "models/model_file.h"
 
 namespace po = boost::program_options;
@@ -21,7 +22,7 @@ namespace po = boost::program_options;
 namespace shrink::cli {
 
 int cmd_infer(const std::vector<std::string>& args) {
-  std::string model_name, weights, model_file, calibration_path;
+  std::string model_name, weights, model_file, calibration_path, predictions_path;
   TrainOptions topts;
   po::options_description desc("shrink infer options");
   desc.add_options()
@@ -31,6 +32,7 @@ int cmd_infer(const std::vector<std::string>& args) {
       ("model-file", po::value(&model_file), "a model file from shrink speedup (instead of --model)")
       ("calibration", po::value(&calibration_path), "a calibration from shrink quantize: run fake-quantized")
       ("int8", "run the calibrated layers with int8 kernels (needs --calibration; CPU only)")
+      ("save-predictions", po::value(&predictions_path), "write each test image's predicted class (int64 'pred')")
       ("json", "print one JSON object on stdout");
   add_train_options(desc, topts);
   po::variables_map vm;
@@ -72,17 +74,20 @@ int cmd_infer(const std::vector<std::string>& args) {
     if (int8) {
       converted = std::make_unique<compression::Int8Model>(*model, calibration, std::vector<nn::Value>{probe});
       const compression::Int8Report& r = converted->report();
-      boost::json::array layers, folded;
+      boost::json::array layers, folded, linked;
       boost::json::object kept;
       for (const auto& name : r.converted) layers.push_back(boost::json::string(name));
       for (const auto& name : r.folded) folded.push_back(boost::json::string(name));
+      for (const auto& [from, to] : r.linked) linked.push_back(boost::json::array{from.c_str(), to.c_str()});
       for (const auto& [name, why] : r.kept_float) {
         kept[name] = why;
         log << "kept in float: " << name << " (" << why << ")\n";
       }
-      log << "int8: " << r.converted.size() << " layers, " << r.folded.size() << " batch norms and ReLUs folded\n";
+      log << "int8: " << r.converted.size() << " layers, " << r.folded.size() << " batch norms and ReLUs folded, "
+          << r.linked.size() << " convolutions handing bytes to the next\n";
       out["int8_layers"] = layers;
       out["folded"] = folded;
+      out["linked"] = linked;
       out["kept_float"] = kept;
     } else if (!calibration_path.empty()) {
       fake = compression::quantizer_from_calibration(model, calibration, {probe});
@@ -92,6 +97,9 @@ int cmd_infer(const std::vector<std::string>& args) {
     return 2;
   }
   const TestResult r = evaluate_test_set(*model, topts, device);
+  if (!predictions_path.empty())
+    io::save_safetensors(predictions_path,
+                         {{"pred", Tensor::from_vector_i64(r.predictions, {static_cast<int64_t>(r.predictions.size())})}});
   const char* mode = int8 ? "int8" : (fake ? "fake_quant" : "float");
   log << mode << ": test accuracy " << std::fixed << std::setprecision(4) << r.accuracy << " on " << r.samples
       << " images, " << std::setprecision(0) << r.samples_per_s << " samples/s at batch " << topts.batch << "\n";

@@ -111,6 +111,7 @@ TestResult evaluate_test_set(nn::Module& model, const TrainOptions& o, Device de
     const std::vector<int64_t> y = b.labels.to_vector_i64();
     for (size_t i = 0; i < y.size(); ++i) correct += pred[i] == y[i];
     r.samples += static_cast<int64_t>(y.size());
+    r.predictions.insert(r.predictions.end(), pred.begin(), pred.end());
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.accuracy = r.samples ? static_cast<double>(correct) / static_cast<double>(r.samples) : 0.0;

@@ -57,6 +57,7 @@ struct TestResult {
   double accuracy = 0.0;
   int64_t samples = 0;
   double samples_per_s = 0.0;
+  std::vector<int64_t> predictions;  // the predicted class of each test image, in order
 };
 TestResult evaluate_test_set(nn::Module& model, const TrainOptions& o, Device device);
 

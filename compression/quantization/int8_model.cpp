@@ -1,6 +1,8 @@
 #include "compression/quantization/int8_model.h"
 
 #include <map>
+#include <optional>
+#include <set>
 #include <variant>
 
 #include "compression/speedup/graph.h"
@@ -78,32 +80,78 @@ std::variant<Planned, std::string> plan(nn::Module& m, const std::string& name, 
 
 // Who reads each node's output, from one traced forward.
 struct Readers {
+  const Graph& g;
+  const CalibrationConfig& cal;
   std::vector<std::vector<int>> of;
-  explicit Readers(const Graph& g) : of(g.nodes.size()) {
+  Readers(const Graph& g, const CalibrationConfig& cal) : g(g), cal(cal), of(g.nodes.size()) {
     for (size_t i = 0; i < g.nodes.size(); ++i)
       for (int in : g.nodes[i].inputs)
         if (in >= 0) of[static_cast<size_t>(in)].push_back(static_cast<int>(i));
-    for (int out : g.outputs) of[static_cast<size_t>(out)].push_back(-1);  // the model's output
+    for (int out : g.outputs)  // the model's output (-1: an input returned as it is)
+      if (out >= 0) of[static_cast<size_t>(out)].push_back(-1);
   }
-  // The one node reading `node`, run by a module called once and without calibration; else -1.
-  int sole(const Graph& g, int node, const CalibrationConfig& cal) const {
+  // The one node reading `node`, of `kind`, run by a module without calibration of its own (and
+  // called only this once when `once`); else -1.
+  int sole(int node, OpKind kind, bool once) const {
     const std::vector<int>& r = of[static_cast<size_t>(node)];
     if (r.size() != 1 || r[0] < 0) return -1;
     const GraphNode& n = g.nodes[static_cast<size_t>(r[0])];
-    if (n.module.empty() || g.nodes_of(n.module).size() != 1 || calibrated(cal, n.module)) return -1;
+    if (n.kind != kind || n.module.empty() || calibrated(cal, n.module)) return -1;
+    if (once && g.nodes_of(n.module).size() != 1) return -1;
     return r[0];
   }
+  const std::string& module(int node) const { return g.nodes[static_cast<size_t>(node)].module; }
 };
 
 nn::HookHandle make_identity(nn::Module& m) {
   return m.override_forward([](nn::Module&, const std::vector<nn::Value>& in) { return in.at(0); });
 }
 
+// A batch norm's eval-mode affine map, y = x * mul + shift per channel (nullopt without
+// running statistics for `channels`).
+std::optional<std::pair<Tensor, Tensor>> batch_norm_affine(nn::Module& m, int64_t channels) {
+  auto* bn = dynamic_cast<nn::BatchNorm*>(&m);
+  const Tensor mean = m.param("running_mean"), var = m.param("running_var");
+  if (!bn || m.is_training() || !mean.defined() || mean.numel() != channels) return std::nullopt;
+  Tensor mul = div(Tensor::ones({channels}), sqrt(add(var, bn->eps)));
+  if (Tensor w = m.param("weight"); w.defined()) mul = shrink::mul(mul, w);
+  Tensor shift = neg(shrink::mul(mean, mul));
+  if (Tensor b = m.param("bias"); b.defined()) shift = add(shift, b);
+  return std::make_pair(mul.detach().to(Device::CPU), shift.detach().to(Device::CPU));
+}
+
+struct Layer {
+  std::string name;
+  nn::Module* module = nullptr;
+  Planned plan;
+  int last = -1;  // the graph node whose value the int8 layer now produces (after any folds)
+};
+
 }  // namespace
 
 Int8Model::Int8Model(nn::Module& model, const CalibrationConfig& calibration, const std::vector<nn::Value>& probe) {
+  SHRINK_CHECK(model.parameter_device() == Device::CPU, "Int8Model: the model is on ",
+               device_name(model.parameter_device()), "; int8 inference runs on the CPU");
+  try {
+    convert(model, calibration, probe);
+  } catch (...) {
+    remove_overrides();  // nothing half-converted stays behind
+    throw;
+  }
+}
+
+void Int8Model::remove_overrides() {
+  for (auto it = overrides_.rbegin(); it != overrides_.rend(); ++it) it->remove();
+  overrides_.clear();
+}
+
+void Int8Model::convert(nn::Module& model, const CalibrationConfig& calibration, const std::vector<nn::Value>& probe) {
   const Graph graph = trace(model, probe);
-  const Readers readers(graph);
+  const Readers readers(graph, calibration);
+  // 1. Plan every Conv2d and Linear; fold the batch norm and ReLU that alone follow it (modules
+  //    called once: they become the identity).
+  std::vector<Layer> layers;
+  std::map<int, size_t> layer_of_node;  // a converted convolution's graph node -> its layer
   for (auto& [name, module] : model.named_modules()) {
     if (!dynamic_cast<nn::Conv2d*>(module.get()) && !dynamic_cast<nn::Linear*>(module.get())) continue;
     std::variant<Planned, std::string> planned = plan(*module, name, calibration);
@@ -111,56 +159,93 @@ Int8Model::Int8Model(nn::Module& model, const CalibrationConfig& calibration, co
       report_.kept_float.emplace_back(name, *why);
       continue;
     }
-    Planned p = std::get<Planned>(std::move(planned));
+    Layer l{name, module.get(), std::get<Planned>(std::move(planned))};
+    // Folds and links follow a layer that runs once: its override serves every call.
     const std::vector<int> nodes = graph.nodes_of(name);
-    if (!nodes.empty()) {
-      int last = nodes.back();
-      int next = readers.sole(graph, last, calibration);
-      if (next >= 0 && graph.nodes[static_cast<size_t>(next)].kind == OpKind::BatchNorm) {
-        nn::Module& bn_module = *model.find(graph.nodes[static_cast<size_t>(next)].module);
-        auto* bn = dynamic_cast<nn::BatchNorm*>(&bn_module);
-        const Tensor mean = bn_module.param("running_mean"), var = bn_module.param("running_var");
-        if (bn && mean.defined() && mean.numel() == p.layer->n) {
-          Tensor mul = div(Tensor::ones({p.layer->n}), sqrt(add(var, bn->eps)));
-          if (Tensor w = bn_module.param("weight"); w.defined()) mul = shrink::mul(mul, w);
-          Tensor shift = neg(shrink::mul(mean, mul));
-          if (Tensor b = bn_module.param("bias"); b.defined()) shift = add(shift, b);
-          p.layer->post_mul = mul.detach().to(Device::CPU);
-          p.layer->post_add = shift.detach().to(Device::CPU);
-          overrides_.push_back(make_identity(bn_module));
-          report_.folded.push_back(graph.nodes[static_cast<size_t>(next)].module);
-          last = next;
-          next = readers.sole(graph, last, calibration);
+    if (nodes.size() == 1) {
+      l.last = nodes.front();
+      if (l.plan.conv) layer_of_node[l.last] = layers.size();
+      // The batch norm must normalise the channel dim the epilogue scales: dim 1 of a [N, C, H, W]
+      // convolution output or of a [N, C] Linear output.
+      int bn = readers.sole(l.last, OpKind::BatchNorm, true);
+      if (bn >= 0 && graph.nodes[static_cast<size_t>(bn)].input_shapes.front().size() != (l.plan.conv ? 4u : 2u)) bn = -1;
+      if (bn >= 0) {
+        if (auto affine = batch_norm_affine(*model.find(readers.module(bn)), l.plan.layer->n)) {
+          l.plan.layer->post_mul = affine->first;
+          l.plan.layer->post_add = affine->second;
+          overrides_.push_back(make_identity(*model.find(readers.module(bn))));
+          report_.folded.push_back(readers.module(bn));
+          l.last = bn;
         }
       }
-      if (next >= 0 && graph.nodes[static_cast<size_t>(next)].kind == OpKind::Relu) {
-        const std::string& relu = graph.nodes[static_cast<size_t>(next)].module;
-        nn::Module& relu_module = *model.find(relu);
-        if (dynamic_cast<nn::ReLU*>(&relu_module)) {
-          p.layer->relu = true;
-          overrides_.push_back(make_identity(relu_module));
-          report_.folded.push_back(relu);
+      if (int relu = readers.sole(l.last, OpKind::Relu, true); relu >= 0) {
+        if (nn::Module& m = *model.find(readers.module(relu)); dynamic_cast<nn::ReLU*>(&m)) {
+          l.plan.layer->relu = true;
+          overrides_.push_back(make_identity(m));
+          report_.folded.push_back(readers.module(relu));
+          l.last = relu;
         }
       }
     }
-    std::shared_ptr<const Int8Layer> layer = p.layer;
-    if (p.conv) {
-      overrides_.push_back(module->override_forward(
-          [layer, k = p.kernel, o = p.options](nn::Module&, const std::vector<nn::Value>& in) -> nn::Value {
+    layers.push_back(std::move(l));
+  }
+  // 2. Links: a convolution whose value reaches another int8 convolution alone — through a ReLU
+  //    and a max pooling at most — hands it bytes. A ReLU or pooling module that also runs
+  //    elsewhere keeps its float path: bytes pass a ReLU (already applied) and pool as bytes.
+  std::set<const nn::Module*> byte_aware;
+  for (Layer& a : layers) {
+    if (!a.plan.conv || a.last < 0) continue;
+    int node = a.last;
+    int relu = a.plan.layer->relu ? -1 : readers.sole(node, OpKind::Relu, false);
+    if (relu >= 0 && !dynamic_cast<nn::ReLU*>(model.find(readers.module(relu)).get())) relu = -1;
+    if (relu >= 0) node = relu;
+    int pool = readers.sole(node, OpKind::MaxPool2d, false);
+    if (pool >= 0 && !dynamic_cast<nn::MaxPool2d*>(model.find(readers.module(pool)).get())) pool = -1;
+    if (pool >= 0) node = pool;
+    const std::vector<int>& next = readers.of[static_cast<size_t>(node)];
+    auto b = next.size() == 1 ? layer_of_node.find(next[0]) : layer_of_node.end();
+    if (b == layer_of_node.end()) continue;
+    const Int8Layer& in = *layers[b->second].plan.layer;
+    set_next_grid(*a.plan.layer, {in.in_scale, in.in_zero_point, in.in_qmin, in.in_qmax});
+    if (relu >= 0) {
+      a.plan.layer->relu = true;
+      nn::Module& m = *model.find(readers.module(relu));
+      if (byte_aware.insert(&m).second)
+        overrides_.push_back(m.override_forward([](nn::Module&, const std::vector<nn::Value>& x) -> nn::Value {
+          const Tensor& t = x.at(0).tensor();
+          return t.dtype() == DType::U8 ? t : shrink::relu(t);
+        }));
+    }
+    if (pool >= 0) {
+      nn::Module& m = *model.find(readers.module(pool));
+      if (byte_aware.insert(&m).second)
+        overrides_.push_back(m.override_forward([](nn::Module& self, const std::vector<nn::Value>& x) -> nn::Value {
+          const auto& p = static_cast<nn::MaxPool2d&>(self);
+          const Tensor& t = x.at(0).tensor();
+          return t.dtype() == DType::U8 ? int8_max_pool2d(t, p.kernel, p.stride, p.padding)
+                                        : max_pool2d(t, p.kernel, p.stride, p.padding);
+        }));
+    }
+    report_.linked.emplace_back(a.name, layers[b->second].name);
+  }
+  // 3. The int8 forwards.
+  for (const Layer& l : layers) {
+    std::shared_ptr<const Int8Layer> layer = l.plan.layer;
+    if (l.plan.conv) {
+      overrides_.push_back(l.module->override_forward(
+          [layer, k = l.plan.kernel, o = l.plan.options](nn::Module&, const std::vector<nn::Value>& in) -> nn::Value {
             return int8_conv2d(in.at(0).tensor(), *layer, k, k, o);
           }));
     } else {
       overrides_.push_back(
-          module->override_forward([layer](nn::Module&, const std::vector<nn::Value>& in) -> nn::Value {
+          l.module->override_forward([layer](nn::Module&, const std::vector<nn::Value>& in) -> nn::Value {
             return int8_linear(in.at(0).tensor(), *layer);
           }));
     }
-    report_.converted.push_back(name);
+    report_.converted.push_back(l.name);
   }
 }
 
-Int8Model::~Int8Model() {
-  for (auto it = overrides_.rbegin(); it != overrides_.rend(); ++it) it->remove();
-}
+Int8Model::~Int8Model() { remove_overrides(); }
 
 }  // namespace shrink::compression

@@ -13,8 +13,18 @@
 // a converted layer's output, and a ReLU that alone consumes that, each called once and without
 // calibration of its own, move into the layer's epilogue and become the identity.
 //
+// Links: a convolution whose value reaches another int8 convolution alone — through a ReLU and a
+// max pooling at most — hands it the bytes that convolution would make of the floats (NHWC, in
+// its input grid), so nothing in between is float and nothing is quantized twice. A ReLU or
+// pooling module that also runs elsewhere keeps its float path: bytes pass a ReLU (already
+// applied by the producer) and pool as bytes. Hooks on modules between linked layers see bytes.
+//
 // Everything else keeps running in float, and report() says why for each Conv2d and Linear left
-// so. Give the model without compressors attached; destroying the Int8Model restores the model.
+// so. Give the model in eval mode, on the CPU, without compressors attached; destroying the
+// Int8Model restores the model (as does a conversion that throws). A calibration made with
+// fuse_names describes folded weights the model file does not hold: bake() the quantizer's model
+// first (the calibration file does not record the fusion, so this is not detected).
+// NaN inputs quantize to the grid's qmin (the fake quantizer would give NaN).
 #pragma once
 #include <memory>
 #include <string>
@@ -31,6 +41,7 @@ struct Int8Report {
   std::vector<std::string> converted;                         // modules running int8 kernels
   std::vector<std::pair<std::string, std::string>> kept_float;  // (module, why)
   std::vector<std::string> folded;                            // batch norms and ReLUs folded in
+  std::vector<std::pair<std::string, std::string>> linked;    // (convolution, int8 layer it hands bytes)
 };
 
 class Int8Model {
@@ -43,6 +54,9 @@ class Int8Model {
   const Int8Report& report() const { return report_; }
 
  private:
+  void convert(nn::Module& model, const CalibrationConfig& calibration, const std::vector<nn::Value>& probe);
+  void remove_overrides();
+
   std::vector<nn::HookHandle> overrides_;
   Int8Report report_;
 };

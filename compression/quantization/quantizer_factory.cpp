@@ -29,10 +29,10 @@ namespace {
 
 std::string granularity_of(const TargetCalibration& c, const Shape& target_shape) {
   const Shape& s = c.scale.shape();
-  if (c.scale.numel() == 1) return "default";
+  if (s.empty()) return "default";  // per tensor: a scalar (a per-channel scale keeps its dims)
   const bool activation = c.target.rfind("_input_", 0) == 0 || c.target.rfind("_output_", 0) == 0;
   auto only_dim = [&](size_t d) {
-    if (s.size() < 2 || s.size() <= d) return false;
+    if (s.size() <= d || (activation && s.size() < 2)) return false;
     for (size_t i = 0; i < s.size(); ++i)
       if (i != d && s[i] != 1) return false;
     return true;

@@ -26,7 +26,7 @@ std::unique_ptr<Quantizer> make_quantizer(const QuantizerOptions& options, Host 
 
 // The model fake-quantized exactly as a saved calibration says (what `shrink infer` compares int8
 // inference with): a PTQ quantizer over the calibration's targets, dtypes and schemes, with each
-// target's granularity read off its scale's shape (one value: per tensor; one per row of a
+// target's granularity read off its scale's shape (a scalar: per tensor; one value per row of a
 // parameter: out_channel; one per column: in_channel; one per channel of an activation:
 // per_channel), calibrated once on `probe` and then given the saved scales and zero points.
 // Errors name the target whose shape says no granularity.

@@ -41,6 +41,7 @@ void Backend::int8_linear(const Int8Layer&, const Tensor&, Tensor&) { no_int8_ke
 void Backend::int8_conv2d(const Conv2dParams&, const Int8Layer&, const Tensor&, Tensor&) {
   no_int8_kernels(device());
 }
+void Backend::int8_max_pool2d(const Pool2dParams&, const Tensor&, Tensor&) { no_int8_kernels(device()); }
 
 bool backend_available(Device device) { return device == Device::CPU || g_cuda != nullptr; }
 

@@ -81,6 +81,9 @@ struct Pool2dParams {
 //   y = y * post_mul[n] + post_add[n]                             (if defined: a folded batch norm)
 //   y = max(y, 0)                                                 (if relu)
 // with scale[n] = in_scale * weight_scale[n], so y is what the fake-quantized float layer gives.
+// With out_bytes, y leaves as the next int8 layer's input bytes instead (a convolution's in NHWC
+// order): nearbyint(clamp(next_zero_point + y / next_scale, next_qmin, next_qmax)) + next_offset,
+// exactly what that layer would make of the float y.
 struct Int8Layer {
   int64_t n = 0, k = 0;  // output features (channels) and reduction length
   float in_scale = 1.f, in_zero_point = 0.f, in_qmin = 0.f, in_qmax = 255.f;
@@ -92,6 +95,9 @@ struct Int8Layer {
   bool out_quant = false;
   float out_scale = 1.f, out_zero_point = 0.f, out_qmin = 0.f, out_qmax = 0.f;
   bool relu = false;
+  bool out_bytes = false;
+  float next_scale = 1.f, next_zero_point = 0.f, next_qmin = 0.f, next_qmax = 255.f;
+  int next_offset = 0;
 };
 
 class Backend {
@@ -237,8 +243,12 @@ class Backend {
   virtual Tensor int8_pack(const Tensor& w);
   // x [m, k] -> y [m, n].
   virtual void int8_linear(const Int8Layer& l, const Tensor& x, Tensor& y);
-  // NCHW convolution with groups = 1; the weights were packed as [oc, kh, kw, c] (channel fastest).
+  // Convolution with groups = 1; the weights were packed as [oc, kh, kw, c] (channel fastest).
+  // x: F32 NCHW, or U8 NHWC bytes already in the layer's input grid; y: F32 NCHW, or U8 NHWC
+  // (out_bytes).
   virtual void int8_conv2d(const Conv2dParams& p, const Int8Layer& l, const Tensor& x, Tensor& y);
+  // Max pooling of U8 NHWC bytes (p.n, p.c, ... as for NCHW); padding never wins a window.
+  virtual void int8_max_pool2d(const Pool2dParams& p, const Tensor& x, Tensor& y);
 };
 
 Backend& backend(Device device);

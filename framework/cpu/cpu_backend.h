@@ -17,6 +17,7 @@ class CpuBackend final : public Backend {
   Tensor int8_pack(const Tensor& w) override;
   void int8_linear(const Int8Layer& l, const Tensor& x, Tensor& y) override;
   void int8_conv2d(const Conv2dParams& p, const Int8Layer& l, const Tensor& x, Tensor& y) override;
+  void int8_max_pool2d(const Pool2dParams& p, const Tensor& x, Tensor& y) override;
 };
 
 }  // namespace shrink::cpu

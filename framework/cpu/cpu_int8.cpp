@@ -25,6 +25,7 @@ namespace {
 
 using int8::kMR;
 using int8::kNR;
+using int8::kRowAlign;
 
 // The epilogue's per-channel terms, made branch-free so that its loop vectorises: the zero
 // point's share of each sum, the bias (0 without one), the folded batch norm (1 and 0 without
@@ -88,14 +89,29 @@ struct Epilogue {
 #define SHRINK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 struct InputQuant {
   float s, z, qmin, qmax, offset;
-  explicit InputQuant(const Int8Layer& l)
-      : s(l.in_scale), z(l.in_zero_point), qmin(l.in_qmin), qmax(l.in_qmax), offset(static_cast<float>(l.in_offset)) {}
+  InputQuant(float s, float z, float qmin, float qmax, int offset)
+      : s(s), z(z), qmin(qmin), qmax(qmax), offset(static_cast<float>(offset)) {}
+  // The layer's own input grid, and the next layer's (out_bytes).
+  static InputQuant input(const Int8Layer& l) {
+    return {l.in_scale, l.in_zero_point, l.in_qmin, l.in_qmax, l.in_offset};
+  }
+  static InputQuant next(const Int8Layer& l) {
+    return {l.next_scale, l.next_zero_point, l.next_qmin, l.next_qmax, l.next_offset};
+  }
 
+  // NaN goes to qmin, as in the AVX-512 path (max_ps returns its second operand for a NaN).
   uint8_t one(float x) const {
     float v = z + x / s;
-    v = v < qmin ? qmin : (v > qmax ? qmax : v);
+    v = !(v >= qmin) ? qmin : (v > qmax ? qmax : v);
     return static_cast<uint8_t>(static_cast<int32_t>(std::nearbyint(v) + offset));
   }
+// GCC 12's masked intrinsics start from _mm512_undefined_ps(), a self-initialised variable that
+// -Wuninitialized reports at every use.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#ifndef __clang__  // a GCC-only warning
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
   SHRINK_AVX512 void run_avx512(const float* x, int64_t n, uint8_t* out) const {
     const __m512 vs = _mm512_set1_ps(s), vz = _mm512_set1_ps(z), lo = _mm512_set1_ps(qmin), hi = _mm512_set1_ps(qmax),
                  off = _mm512_set1_ps(offset);
@@ -107,10 +123,9 @@ struct InputQuant {
       _mm_mask_storeu_epi8(out + i, m, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
     }
   }
+#pragma GCC diagnostic pop
   void operator()(const float* x, int64_t n, uint8_t* out) const {
-    static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                               __builtin_cpu_supports("avx512vl");
-    if (avx512) return run_avx512(x, n, out);
+    if (int8::uses_avx512()) return run_avx512(x, n, out);
     for (int64_t i = 0; i < n; ++i) out[i] = one(x[i]);
   }
 };
@@ -186,6 +201,32 @@ struct TaskGrid {
 
 thread_local std::vector<uint8_t> t_rows;  // a task's im2col rows
 
+// Multiplies `rows` rows of A (readable up to a multiple of kRowAlign) by weight panels
+// [p0, p1) and hands each finished tile to store(first_row, rows, first_column, columns, f), the
+// epilogue's floats f[r * kNR + j]. A panel with at most 16 live columns takes the narrow tile.
+template <typename Store>
+void multiply_rows(const uint8_t* a, int64_t lda, int64_t rows, const Int8Layer& l, int64_t k4, int64_t p0,
+                   int64_t p1, const Epilogue& epi, Store&& store) {
+  alignas(64) int32_t acc[kRowAlign * kNR];
+  alignas(64) float f[kRowAlign * kNR];
+  const int8_t* packed = l.packed.data<int8_t>();
+  for (int64_t q = p0; q < p1; ++q) {
+    const int cols = static_cast<int>(std::min<int64_t>(kNR, l.n - q * kNR));
+    const bool narrow = cols <= int8::kNRNarrow;
+    const int height = narrow ? int8::kMRNarrow : kMR;
+    const int8_t* b = packed + q * kNR * k4;
+    for (int64_t r0 = 0; r0 < rows; r0 += height) {
+      const int tr = static_cast<int>(std::min<int64_t>(height, rows - r0));
+      if (narrow)
+        int8::tile_narrow(a + r0 * lda, lda, b, k4, acc);
+      else
+        int8::tile(a + r0 * lda, lda, b, k4, acc);
+      epi.apply(acc, tr, q * kNR, cols, f);
+      store(r0, tr, q * kNR, cols, f);
+    }
+  }
+}
+
 }  // namespace
 
 Tensor CpuBackend::int8_pack(const Tensor& w) {
@@ -197,30 +238,23 @@ Tensor CpuBackend::int8_pack(const Tensor& w) {
 
 void CpuBackend::int8_linear(const Int8Layer& l, const Tensor& x, Tensor& y) {
   const int64_t m = x.size(0), k = l.k, n = l.n, k4 = int8::padded_k(k);
-  const int64_t m_pad = int8::round_up(m, kMR);
-  std::vector<uint8_t> a(static_cast<size_t>(m_pad * k4), 0);
+  std::vector<uint8_t> a(static_cast<size_t>(int8::round_up(m, kRowAlign) * k4), 0);
   const float* xp = x.data<float>();
-  const InputQuant quant(l);
+  const InputQuant quant = InputQuant::input(l);
   parallel_for(m, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) quant(xp + r * k, k, a.data() + r * k4);
   });
   const Epilogue epi(l);
-  const int8_t* packed = l.packed.data<int8_t>();
   float* yp = y.data<float>();
-  const TaskGrid grid(m, kMR, n);
+  const TaskGrid grid(m, kRowAlign, n);
   parallel_for(grid.tasks(), 1, [&](int64_t t0, int64_t t1) {
-    alignas(64) int32_t c[kMR * kNR];
-    alignas(64) float f[kMR * kNR];
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t g = t / grid.row_blocks, rb = t % grid.row_blocks;
-      const int64_t row0 = rb * kMR;
-      const int rows = static_cast<int>(std::min<int64_t>(kMR, m - row0));
-      for (int64_t p = grid.panel_begin(g); p < grid.panel_begin(g + 1); ++p) {
-        const int cols = static_cast<int>(std::min<int64_t>(kNR, n - p * kNR));
-        int8::tile(a.data() + row0 * k4, k4, packed + p * kNR * k4, k4, c);
-        epi.apply(c, rows, p * kNR, cols, f);
-        for (int r = 0; r < rows; ++r) std::memcpy(yp + (row0 + r) * n + p * kNR, f + r * kNR, cols * sizeof(float));
-      }
+      const int64_t g = t / grid.row_blocks, row0 = (t % grid.row_blocks) * kRowAlign;
+      multiply_rows(a.data() + row0 * k4, k4, std::min<int64_t>(kRowAlign, m - row0), l, k4, grid.panel_begin(g),
+                    grid.panel_begin(g + 1), epi, [&](int64_t r0, int tr, int64_t n0, int cols, const float* f) {
+                      for (int r = 0; r < tr; ++r)
+                        std::memcpy(yp + (row0 + r0 + r) * n + n0, f + r * kNR, cols * sizeof(float));
+                    });
     }
   });
 }
@@ -228,62 +262,96 @@ void CpuBackend::int8_linear(const Int8Layer& l, const Tensor& x, Tensor& y) {
 void CpuBackend::int8_conv2d(const Conv2dParams& p, const Int8Layer& l, const Tensor& x, Tensor& y) {
   const int64_t c = p.c, hw = p.h * p.w, ohw = p.oh * p.ow, m = p.n * ohw;
   const int64_t k = l.k, k4 = int8::padded_k(k), n = l.n;
-  const InputQuant quant(l);
   const uint8_t zero_byte = static_cast<uint8_t>(static_cast<int32_t>(l.in_zero_point) + l.in_offset);
 
-  // x as NHWC bytes (kMR spare pixels at the end: a direct 1x1 tile may read past the last row).
-  std::vector<uint8_t> xq(static_cast<size_t>((p.n * hw + kMR) * c), 0);
-  const float* xp = x.data<float>();
-  parallel_for(p.n, 1, [&](int64_t i0, int64_t i1) {
-    std::vector<uint8_t> planes(static_cast<size_t>(c * hw));  // one image as [c][hw] bytes
-    for (int64_t img = i0; img < i1; ++img) {
-      quant(xp + img * c * hw, c * hw, planes.data());
-      transpose_bytes(planes.data(), c, hw, xq.data() + img * hw * c);
-    }
-  });
+  // The input as NHWC bytes: given so by the previous int8 layer, or quantized here.
+  std::vector<uint8_t> own;
+  const uint8_t* xq;
+  if (x.dtype() == DType::U8) {
+    xq = x.data<uint8_t>();
+  } else {
+    own.resize(static_cast<size_t>(p.n * hw * c));
+    const float* xp = x.data<float>();
+    const InputQuant quant = InputQuant::input(l);
+    parallel_for(p.n, 1, [&](int64_t i0, int64_t i1) {
+      std::vector<uint8_t> planes(static_cast<size_t>(c * hw));  // one image as [c][hw] bytes
+      for (int64_t img = i0; img < i1; ++img) {
+        quant(xp + img * c * hw, c * hw, planes.data());
+        transpose_bytes(planes.data(), c, hw, own.data() + img * hw * c);
+      }
+    });
+    xq = own.data();
+  }
 
-  // A 1x1, stride-1, unpadded convolution multiplies the NHWC bytes as they are.
+  // A 1x1, stride-1, unpadded convolution multiplies the NHWC bytes as they are (except in a last
+  // block whose padded rows would run past the input).
   const bool direct = p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 &&
                       p.pad_w == 0 && c % 4 == 0;
-  const int64_t block = std::clamp<int64_t>((262144 / k4) / kMR * kMR, kMR, 16 * kMR);
+  const int64_t block = std::clamp<int64_t>((262144 / k4) / kRowAlign * kRowAlign, kRowAlign, 8 * kRowAlign);
   const Epilogue epi(l);
-  const int8_t* packed = l.packed.data<int8_t>();
-  float* yp = y.data<float>();
+  const InputQuant next = InputQuant::next(l);
   const TaskGrid grid(m, block, n);
   parallel_for(grid.tasks(), 1, [&](int64_t t0, int64_t t1) {
-    alignas(64) int32_t acc[kMR * kNR];
-    alignas(64) float f[kMR * kNR];
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t g = t / grid.row_blocks, rb = t % grid.row_blocks;
-      const int64_t m0 = rb * block, rows = std::min(block, m - m0), rows_pad = int8::round_up(rows, kMR);
+      const int64_t g = t / grid.row_blocks, m0 = (t % grid.row_blocks) * block;
+      const int64_t rows = std::min(block, m - m0), rows_pad = int8::round_up(rows, kRowAlign);
       const uint8_t* a;
       int64_t lda;
-      if (direct) {
-        a = xq.data() + m0 * c;
+      if (direct && m0 + rows_pad <= m) {
+        a = xq + m0 * c;
         lda = c;
       } else {
         // Only the bytes past k in each row and the rows past the last pixel need zeros.
         if (t_rows.size() < static_cast<size_t>(rows_pad * k4)) t_rows.resize(static_cast<size_t>(rows_pad * k4));
-        im2col_rows(p, xq.data(), zero_byte, m0, rows, k4, t_rows.data());
+        im2col_rows(p, xq, zero_byte, m0, rows, k4, t_rows.data());
         for (int64_t r = 0; r < rows; ++r) std::memset(t_rows.data() + r * k4 + k, 0, k4 - k);
         std::memset(t_rows.data() + rows * k4, 0, (rows_pad - rows) * k4);
         a = t_rows.data();
         lda = k4;
       }
-      for (int64_t q = grid.panel_begin(g); q < grid.panel_begin(g + 1); ++q) {
-        const int cols = static_cast<int>(std::min<int64_t>(kNR, n - q * kNR));
-        for (int64_t r0 = 0; r0 < rows; r0 += kMR) {
-          const int tr = static_cast<int>(std::min<int64_t>(kMR, rows - r0));
-          int8::tile(a + r0 * lda, lda, packed + q * kNR * k4, k4, acc);
-          epi.apply(acc, tr, q * kNR, cols, f);
-          const int64_t first = m0 + r0, img0 = first / ohw, pix0 = first % ohw;
-          if (pix0 + tr <= ohw) {  // the tile's pixels lie in one image: one run per channel
-            scatter_tile(f, tr, cols, yp + (img0 * n + q * kNR) * ohw + pix0, ohw);
-          } else {
-            for (int r = 0; r < tr; ++r) {
-              const int64_t mm = first + r;
-              scatter_tile(f + r * kNR, 1, cols, yp + ((mm / ohw) * n + q * kNR) * ohw + mm % ohw, ohw);
-            }
+      if (l.out_bytes) {
+        uint8_t* yb = y.data<uint8_t>();
+        multiply_rows(a, lda, rows, l, k4, grid.panel_begin(g), grid.panel_begin(g + 1), epi,
+                      [&](int64_t r0, int tr, int64_t n0, int cols, const float* f) {
+                        for (int r = 0; r < tr; ++r) next(f + r * kNR, cols, yb + (m0 + r0 + r) * n + n0);
+                      });
+        continue;
+      }
+      float* yp = y.data<float>();
+      multiply_rows(a, lda, rows, l, k4, grid.panel_begin(g), grid.panel_begin(g + 1), epi,
+                    [&](int64_t r0, int tr, int64_t n0, int cols, const float* f) {
+                      const int64_t first = m0 + r0, img0 = first / ohw, pix0 = first % ohw;
+                      if (pix0 + tr <= ohw) {  // the tile's pixels lie in one image: one run per channel
+                        scatter_tile(f, tr, cols, yp + (img0 * n + n0) * ohw + pix0, ohw);
+                        return;
+                      }
+                      for (int r = 0; r < tr; ++r) {
+                        const int64_t mm = first + r;
+                        scatter_tile(f + r * kNR, 1, cols, yp + ((mm / ohw) * n + n0) * ohw + mm % ohw, ohw);
+                      }
+                    });
+    }
+  });
+}
+
+void CpuBackend::int8_max_pool2d(const Pool2dParams& p, const Tensor& x, Tensor& y) {
+  const uint8_t* xp = x.data<uint8_t>();
+  uint8_t* yp = y.data<uint8_t>();
+  const int64_t c = p.c;
+  parallel_for(p.n * p.oh, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t img = r / p.oh, oy = r % p.oh;
+      for (int64_t ox = 0; ox < p.ow; ++ox) {
+        uint8_t* __restrict out = yp + (r * p.ow + ox) * c;
+        std::memset(out, 0, c);  // below every byte a window can hold
+        for (int64_t ky = 0; ky < p.kh; ++ky) {
+          const int64_t iy = oy * p.stride_h - p.pad_h + ky;
+          if (iy < 0 || iy >= p.h) continue;
+          for (int64_t kx = 0; kx < p.kw; ++kx) {
+            const int64_t ix = ox * p.stride_w - p.pad_w + kx;
+            if (ix < 0 || ix >= p.w) continue;
+            const uint8_t* __restrict in = xp + ((img * p.h + iy) * p.w + ix) * c;
+            for (int64_t ch = 0; ch < c; ++ch) out[ch] = std::max(out[ch], in[ch]);
           }
         }
       }

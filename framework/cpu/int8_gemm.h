@@ -13,6 +13,12 @@ namespace shrink::cpu::int8 {
 
 constexpr int kMR = 14;  // rows per tile: 14 x 2 accumulators + 2 weight vectors + 1 broadcast
 constexpr int kNR = 32;  // columns per tile (two vectors of 16 int32)
+// A narrow tile (a panel's first 16 columns, for layers of at most 16 outputs or a panel's tail):
+// 28 rows x 1 accumulator, so that half the panel is not computed for nothing.
+constexpr int kMRNarrow = 28;
+constexpr int kNRNarrow = 16;
+// Row blocks are padded to a multiple of both tile heights.
+constexpr int kRowAlign = 28;
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 inline int64_t padded_k(int64_t k) { return round_up(k, 4); }
@@ -24,9 +30,13 @@ void pack_b(const int8_t* w, int64_t n, int64_t k, int8_t* out);
 // One tile: rows a + r * lda (r < kMR, each padded_k(k) readable bytes) times panel `b` (the
 // panel of the tile's columns: packed + panel * kNR * padded_k(k)) into c[r * kNR + col].
 void tile(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int32_t* c);
+// The narrow tile: kMRNarrow rows, the panel's first kNRNarrow columns, into c[r * kNR + col].
+void tile_narrow(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int32_t* c);
 
-// Whether tile() uses vpdpbusd; tests force the portable loops to compare both with a reference.
+// Whether tile() uses vpdpbusd, and whether the byte conversions around it use AVX-512; tests
+// force the portable loops everywhere to compare both with a reference.
 bool uses_vnni();
+bool uses_avx512();
 void force_portable(bool on);
 
 }  // namespace shrink::cpu::int8

@@ -132,10 +132,24 @@ void set_output_grid(Int8Layer& l, const QuantGrid& out) {
   l.out_qmax = out.qmax;
 }
 
+void set_next_grid(Int8Layer& l, const QuantGrid& next) {
+  check_grid(next, "set_next_grid");
+  const int offset = next.qmin < 0.f ? 128 : 0;
+  SHRINK_CHECK(next.qmax - next.qmin <= 255.f && next.qmin + offset >= 0.f && next.qmax + offset <= 255.f,
+               "set_next_grid: the range [", next.qmin, ", ", next.qmax, "] is neither signed nor unsigned bytes");
+  l.out_bytes = true;
+  l.next_scale = next.scale;
+  l.next_zero_point = next.zero_point;
+  l.next_qmin = next.qmin;
+  l.next_qmax = next.qmax;
+  l.next_offset = offset;
+}
+
 Tensor int8_linear(const Tensor& x, const Int8Layer& l) {
   detail::check_f32(x, "int8_linear", "input");
   SHRINK_CHECK(x.device() == Device::CPU, "int8_linear: input ", x.describe(), " must be on the CPU");
   check_layer(l, "int8_linear");
+  SHRINK_CHECK(!l.out_bytes, "int8_linear: output bytes (set_next_grid) are for convolutions");
   SHRINK_CHECK(x.dim() >= 1 && x.size(-1) == l.k, "int8_linear: input ", x.describe(), " for ", l.k, " features");
   Shape out_shape = x.shape();
   out_shape.back() = l.n;
@@ -146,17 +160,19 @@ Tensor int8_linear(const Tensor& x, const Int8Layer& l) {
 }
 
 Tensor int8_conv2d(const Tensor& x, const Int8Layer& l, int64_t kh, int64_t kw, const Conv2dOptions& o) {
-  detail::check_f32(x, "int8_conv2d", "input");
+  SHRINK_CHECK(x.defined() && (x.dtype() == DType::F32 || x.dtype() == DType::U8), "int8_conv2d: input ",
+               x.defined() ? x.describe() : std::string("undefined"), " must be f32 NCHW or u8 NHWC");
   SHRINK_CHECK(x.device() == Device::CPU, "int8_conv2d: input ", x.describe(), " must be on the CPU");
   check_layer(l, "int8_conv2d");
-  SHRINK_CHECK(x.dim() == 4, "int8_conv2d: input must be [N, C, H, W], got ", x.shape());
+  SHRINK_CHECK(x.dim() == 4, "int8_conv2d: input must be [N, C, H, W] (f32) or [N, H, W, C] (u8), got ", x.shape());
+  const bool nhwc = x.dtype() == DType::U8;
   SHRINK_CHECK(o.groups == 1, "int8_conv2d: groups must be 1, got ", o.groups);
-  SHRINK_CHECK(kh > 0 && kw > 0 && x.size(1) * kh * kw == l.k, "int8_conv2d: input ", x.shape(), " with a ", kh, "x",
+  Conv2dParams p{};
+  p.n = x.size(0); p.c = x.size(nhwc ? 3 : 1); p.h = x.size(nhwc ? 1 : 2); p.w = x.size(nhwc ? 2 : 3);
+  SHRINK_CHECK(kh > 0 && kw > 0 && p.c * kh * kw == l.k, "int8_conv2d: input ", x.describe(), " with a ", kh, "x",
                kw, " kernel does not match the layer's reduction length ", l.k);
   SHRINK_CHECK(o.stride_h > 0 && o.stride_w > 0 && o.dil_h > 0 && o.dil_w > 0 && o.pad_h >= 0 && o.pad_w >= 0,
                "int8_conv2d: stride and dilation must be positive and padding non-negative");
-  Conv2dParams p{};
-  p.n = x.size(0); p.c = x.size(1); p.h = x.size(2); p.w = x.size(3);
   p.oc = l.n; p.kh = kh; p.kw = kw;
   p.stride_h = o.stride_h; p.stride_w = o.stride_w; p.pad_h = o.pad_h; p.pad_w = o.pad_w;
   p.dil_h = o.dil_h; p.dil_w = o.dil_w; p.groups = 1;
@@ -164,8 +180,26 @@ Tensor int8_conv2d(const Tensor& x, const Int8Layer& l, int64_t kh, int64_t kw, 
   p.ow = (p.w + 2 * p.pad_w - p.dil_w * (p.kw - 1) - 1) / p.stride_w + 1;
   SHRINK_CHECK(p.oh > 0 && p.ow > 0, "int8_conv2d: input ", x.shape(), " is smaller than the ", kh, "x", kw,
                " kernel (after padding)");
-  Tensor y = Tensor::empty({p.n, p.oc, p.oh, p.ow}, DType::F32, Device::CPU);
+  Tensor y = l.out_bytes ? Tensor::empty({p.n, p.oh, p.ow, p.oc}, DType::U8, Device::CPU)
+                         : Tensor::empty({p.n, p.oc, p.oh, p.ow}, DType::F32, Device::CPU);
   if (p.n > 0) backend(Device::CPU).int8_conv2d(p, l, x, y);
+  return y;
+}
+
+Tensor int8_max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
+  SHRINK_CHECK(x.defined() && x.dtype() == DType::U8 && x.dim() == 4 && x.device() == Device::CPU,
+               "int8_max_pool2d: input must be u8 [N, H, W, C] on the CPU, got ",
+               x.defined() ? x.describe() : std::string("undefined"));
+  SHRINK_CHECK(kernel > 0 && stride > 0 && padding >= 0 && 2 * padding <= kernel, "int8_max_pool2d: kernel ", kernel,
+               ", stride ", stride, ", padding ", padding, " (padding at most half the kernel)");
+  Pool2dParams p{};
+  p.n = x.size(0); p.h = x.size(1); p.w = x.size(2); p.c = x.size(3);
+  p.kh = p.kw = kernel; p.stride_h = p.stride_w = stride; p.pad_h = p.pad_w = padding;
+  p.oh = (p.h + 2 * padding - kernel) / stride + 1;
+  p.ow = (p.w + 2 * padding - kernel) / stride + 1;
+  SHRINK_CHECK(p.oh > 0 && p.ow > 0, "int8_max_pool2d: input ", x.shape(), " is smaller than the kernel ", kernel);
+  Tensor y = Tensor::empty({p.n, p.oh, p.ow, p.c}, DType::U8, Device::CPU);
+  if (p.n > 0) backend(Device::CPU).int8_max_pool2d(p, x, y);
   return y;
 }
 

@@ -29,9 +29,19 @@ Int8Layer make_int8_layer(const Tensor& w_int, const Tensor& weight_scale, const
 // Sets the epilogue's requantization to `out` (quantize then dequantize the float output).
 void set_output_grid(Int8Layer& l, const QuantGrid& out);
 
-// x [..., k] -> [..., n].
+// Makes a convolution hand its output to the next int8 layer as bytes in that layer's input grid
+// `next` (U8 NHWC [N, OH, OW, oc]) instead of floats: no float tensor in between, and the next
+// layer skips quantizing it. The bytes are the ones the next layer would make of the floats.
+void set_next_grid(Int8Layer& l, const QuantGrid& next);
+
+// x [..., k] -> [..., n] (F32).
 Tensor int8_linear(const Tensor& x, const Int8Layer& l);
-// x [N, C, H, W] -> [N, oc, OH, OW]; groups must be 1; kh, kw are the kernel's size.
+// x F32 [N, C, H, W], or U8 [N, H, W, C] bytes already in the layer's input grid (what a previous
+// layer with set_next_grid gives) -> F32 [N, oc, OH, OW], or U8 [N, OH, OW, oc] after
+// set_next_grid. groups must be 1; kh, kw are the kernel's size.
 Tensor int8_conv2d(const Tensor& x, const Int8Layer& l, int64_t kh, int64_t kw, const Conv2dOptions& o);
+// Max pooling of U8 [N, H, W, C] bytes to [N, OH, OW, C] (max_pool2d's geometry); exact on
+// quantized values, since quantization never reorders them.
+Tensor int8_max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding = 0);
 
 }  // namespace shrink

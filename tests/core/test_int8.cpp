@@ -239,6 +239,52 @@ BOOST_AUTO_TEST_CASE(int8_layers_compute_what_the_fake_quantized_float_layers_co
   BOOST_CHECK_LT(max(abs(sub(gotl, wantl))).item(), 1e-5f);
 }
 
+// A convolution handing bytes to the next (set_next_grid) gives exactly the bytes the next layer
+// makes of its float output; a layer given NHWC bytes computes what it computes from the floats.
+BOOST_AUTO_TEST_CASE(bytes_between_layers_are_what_the_next_layer_would_quantize) {
+  std::mt19937 rng(13);
+  const QuantGrid in{0.02f, 0.f, -127.f, 127.f}, next{0.05f, 3.f, 0.f, 255.f};
+  for (const int64_t oc : {7, 16, 40}) {
+    const Tensor x = random_f32({3, 6, 9, 9}, rng, -2.f, 2.f);
+    const Tensor w = random_i8({oc, 6, 3, 3}, rng);
+    const Tensor ws = random_f32({oc}, rng, 1e-3f, 1e-2f);
+    Conv2dOptions o;
+    o.pad_h = o.pad_w = 1;
+    Int8Layer l = make_int8_layer(w, ws, in, random_f32({oc}, rng, -1.f, 1.f));
+    l.relu = true;
+    const Tensor floats = int8_conv2d(x, l, 3, 3, o);  // [3, oc, 9, 9]
+    Int8Layer lb = l;
+    set_next_grid(lb, next);
+    BothKernels()([&](const char* kernel) {
+      const Tensor bytes = int8_conv2d(x, lb, 3, 3, o);
+      BOOST_REQUIRE(bytes.dtype() == DType::U8 && bytes.shape() == (Shape{3, 9, 9, oc}));
+      const float* f = floats.data<float>();
+      const uint8_t* b = bytes.data<uint8_t>();
+      int64_t wrong = 0;
+      for (int64_t i = 0; i < 3; ++i)
+        for (int64_t c = 0; c < oc; ++c)
+          for (int64_t px = 0; px < 81; ++px)
+            wrong += b[(i * 81 + px) * oc + c] != quantized(f[(i * oc + c) * 81 + px], next) + next.zero_point;
+      BOOST_CHECK_MESSAGE(wrong == 0, kernel << " oc=" << oc << ": " << wrong << " bytes differ");
+    });
+    // The next layer, from those bytes and from the floats.
+    const Tensor w2 = random_i8({5, oc, 1, 1}, rng);
+    const Int8Layer l2 = make_int8_layer(w2, random_f32({5}, rng, 1e-3f, 1e-2f), next, {});
+    const Tensor from_floats = int8_conv2d(floats, l2, 1, 1, {});
+    const Tensor from_bytes = int8_conv2d(int8_conv2d(x, lb, 3, 3, o), l2, 1, 1, {});
+    BOOST_CHECK(from_bytes.to_vector() == from_floats.to_vector());
+    // Max pooling the bytes = quantizing the pooled floats.
+    const Tensor pooled = int8_max_pool2d(int8_conv2d(x, lb, 3, 3, o), 2, 2);
+    const Tensor pooled_floats = max_pool2d(floats, 2, 2);
+    BOOST_REQUIRE(pooled.shape() == (Shape{3, 4, 4, oc}));
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t c = 0; c < oc; ++c)
+        for (int64_t px = 0; px < 16; ++px)
+          BOOST_REQUIRE_EQUAL(int(pooled.data<uint8_t>()[(i * 16 + px) * oc + c]),
+                              int(quantized(pooled_floats.data<float>()[(i * oc + c) * 16 + px], next) + next.zero_point));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(bad_layers_are_refused_with_what_is_wrong) {
   auto message = [](auto&& f) {
     try {
