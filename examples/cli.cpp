@@ -7,6 +7,7 @@
 #include "examples/cli.h"
 #include "framework/io/atomic_file.h"
 #include "framework/io/safetensors.h"
+#include "models/model_file.h"
 #include "models/zoo.h"
 
 namespace po = boost::program_options;
@@ -39,6 +40,28 @@ std::shared_ptr<nn::Module> load_model(const std::string& name, const std::strin
   auto model = models::make_model(name);
   if (!weights.empty()) model->load_state_dict(io::load_tensors(weights));
   return model;
+}
+
+void add_model_source_options(boost::program_options::options_description& desc, ModelSource& source) {
+  namespace po = boost::program_options;
+  desc.add_options()
+      ("model", po::value(&source.model_name), "a zoo model (with --weights)")
+      ("weights", po::value(&source.weights), "its weights (.safetensors)")
+      ("model-file", po::value(&source.model_file), "a model file from shrink speedup (instead of --model)");
+}
+
+std::shared_ptr<nn::Module> load_model_source(const ModelSource& source, const char* command) {
+  if (source.model_name.empty() == source.model_file.empty()) {
+    std::cerr << "shrink " << command << ": give either --model (with --weights) or --model-file\n";
+    return nullptr;
+  }
+  try {
+    return source.model_file.empty() ? load_model(source.model_name, source.weights)
+                                     : models::load_model_file(source.model_file);
+  } catch (const Error& e) {
+    std::cerr << "shrink " << command << ": " << e.what() << "\n";
+    return nullptr;
+  }
 }
 
 std::optional<boost::json::value> read_config_file(const std::string& path, const char* command) {

@@ -33,6 +33,7 @@ int cmd_fuse(const std::vector<std::string>& args);
 int cmd_speedup(const std::vector<std::string>& args);
 // `shrink eval`: test accuracy and inference speed of a zoo model or a model file.
 int cmd_eval(const std::vector<std::string>& args);
+// `shrink infer`: the same in float, fake-quantized from a calibration, or with int8 kernels.
 int cmd_infer(const std::vector<std::string>& args);
 
 // Parses a subcommand's arguments: prints help and returns 0 for --help, prints the error and
@@ -43,6 +44,14 @@ std::optional<int> parse_args(const std::vector<std::string>& args,
 
 // The zoo model `name` (seeded by the caller), with `weights` (.safetensors) loaded when given.
 std::shared_ptr<nn::Module> load_model(const std::string& name, const std::string& weights);
+// Where a command's model comes from: --model (zoo, with --weights) or --model-file.
+struct ModelSource {
+  std::string model_name, weights, model_file;
+};
+void add_model_source_options(boost::program_options::options_description& desc, ModelSource& source);
+// The model the options name; nullptr after printing "shrink <command>: <why>" (both or neither
+// given, or a file that does not load).
+std::shared_ptr<nn::Module> load_model_source(const ModelSource& source, const char* command);
 // A config list file as JSON; nullopt after printing "shrink <command>: <path>: <why>".
 std::optional<boost::json::value> read_config_file(const std::string& path, const char* command);
 

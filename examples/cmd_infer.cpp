@@ -15,21 +15,19 @@
 #include "framework/core/random.h"
 #include "framework/data/fashion_mnist.h"
 #include "framework/io/safetensors.h"
-#include "models/model_file.h"
 
 namespace po = boost::program_options;
 
 namespace shrink::cli {
 
 int cmd_infer(const std::vector<std::string>& args) {
-  std::string model_name, weights, model_file, calibration_path, predictions_path;
+  ModelSource source;
+  std::string calibration_path, predictions_path;
   TrainOptions topts;
   po::options_description desc("shrink infer options");
+  desc.add_options()("help,h", "show this help");
+  add_model_source_options(desc, source);
   desc.add_options()
-      ("help,h", "show this help")
-      ("model", po::value(&model_name), "a zoo model (with --weights)")
-      ("weights", po::value(&weights), "its weights (.safetensors)")
-      ("model-file", po::value(&model_file), "a model file from shrink speedup (instead of --model)")
       ("calibration", po::value(&calibration_path), "a calibration from shrink quantize: run fake-quantized")
       ("int8", "run the calibrated layers with int8 kernels (needs --calibration; CPU only)")
       ("save-predictions", po::value(&predictions_path), "write each test image's predicted class (int64 'pred')")
@@ -39,10 +37,6 @@ int cmd_infer(const std::vector<std::string>& args) {
   if (auto status = parse_args(args, desc, vm, "infer")) return *status;
   const bool json = vm.count("json") > 0, int8 = vm.count("int8") > 0;
   std::ostream& log = json ? std::cerr : std::cout;
-  if (model_name.empty() == model_file.empty()) {
-    std::cerr << "shrink infer: give either --model (with --weights) or --model-file\n";
-    return 2;
-  }
   if (int8 && calibration_path.empty()) {
     std::cerr << "shrink infer: --int8 needs --calibration\n";
     return 2;
@@ -53,10 +47,10 @@ int cmd_infer(const std::vector<std::string>& args) {
     return 2;
   }
   manual_seed(topts.seed);
-  std::shared_ptr<nn::Module> model;
+  std::shared_ptr<nn::Module> model = load_model_source(source, "infer");
+  if (!model) return 2;
   compression::CalibrationConfig calibration;
   try {
-    model = model_file.empty() ? load_model(model_name, weights) : models::load_model_file(model_file);
     if (!calibration_path.empty()) calibration = compression::load_calibration(calibration_path);
   } catch (const Error& e) {
     std::cerr << "shrink infer: " << e.what() << "\n";

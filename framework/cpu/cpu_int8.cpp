@@ -130,12 +130,22 @@ struct InputQuant {
   }
 };
 
-// n bytes, inlined as 16-byte moves: the im2col runs are a layer's channel count, often 16 or 64,
-// where a call to memcpy costs more than the copy.
+// n bytes as 16-byte moves: the im2col runs are a kernel row's taps (kw x channels, often 48 or
+// 192 bytes), where a call to memcpy costs more than the copy (this file is compiled without
+// GCC's loop-to-memcpy conversion: framework/CMakeLists.txt).
 inline void copy_run(uint8_t* __restrict dst, const uint8_t* __restrict src, int64_t n) {
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) std::memcpy(dst + i, src + i, 16);
+  for (; i + 16 <= n; i += 16)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
   for (; i < n; ++i) dst[i] = src[i];
+}
+
+// n copies of a byte (a padded tap's zero point), for the same reason.
+inline void fill_run(uint8_t* __restrict dst, uint8_t value, int64_t n) {
+  int64_t i = 0;
+  const __m128i v = _mm_set1_epi8(static_cast<char>(value));
+  for (; i + 16 <= n; i += 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), v);
+  for (; i < n; ++i) dst[i] = value;
 }
 
 // The im2col rows of output pixels m0 .. m0 + rows - 1 from NHWC bytes, each row ordered
@@ -161,7 +171,7 @@ void im2col_rows(const Conv2dParams& p, const uint8_t* __restrict xq, uint8_t ze
       for (int64_t kx = 0; kx < kw; ++kx, row += c) {
         const int64_t ix = ox * sw - pw + kx * dw;
         if (iy < 0 || iy >= h || ix < 0 || ix >= w)
-          std::memset(row, zero_byte, c);
+          fill_run(row, zero_byte, c);
         else
           copy_run(row, image + (iy * w + ix) * c, c);
       }
@@ -179,10 +189,40 @@ void scatter_tile(const float* __restrict f, int rows, int cols, float* __restri
     for (int r = 0; r < rows; ++r) out[j * stride + r] = f[r * kNR + j];
 }
 
-// [c][w] bytes to [w][c].
+// A 16x16 block of bytes transposed in registers (SSE2): row i of src (16 bytes at
+// src + i * src_stride) becomes column i of dst. Four rounds of interleaving, each doubling the
+// width of what stays together: bytes of two rows, then pairs, quads and eights of rows.
+void transpose16(const uint8_t* src, int64_t src_stride, uint8_t* dst, int64_t dst_stride) {
+  __m128i a[16], b[16];
+  for (int i = 0; i < 16; ++i) a[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i * src_stride));
+  for (int k = 0; k < 8; ++k) {  // b[2k]: columns 0-7 of rows 2k, 2k+1; b[2k+1]: columns 8-15
+    b[2 * k] = _mm_unpacklo_epi8(a[2 * k], a[2 * k + 1]);
+    b[2 * k + 1] = _mm_unpackhi_epi8(a[2 * k], a[2 * k + 1]);
+  }
+  for (int m = 0; m < 4; ++m) {  // a[4m + q]: columns 4q..4q+3 of rows 4m..4m+3
+    a[4 * m] = _mm_unpacklo_epi16(b[4 * m], b[4 * m + 2]);
+    a[4 * m + 1] = _mm_unpackhi_epi16(b[4 * m], b[4 * m + 2]);
+    a[4 * m + 2] = _mm_unpacklo_epi16(b[4 * m + 1], b[4 * m + 3]);
+    a[4 * m + 3] = _mm_unpackhi_epi16(b[4 * m + 1], b[4 * m + 3]);
+  }
+  for (int h = 0; h < 2; ++h)  // b[8h + t]: columns 2t, 2t+1 of rows 8h..8h+7
+    for (int q = 0; q < 4; ++q) {
+      b[8 * h + 2 * q] = _mm_unpacklo_epi32(a[8 * h + q], a[8 * h + 4 + q]);
+      b[8 * h + 2 * q + 1] = _mm_unpackhi_epi32(a[8 * h + q], a[8 * h + 4 + q]);
+    }
+  for (int t = 0; t < 8; ++t) {  // column 2t and 2t+1, all 16 rows
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * t * dst_stride), _mm_unpacklo_epi64(b[t], b[8 + t]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (2 * t + 1) * dst_stride), _mm_unpackhi_epi64(b[t], b[8 + t]));
+  }
+}
+
+// [c][w] bytes to [w][c]: 16x16 blocks in registers, the edges byte by byte.
 void transpose_bytes(const uint8_t* __restrict src, int64_t c, int64_t w, uint8_t* __restrict dst) {
+  const int64_t c16 = c / 16 * 16, w16 = w / 16 * 16;
+  for (int64_t ch = 0; ch < c16; ch += 16)
+    for (int64_t ix = 0; ix < w16; ix += 16) transpose16(src + ch * w + ix, w, dst + ix * c + ch, c);
   for (int64_t ix = 0; ix < w; ++ix)
-    for (int64_t ch = 0; ch < c; ++ch) dst[ix * c + ch] = src[ch * w + ix];
+    for (int64_t ch = ix < w16 ? c16 : 0; ch < c; ++ch) dst[ix * c + ch] = src[ch * w + ix];
 }
 
 // Tasks: row blocks x groups of weight panels, so that small row counts (batch 1) still spread
@@ -304,7 +344,8 @@ void CpuBackend::int8_conv2d(const Conv2dParams& p, const Int8Layer& l, const Te
         // Only the bytes past k in each row and the rows past the last pixel need zeros.
         if (t_rows.size() < static_cast<size_t>(rows_pad * k4)) t_rows.resize(static_cast<size_t>(rows_pad * k4));
         im2col_rows(p, xq, zero_byte, m0, rows, k4, t_rows.data());
-        for (int64_t r = 0; r < rows; ++r) std::memset(t_rows.data() + r * k4 + k, 0, k4 - k);
+        if (k4 > k)
+          for (int64_t r = 0; r < rows; ++r) fill_run(t_rows.data() + r * k4 + k, 0, k4 - k);
         std::memset(t_rows.data() + rows * k4, 0, (rows_pad - rows) * k4);
         a = t_rows.data();
         lda = k4;

@@ -167,6 +167,7 @@ BOOST_AUTO_TEST_CASE(conv2d_matches_the_integer_reference_on_ragged_shapes) {
       {{2, 8, 10, 11}, 17, 1, 1, opt(0, 2, 1)},  // 1x1 with stride: through im2col
       {{1, 3, 12, 12}, 8, 5, 3, opt(2, 1, 2)},   // non-square kernel, dilation
       {{4, 12, 15, 15}, 64, 3, 3, opt(1, 1, 1)}, // several row blocks and panels
+      {{2, 35, 9, 7}, 20, 3, 3, opt(1, 1, 1)},   // 16x16 byte transposes and both edges (35 channels, 63 pixels)
   };
   for (const Case& c : cases) {
     const int64_t n = c.x[0], ci = c.x[1], h = c.x[2], wd = c.x[3];
