@@ -241,12 +241,22 @@ struct TaskGrid {
 
 thread_local std::vector<uint8_t> t_rows;  // a task's im2col rows
 
-// Multiplies `rows` rows of A (readable up to a multiple of kRowAlign) by weight panels
-// [p0, p1) and hands each finished tile to store(first_row, rows, first_column, columns, f), the
-// epilogue's floats f[r * kNR + j]. A panel with at most 16 live columns takes the narrow tile.
-template <typename Store>
-void multiply_rows(const uint8_t* a, int64_t lda, int64_t rows, const Int8Layer& l, int64_t k4, int64_t p0,
-                   int64_t p1, const Epilogue& epi, Store&& store) {
+const int64_t kNoOffset = 0;
+
+// A plain matrix of rows at stride lda (one tap).
+struct PlainRows {
+  const uint8_t* a;
+  int64_t lda, k4;
+  int8::TileA operator()(int64_t r0) const { return {a + r0 * lda, lda, &kNoOffset, 1, k4}; }
+};
+
+// Multiplies `rows` rows of A (tile_a(r0): the tile starting at row r0; every row of a full tile
+// readable) by weight panels [p0, p1) and hands each finished tile to store(first_row, rows,
+// first_column, columns, f), the epilogue's floats f[r * kNR + j]. A panel with at most 16 live
+// columns takes the narrow tile.
+template <typename RowSource, typename Store>
+void multiply_rows(const RowSource& tile_a, int64_t rows, const Int8Layer& l, int64_t k4, int64_t p0, int64_t p1,
+                   const Epilogue& epi, Store&& store) {
   alignas(64) int32_t acc[kRowAlign * kNR];
   alignas(64) float f[kRowAlign * kNR];
   const int8_t* packed = l.packed.data<int8_t>();
@@ -258,9 +268,9 @@ void multiply_rows(const uint8_t* a, int64_t lda, int64_t rows, const Int8Layer&
     for (int64_t r0 = 0; r0 < rows; r0 += height) {
       const int tr = static_cast<int>(std::min<int64_t>(height, rows - r0));
       if (narrow)
-        int8::tile_narrow(a + r0 * lda, lda, b, k4, acc);
+        int8::tile_narrow(tile_a(r0), b, acc);
       else
-        int8::tile(a + r0 * lda, lda, b, k4, acc);
+        int8::tile(tile_a(r0), b, acc);
       epi.apply(acc, tr, q * kNR, cols, f);
       store(r0, tr, q * kNR, cols, f);
     }
@@ -290,8 +300,9 @@ void CpuBackend::int8_linear(const Int8Layer& l, const Tensor& x, Tensor& y) {
   parallel_for(grid.tasks(), 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t g = t / grid.row_blocks, row0 = (t % grid.row_blocks) * kRowAlign;
-      multiply_rows(a.data() + row0 * k4, k4, std::min<int64_t>(kRowAlign, m - row0), l, k4, grid.panel_begin(g),
-                    grid.panel_begin(g + 1), epi, [&](int64_t r0, int tr, int64_t n0, int cols, const float* f) {
+      multiply_rows(PlainRows{a.data() + row0 * k4, k4, k4}, std::min<int64_t>(kRowAlign, m - row0), l, k4,
+                    grid.panel_begin(g), grid.panel_begin(g + 1), epi,
+                    [&](int64_t r0, int tr, int64_t n0, int cols, const float* f) {
                       for (int r = 0; r < tr; ++r)
                         std::memcpy(yp + (row0 + r0 + r) * n + n0, f + r * kNR, cols * sizeof(float));
                     });
@@ -323,54 +334,82 @@ void CpuBackend::int8_conv2d(const Conv2dParams& p, const Int8Layer& l, const Te
     xq = own.data();
   }
 
+  const Epilogue epi(l);
+  const InputQuant next = InputQuant::next(l);
+  // The output rows m0 .. m0 + rows - 1 (pixels in NHWC order) of panel group g, from tiles of A.
+  auto run = [&](int64_t m0, int64_t rows, int64_t p0, int64_t p1, const auto& tile_a) {
+    if (l.out_bytes) {
+      uint8_t* yb = y.data<uint8_t>();
+      multiply_rows(tile_a, rows, l, k4, p0, p1, epi, [&](int64_t r0, int tr, int64_t n0, int cols, const float* f) {
+        for (int r = 0; r < tr; ++r) next(f + r * kNR, cols, yb + (m0 + r0 + r) * n + n0);
+      });
+      return;
+    }
+    float* yp = y.data<float>();
+    multiply_rows(tile_a, rows, l, k4, p0, p1, epi, [&](int64_t r0, int tr, int64_t n0, int cols, const float* f) {
+      const int64_t first = m0 + r0, img0 = first / ohw, pix0 = first % ohw;
+      if (pix0 + tr <= ohw) {  // the tile's pixels lie in one image: one run per channel
+        scatter_tile(f, tr, cols, yp + (img0 * n + n0) * ohw + pix0, ohw);
+        return;
+      }
+      for (int r = 0; r < tr; ++r) {
+        const int64_t mm = first + r;
+        scatter_tile(f + r * kNR, 1, cols, yp + ((mm / ohw) * n + n0) * ohw + mm % ohw, ohw);
+      }
+    });
+  };
+
   // A 1x1, stride-1, unpadded convolution multiplies the NHWC bytes as they are (except in a last
   // block whose padded rows would run past the input).
   const bool direct = p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 &&
                       p.pad_w == 0 && c % 4 == 0;
+  // Implicit GEMM: with whole groups of 4 channels, a tile of pixels from one output row reads
+  // each tap straight from a zero-point-padded copy of the input (rows at stride stride_w * c),
+  // so nothing is copied per tap. Output rows shorter than a tile would waste most of it: those
+  // layers take im2col.
+  if (!direct && c % 4 == 0 && p.ow >= kMR) {
+    const int64_t hp = p.h + 2 * p.pad_h, wp = p.w + 2 * p.pad_w, row_step = p.stride_w * c;
+    // Slack: a tile reading kRowAlign rows from the last output row's start stays inside.
+    std::vector<uint8_t> padded(static_cast<size_t>((p.n * hp * wp + kRowAlign * p.stride_w) * c), zero_byte);
+    parallel_for(p.n * p.h, 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t img = r / p.h, iy = r % p.h;
+        std::memcpy(padded.data() + ((img * hp + iy + p.pad_h) * wp + p.pad_w) * c, xq + r * p.w * c, p.w * c);
+      }
+    });
+    std::vector<int64_t> taps;
+    for (int64_t ky = 0; ky < p.kh; ++ky)
+      for (int64_t kx = 0; kx < p.kw; ++kx) taps.push_back((ky * p.dil_h * wp + kx * p.dil_w) * c);
+    const TaskGrid grid(p.n * p.oh, 1, n);  // one output row per task
+    parallel_for(grid.tasks(), 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t g = t / grid.row_blocks, row = t % grid.row_blocks, img = row / p.oh, oy = row % p.oh;
+        const uint8_t* base = padded.data() + (img * hp + oy * p.stride_h) * wp * c;
+        run(row * p.ow, p.ow, grid.panel_begin(g), grid.panel_begin(g + 1), [&](int64_t r0) {
+          return int8::TileA{base + r0 * row_step, row_step, taps.data(), static_cast<int>(taps.size()), c};
+        });
+      }
+    });
+    return;
+  }
+
   const int64_t block = std::clamp<int64_t>((262144 / k4) / kRowAlign * kRowAlign, kRowAlign, 8 * kRowAlign);
-  const Epilogue epi(l);
-  const InputQuant next = InputQuant::next(l);
   const TaskGrid grid(m, block, n);
   parallel_for(grid.tasks(), 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t g = t / grid.row_blocks, m0 = (t % grid.row_blocks) * block;
       const int64_t rows = std::min(block, m - m0), rows_pad = int8::round_up(rows, kRowAlign);
-      const uint8_t* a;
-      int64_t lda;
       if (direct && m0 + rows_pad <= m) {
-        a = xq + m0 * c;
-        lda = c;
-      } else {
-        // Only the bytes past k in each row and the rows past the last pixel need zeros.
-        if (t_rows.size() < static_cast<size_t>(rows_pad * k4)) t_rows.resize(static_cast<size_t>(rows_pad * k4));
-        im2col_rows(p, xq, zero_byte, m0, rows, k4, t_rows.data());
-        if (k4 > k)
-          for (int64_t r = 0; r < rows; ++r) fill_run(t_rows.data() + r * k4 + k, 0, k4 - k);
-        std::memset(t_rows.data() + rows * k4, 0, (rows_pad - rows) * k4);
-        a = t_rows.data();
-        lda = k4;
-      }
-      if (l.out_bytes) {
-        uint8_t* yb = y.data<uint8_t>();
-        multiply_rows(a, lda, rows, l, k4, grid.panel_begin(g), grid.panel_begin(g + 1), epi,
-                      [&](int64_t r0, int tr, int64_t n0, int cols, const float* f) {
-                        for (int r = 0; r < tr; ++r) next(f + r * kNR, cols, yb + (m0 + r0 + r) * n + n0);
-                      });
+        run(m0, rows, grid.panel_begin(g), grid.panel_begin(g + 1), PlainRows{xq + m0 * c, c, k4});
         continue;
       }
-      float* yp = y.data<float>();
-      multiply_rows(a, lda, rows, l, k4, grid.panel_begin(g), grid.panel_begin(g + 1), epi,
-                    [&](int64_t r0, int tr, int64_t n0, int cols, const float* f) {
-                      const int64_t first = m0 + r0, img0 = first / ohw, pix0 = first % ohw;
-                      if (pix0 + tr <= ohw) {  // the tile's pixels lie in one image: one run per channel
-                        scatter_tile(f, tr, cols, yp + (img0 * n + n0) * ohw + pix0, ohw);
-                        return;
-                      }
-                      for (int r = 0; r < tr; ++r) {
-                        const int64_t mm = first + r;
-                        scatter_tile(f + r * kNR, 1, cols, yp + ((mm / ohw) * n + n0) * ohw + mm % ohw, ohw);
-                      }
-                    });
+      // Only the bytes past k in each row and the rows past the last pixel need zeros.
+      if (t_rows.size() < static_cast<size_t>(rows_pad * k4)) t_rows.resize(static_cast<size_t>(rows_pad * k4));
+      im2col_rows(p, xq, zero_byte, m0, rows, k4, t_rows.data());
+      if (k4 > k)
+        for (int64_t r = 0; r < rows; ++r) fill_run(t_rows.data() + r * k4 + k, 0, k4 - k);
+      std::memset(t_rows.data() + rows * k4, 0, (rows_pad - rows) * k4);
+      run(m0, rows, grid.panel_begin(g), grid.panel_begin(g + 1), PlainRows{t_rows.data(), k4, k4});
     }
   });
 }

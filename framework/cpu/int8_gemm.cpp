@@ -13,57 +13,48 @@ std::atomic<bool> g_force_portable{false};
 
 #define SHRINK_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
-SHRINK_VNNI void tile_vnni(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int32_t* c) {
-  __m512i acc0[kMR], acc1[kMR];
-#pragma GCC unroll 14
-  for (int r = 0; r < kMR; ++r) acc0[r] = acc1[r] = _mm512_setzero_si512();
-  for (int64_t kk = 0; kk < k4; kk += 4) {
-    const __m512i b0 = _mm512_loadu_si512(b + kk * kNR);
-    const __m512i b1 = _mm512_loadu_si512(b + kk * kNR + 64);
-#pragma GCC unroll 14
-    for (int r = 0; r < kMR; ++r) {
-      int32_t four;
-      std::memcpy(&four, a + r * lda + kk, 4);
-      const __m512i av = _mm512_set1_epi32(four);
-      acc0[r] = _mm512_dpbusd_epi32(acc0[r], av, b0);
-      acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, b1);
-    }
-  }
-#pragma GCC unroll 14
-  for (int r = 0; r < kMR; ++r) {
-    _mm512_storeu_si512(c + r * kNR, acc0[r]);
-    _mm512_storeu_si512(c + r * kNR + 16, acc1[r]);
-  }
-}
-
-SHRINK_VNNI void tile_narrow_vnni(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int32_t* c) {
-  __m512i acc[kMRNarrow];
+// R rows x V vectors of 16 columns, all accumulators in registers (14 x 2 or 28 x 1 of the 32).
+template <int R, int V>
+SHRINK_VNNI void tile_vnni(const TileA& a, const int8_t* b, int32_t* c) {
+  __m512i acc[R][V];
 #pragma GCC unroll 28
-  for (int r = 0; r < kMRNarrow; ++r) acc[r] = _mm512_setzero_si512();
-  for (int64_t kk = 0; kk < k4; kk += 4) {
-    const __m512i b0 = _mm512_loadu_si512(b + kk * kNR);
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_si512();
+  const int64_t lda = a.lda;
+  for (int t = 0; t < a.taps; ++t) {
+    const uint8_t* at = a.rows + a.tap_offset[t];
+    const int8_t* bt = b + t * a.tap_k4 * kNR;
+    for (int64_t kk = 0; kk < a.tap_k4; kk += 4) {
+      __m512i bv[V];
+      for (int v = 0; v < V; ++v) bv[v] = _mm512_loadu_si512(bt + kk * kNR + 64 * v);
 #pragma GCC unroll 28
-    for (int r = 0; r < kMRNarrow; ++r) {
-      int32_t four;
-      std::memcpy(&four, a + r * lda + kk, 4);
-      acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(four), b0);
+      for (int r = 0; r < R; ++r) {
+        int32_t four;
+        std::memcpy(&four, at + r * lda + kk, 4);
+        const __m512i av = _mm512_set1_epi32(four);
+        for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], av, bv[v]);
+      }
     }
   }
 #pragma GCC unroll 28
-  for (int r = 0; r < kMRNarrow; ++r) _mm512_storeu_si512(c + r * kNR, acc[r]);
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) _mm512_storeu_si512(c + r * kNR + 16 * v, acc[r][v]);
 }
 
 // rows x cols of the tile (cols from the panel's start), the same sums in plain loops.
-void tile_portable(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int32_t* c, int rows, int cols) {
+void tile_portable(const TileA& a, const int8_t* b, int32_t* c, int rows, int cols) {
   for (int r = 0; r < rows; ++r) {
     int32_t* cr = c + r * kNR;
     for (int col = 0; col < cols; ++col) cr[col] = 0;
-    const uint8_t* ar = a + r * lda;
-    for (int64_t kk = 0; kk < k4; kk += 4) {
-      const int32_t a0 = ar[kk], a1 = ar[kk + 1], a2 = ar[kk + 2], a3 = ar[kk + 3];
-      const int8_t* bk = b + kk * kNR;
-      for (int col = 0; col < cols; ++col)
-        cr[col] += a0 * bk[col * 4] + a1 * bk[col * 4 + 1] + a2 * bk[col * 4 + 2] + a3 * bk[col * 4 + 3];
+    for (int t = 0; t < a.taps; ++t) {
+      const uint8_t* ar = a.rows + a.tap_offset[t] + r * a.lda;
+      const int8_t* bt = b + t * a.tap_k4 * kNR;
+      for (int64_t kk = 0; kk < a.tap_k4; kk += 4) {
+        const int32_t a0 = ar[kk], a1 = ar[kk + 1], a2 = ar[kk + 2], a3 = ar[kk + 3];
+        const int8_t* bk = bt + kk * kNR;
+        for (int col = 0; col < cols; ++col)
+          cr[col] += a0 * bk[col * 4] + a1 * bk[col * 4 + 1] + a2 * bk[col * 4 + 2] + a3 * bk[col * 4 + 3];
+      }
     }
   }
 }
@@ -87,14 +78,14 @@ void pack_b(const int8_t* w, int64_t n, int64_t k, int8_t* out) {
         }
 }
 
-void tile(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int32_t* c) {
-  if (uses_vnni()) return tile_vnni(a, lda, b, k4, c);
-  tile_portable(a, lda, b, k4, c, kMR, kNR);
+void tile(const TileA& a, const int8_t* b, int32_t* c) {
+  if (uses_vnni()) return tile_vnni<kMR, kNR / 16>(a, b, c);
+  tile_portable(a, b, c, kMR, kNR);
 }
 
-void tile_narrow(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int32_t* c) {
-  if (uses_vnni()) return tile_narrow_vnni(a, lda, b, k4, c);
-  tile_portable(a, lda, b, k4, c, kMRNarrow, kNRNarrow);
+void tile_narrow(const TileA& a, const int8_t* b, int32_t* c) {
+  if (uses_vnni()) return tile_vnni<kMRNarrow, kNRNarrow / 16>(a, b, c);
+  tile_portable(a, b, c, kMRNarrow, kNRNarrow);
 }
 
 bool uses_vnni() { return cpu_has_vnni() && !g_force_portable.load(std::memory_order_relaxed); }

@@ -27,11 +27,23 @@ inline int64_t packed_bytes(int64_t n, int64_t k) { return round_up(n, kNR) * pa
 // w: [n][k] row-major; out: packed_bytes(n, k) bytes.
 void pack_b(const int8_t* w, int64_t n, int64_t k, int8_t* out);
 
-// One tile: rows a + r * lda (r < kMR, each padded_k(k) readable bytes) times panel `b` (the
-// panel of the tile's columns: packed + panel * kNR * padded_k(k)) into c[r * kNR + col].
-void tile(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int32_t* c);
+// A tile's rows of A, read tap by tap: for tap t, row r's bytes rows + tap_offset[t] + r * lda
+// + [0, tap_k4) meet k-range [t * tap_k4, (t + 1) * tap_k4) of the panel. One tap of offset 0 and
+// length padded_k(k) is a plain matrix of rows at stride lda (im2col rows, a Linear's input); a
+// convolution's kh * kw taps over a padded NHWC image are its implicit GEMM (no im2col copy).
+// Every row of the tile height must be readable.
+struct TileA {
+  const uint8_t* rows;
+  int64_t lda;
+  const int64_t* tap_offset;
+  int taps;
+  int64_t tap_k4;  // a multiple of 4
+};
+
+// One tile of kMR rows times panel `b` (packed + panel * kNR * padded_k(k)) into c[r * kNR + col].
+void tile(const TileA& a, const int8_t* b, int32_t* c);
 // The narrow tile: kMRNarrow rows, the panel's first kNRNarrow columns, into c[r * kNR + col].
-void tile_narrow(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, int32_t* c);
+void tile_narrow(const TileA& a, const int8_t* b, int32_t* c);
 
 // Whether tile() uses vpdpbusd, and whether the byte conversions around it use AVX-512; tests
 // force the portable loops everywhere to compare both with a reference.

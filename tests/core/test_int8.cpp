@@ -168,6 +168,11 @@ BOOST_AUTO_TEST_CASE(conv2d_matches_the_integer_reference_on_ragged_shapes) {
       {{1, 3, 12, 12}, 8, 5, 3, opt(2, 1, 2)},   // non-square kernel, dilation
       {{4, 12, 15, 15}, 64, 3, 3, opt(1, 1, 1)}, // several row blocks and panels
       {{2, 35, 9, 7}, 20, 3, 3, opt(1, 1, 1)},   // 16x16 byte transposes and both edges (35 channels, 63 pixels)
+      // Implicit GEMM (channels a multiple of 4, output rows of 14 pixels or more): narrow and wide
+      // panels, output rows longer than a tile and not a multiple of it, stride 2, dilation 2.
+      {{2, 16, 28, 28}, 16, 3, 3, opt(1, 1, 1)},
+      {{1, 8, 33, 31}, 40, 3, 3, opt(1, 2, 1)},
+      {{1, 4, 20, 20}, 24, 3, 3, opt(2, 1, 2)},
   };
   for (const Case& c : cases) {
     const int64_t n = c.x[0], ci = c.x[1], h = c.x[2], wd = c.x[3];
