@@ -3,7 +3,7 @@
 # median and spread of the per-round ratios. Ratio > 1 means shrink is faster (samples/s over
 # samples/s, or the twin's time over shrink's). Every performance figure in a closing note
 # comes from here, with the CPU line this prints.
-#   /usr/bin/python3 bench/compare.py --rounds 3 --threads 2 [train ops masks infer]
+#   /usr/bin/python3 bench/compare.py --rounds 3 --threads 2 [train ops masks infer int8]
 # (./run bench does the build and then this.) Needs Debian's python3-torch for the twins.
 import argparse
 import csv
@@ -67,9 +67,15 @@ def suites(a):
                        lambda p: [PY, "bench/bench_masks_torch.py", "--threads", t, "--only", p],
                        ["pruner"], ["seconds"], False),
         "infer": Suite("infer", [None],
-                       lambda _: [f"{b}/bench_infer", "--threads", t, "--rounds", "1"],
-                       lambda _: [PY, "bench/bench_infer_torch.py", "--threads", t, "--rounds", "1"],
+                       lambda _: [f"{b}/bench_infer", "--threads", t, "--rounds", "1", "--only", "sped_up"],
+                       lambda _: [PY, "bench/bench_infer_torch.py", "--threads", t, "--rounds", "1", "--only",
+                                  "sped_up"],
                        ["model", "batch"], ["dense_ms", "sped_up_ms"], False),
+        # shrink's int8 kernels beside PyTorch's oneDNN int8 engine, and each side's float forward.
+        "int8": Suite("int8", [None],
+                      lambda _: [f"{b}/bench_infer", "--threads", t, "--rounds", "1", "--only", "int8"],
+                      lambda _: [PY, "bench/bench_infer_torch.py", "--threads", t, "--rounds", "1", "--only", "int8"],
+                      ["model", "batch"], ["fp32_ms", "int8_ms"], False),
     }
 
 
@@ -96,7 +102,7 @@ def measure(suite, rounds):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("suites", nargs="*", default=["train", "ops", "masks", "infer"])
+    ap.add_argument("suites", nargs="*", default=["train", "ops", "masks", "infer", "int8"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=4.0, help="measuring time per train/ops row")

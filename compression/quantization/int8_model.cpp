@@ -1,11 +1,13 @@
 #include "compression/quantization/int8_model.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
 #include <variant>
 
 #include "compression/speedup/graph.h"
+#include "framework/core/autograd.h"
 #include "framework/nn/layers.h"
 #include "framework/ops/int8.h"
 
@@ -125,15 +127,27 @@ struct Layer {
   nn::Module* module = nullptr;
   Planned plan;
   int last = -1;  // the graph node whose value the int8 layer now produces (after any folds)
+  std::vector<nn::Module*> folded;  // the batch norm and ReLU it absorbed
 };
+
+bool hooked(const nn::Module& m) { return m.num_forward_hooks() > 0 || m.num_forward_pre_hooks() > 0; }
 
 }  // namespace
 
 Int8Model::Int8Model(nn::Module& model, const CalibrationConfig& calibration, const std::vector<nn::Value>& probe) {
   SHRINK_CHECK(model.parameter_device() == Device::CPU, "Int8Model: the model is on ",
                device_name(model.parameter_device()), "; int8 inference runs on the CPU");
+  SHRINK_CHECK(!model.is_training(), "Int8Model: the model is in training mode; int8 layers are for inference (eval())");
+  const size_t modules = model.named_modules().size();
+  overrides_.reserve(3 * modules);  // a handle is never lost to a reallocation that throws
   try {
     convert(model, calibration, probe);
+    // The converted model must still give floats: a reader of bytes that the traced graph did
+    // not show (a value it returns, an op off the tape) fails here, and the conversion with it.
+    NoGradGuard ng;
+    nn::Value out = model(probe);
+    SHRINK_CHECK(!out.is_tensor() || out.tensor().dtype() == DType::F32,
+                 "Int8Model: the converted model returns ", out.tensor().describe(), " for the probe");
   } catch (...) {
     remove_overrides();  // nothing half-converted stays behind
     throw;
@@ -159,7 +173,7 @@ void Int8Model::convert(nn::Module& model, const CalibrationConfig& calibration,
       report_.kept_float.emplace_back(name, *why);
       continue;
     }
-    Layer l{name, module.get(), std::get<Planned>(std::move(planned))};
+    Layer l{name, module.get(), std::get<Planned>(std::move(planned)), -1, {}};
     // Folds and links follow a layer that runs once: its override serves every call.
     const std::vector<int> nodes = graph.nodes_of(name);
     if (nodes.size() == 1) {
@@ -175,6 +189,7 @@ void Int8Model::convert(nn::Module& model, const CalibrationConfig& calibration,
           l.plan.layer->post_add = affine->second;
           overrides_.push_back(make_identity(*model.find(readers.module(bn))));
           report_.folded.push_back(readers.module(bn));
+          l.folded.push_back(model.find(readers.module(bn)).get());
           l.last = bn;
         }
       }
@@ -183,6 +198,7 @@ void Int8Model::convert(nn::Module& model, const CalibrationConfig& calibration,
           l.plan.layer->relu = true;
           overrides_.push_back(make_identity(m));
           report_.folded.push_back(readers.module(relu));
+          l.folded.push_back(&m);
           l.last = relu;
         }
       }
@@ -205,6 +221,12 @@ void Int8Model::convert(nn::Module& model, const CalibrationConfig& calibration,
     const std::vector<int>& next = readers.of[static_cast<size_t>(node)];
     auto b = next.size() == 1 ? layer_of_node.find(next[0]) : layer_of_node.end();
     if (b == layer_of_node.end()) continue;
+    // A hook anywhere on the way would see bytes where it saw floats: no link then.
+    std::vector<const nn::Module*> path{a.module, layers[b->second].module};
+    path.insert(path.end(), a.folded.begin(), a.folded.end());
+    if (relu >= 0) path.push_back(model.find(readers.module(relu)).get());
+    if (pool >= 0) path.push_back(model.find(readers.module(pool)).get());
+    if (std::any_of(path.begin(), path.end(), [](const nn::Module* m) { return hooked(*m); })) continue;
     const Int8Layer& in = *layers[b->second].plan.layer;
     set_next_grid(*a.plan.layer, {in.in_scale, in.in_zero_point, in.in_qmin, in.in_qmax});
     if (relu >= 0) {

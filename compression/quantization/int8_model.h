@@ -17,7 +17,8 @@
 // max pooling at most — hands it the bytes that convolution would make of the floats (NHWC, in
 // its input grid), so nothing in between is float and nothing is quantized twice. A ReLU or
 // pooling module that also runs elsewhere keeps its float path: bytes pass a ReLU (already
-// applied by the producer) and pool as bytes. Hooks on modules between linked layers see bytes.
+// applied by the producer) and pool as bytes. No link passes a module with hooks (they would see
+// bytes); the converted model is run once on `probe` and must still return floats.
 //
 // Everything else keeps running in float, and report() says why for each Conv2d and Linear left
 // so. Give the model in eval mode, on the CPU, without compressors attached; destroying the

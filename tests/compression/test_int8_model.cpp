@@ -156,6 +156,51 @@ BOOST_AUTO_TEST_CASE(layers_that_cannot_run_int8_say_why) {
   BOOST_CHECK_LT(c.max_diff, 2e-3f * std::max(1.f, c.output_range));
 }
 
+// A hook between two convolutions keeps their link from forming (it would see bytes); a model in
+// training mode is refused, and the refusal leaves the model as it was.
+BOOST_AUTO_TEST_CASE(hooks_see_floats_and_training_mode_is_refused) {
+  manual_seed(4);
+  auto model = models::make_model("vgg_small");
+  model->eval();
+  const Tensor x = randn({2, 1, 28, 28});
+  CalibrationConfig calibration;
+  {
+    PtqQuantizer q(model, boost::json::parse(kWeightsAndInputs));
+    q.calibrate({nn::Value(x)});
+    calibration = q.finish_calibration();
+  }
+  std::vector<DType> seen;
+  nn::HookHandle hook = model->find("features.pool1")->register_forward_hook(
+      [&](nn::Module&, const std::vector<nn::Value>& in, const nn::Value&) -> std::optional<nn::Value> {
+        seen.push_back(in.at(0).tensor().dtype());
+        return std::nullopt;
+      });
+  {
+    Int8Model int8(*model, calibration, {nn::Value(x)});
+    const auto& links = int8.report().linked;
+    BOOST_CHECK(std::find(links.begin(), links.end(), std::make_pair(std::string("features.conv2"),
+                                                                     std::string("features.conv3"))) == links.end());
+    BOOST_CHECK_EQUAL(links.size(), 4u);
+    NoGradGuard ng;
+    (*model)(x);
+  }
+  hook.remove();
+  BOOST_REQUIRE(!seen.empty());
+  for (DType d : seen) BOOST_CHECK(d == DType::F32);
+
+  NoGradGuard ng;
+  const Tensor before = (*model)(x);
+  model->train();
+  try {
+    Int8Model int8(*model, calibration, {nn::Value(x)});
+    BOOST_ERROR("a model in training mode was converted");
+  } catch (const Error& e) {
+    BOOST_CHECK(std::string(e.what()).find("training mode") != std::string::npos);
+  }
+  model->eval();
+  BOOST_CHECK((*model)(x).to_vector() == before.to_vector());
+}
+
 // A quantizer rebuilt from a calibration alone fake-quantizes exactly as the one that made it, for
 // every granularity a quantizer writes: per tensor, out_channel (weights and 1-d biases) and
 // per_channel activations.

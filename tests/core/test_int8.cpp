@@ -160,19 +160,23 @@ BOOST_AUTO_TEST_CASE(conv2d_matches_the_integer_reference_on_ragged_shapes) {
     o.dil_h = o.dil_w = dil;
     return o;
   };
+  Conv2dOptions rect = opt(1, 1, 1);
+  rect.stride_h = 2;
+  rect.pad_w = 2;
   const std::vector<Case> cases{
       {{2, 1, 9, 9}, 6, 3, 3, opt(1, 1, 1)},     // one input channel (k = 9, padded to 12)
       {{3, 5, 7, 6}, 33, 3, 3, opt(2, 2, 1)},    // padding wider than the kernel's reach, stride 2
-      {{1, 16, 5, 5}, 40, 1, 1, opt(0, 1, 1)},   // 1x1: the NHWC bytes multiplied directly
+      {{1, 16, 7, 8}, 40, 1, 1, opt(0, 1, 1)},   // 1x1: the NHWC bytes multiplied directly (2 x 28 pixels)
       {{2, 8, 10, 11}, 17, 1, 1, opt(0, 2, 1)},  // 1x1 with stride: through im2col
       {{1, 3, 12, 12}, 8, 5, 3, opt(2, 1, 2)},   // non-square kernel, dilation
-      {{4, 12, 15, 15}, 64, 3, 3, opt(1, 1, 1)}, // several row blocks and panels
+      {{4, 13, 15, 15}, 64, 3, 3, opt(1, 1, 1)}, // im2col: several row blocks and panels, blocks mid-image
       {{2, 35, 9, 7}, 20, 3, 3, opt(1, 1, 1)},   // 16x16 byte transposes and both edges (35 channels, 63 pixels)
       // Implicit GEMM (channels a multiple of 4, output rows of 14 pixels or more): narrow and wide
       // panels, output rows longer than a tile and not a multiple of it, stride 2, dilation 2.
       {{2, 16, 28, 28}, 16, 3, 3, opt(1, 1, 1)},
       {{1, 8, 33, 31}, 40, 3, 3, opt(1, 2, 1)},
       {{1, 4, 20, 20}, 24, 3, 3, opt(2, 1, 2)},
+      {{1, 8, 20, 33}, 20, 3, 5, rect},          // 3x5 kernel, stride 2 down and 1 across, padding 1 and 2
   };
   for (const Case& c : cases) {
     const int64_t n = c.x[0], ci = c.x[1], h = c.x[2], wd = c.x[3];
@@ -246,49 +250,50 @@ BOOST_AUTO_TEST_CASE(int8_layers_compute_what_the_fake_quantized_float_layers_co
 }
 
 // A convolution handing bytes to the next (set_next_grid) gives exactly the bytes the next layer
-// makes of its float output; a layer given NHWC bytes computes what it computes from the floats.
+// makes of its float output; a layer given NHWC bytes computes what it computes from the floats;
+// max pooling the bytes gives the bytes of the pooled floats. Producers through im2col (6
+// channels, 9x9) and implicit GEMM (8 channels, 16x16); consumers 1x1 (direct) and 3x3 (implicit
+// GEMM where the channels come in fours); pooling with and without padding.
 BOOST_AUTO_TEST_CASE(bytes_between_layers_are_what_the_next_layer_would_quantize) {
   std::mt19937 rng(13);
   const QuantGrid in{0.02f, 0.f, -127.f, 127.f}, next{0.05f, 3.f, 0.f, 255.f};
-  for (const int64_t oc : {7, 16, 40}) {
-    const Tensor x = random_f32({3, 6, 9, 9}, rng, -2.f, 2.f);
-    const Tensor w = random_i8({oc, 6, 3, 3}, rng);
-    const Tensor ws = random_f32({oc}, rng, 1e-3f, 1e-2f);
-    Conv2dOptions o;
-    o.pad_h = o.pad_w = 1;
-    Int8Layer l = make_int8_layer(w, ws, in, random_f32({oc}, rng, -1.f, 1.f));
-    l.relu = true;
-    const Tensor floats = int8_conv2d(x, l, 3, 3, o);  // [3, oc, 9, 9]
-    Int8Layer lb = l;
-    set_next_grid(lb, next);
-    BothKernels()([&](const char* kernel) {
-      const Tensor bytes = int8_conv2d(x, lb, 3, 3, o);
-      BOOST_REQUIRE(bytes.dtype() == DType::U8 && bytes.shape() == (Shape{3, 9, 9, oc}));
-      const float* f = floats.data<float>();
-      const uint8_t* b = bytes.data<uint8_t>();
-      int64_t wrong = 0;
-      for (int64_t i = 0; i < 3; ++i)
-        for (int64_t c = 0; c < oc; ++c)
-          for (int64_t px = 0; px < 81; ++px)
-            wrong += b[(i * 81 + px) * oc + c] != quantized(f[(i * oc + c) * 81 + px], next) + next.zero_point;
-      BOOST_CHECK_MESSAGE(wrong == 0, kernel << " oc=" << oc << ": " << wrong << " bytes differ");
-    });
-    // The next layer, from those bytes and from the floats.
-    const Tensor w2 = random_i8({5, oc, 1, 1}, rng);
-    const Int8Layer l2 = make_int8_layer(w2, random_f32({5}, rng, 1e-3f, 1e-2f), next, {});
-    const Tensor from_floats = int8_conv2d(floats, l2, 1, 1, {});
-    const Tensor from_bytes = int8_conv2d(int8_conv2d(x, lb, 3, 3, o), l2, 1, 1, {});
-    BOOST_CHECK(from_bytes.to_vector() == from_floats.to_vector());
-    // Max pooling the bytes = quantizing the pooled floats.
-    const Tensor pooled = int8_max_pool2d(int8_conv2d(x, lb, 3, 3, o), 2, 2);
-    const Tensor pooled_floats = max_pool2d(floats, 2, 2);
-    BOOST_REQUIRE(pooled.shape() == (Shape{3, 4, 4, oc}));
-    for (int64_t i = 0; i < 3; ++i)
-      for (int64_t c = 0; c < oc; ++c)
-        for (int64_t px = 0; px < 16; ++px)
-          BOOST_REQUIRE_EQUAL(int(pooled.data<uint8_t>()[(i * 16 + px) * oc + c]),
-                              int(quantized(pooled_floats.data<float>()[(i * oc + c) * 16 + px], next) + next.zero_point));
-  }
+  Conv2dOptions pad1;
+  pad1.pad_h = pad1.pad_w = 1;
+  // NHWC bytes against the quantized NCHW floats.
+  auto check_bytes = [&](const Tensor& bytes, const Tensor& floats, const std::string& what) {
+    const int64_t n = floats.size(0), ch = floats.size(1), hw = floats.size(2) * floats.size(3);
+    BOOST_REQUIRE(bytes.dtype() == DType::U8 &&
+                  bytes.shape() == (Shape{n, floats.size(2), floats.size(3), ch}));
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t c = 0; c < ch; ++c)
+        for (int64_t px = 0; px < hw; ++px)
+          wrong += bytes.data<uint8_t>()[(i * hw + px) * ch + c] !=
+                   quantized(floats.data<float>()[(i * ch + c) * hw + px], next) + next.zero_point;
+    BOOST_CHECK_MESSAGE(wrong == 0, what << ": " << wrong << " bytes differ");
+  };
+  for (const Shape& xs : {Shape{3, 6, 9, 9}, Shape{2, 8, 16, 16}})
+    for (const int64_t oc : {7, 16, 40}) {
+      const std::string what = shape_str(xs) + " oc=" + std::to_string(oc);
+      const Tensor x = random_f32(xs, rng, -2.f, 2.f);
+      Int8Layer l = make_int8_layer(random_i8({oc, xs[1], 3, 3}, rng), random_f32({oc}, rng, 1e-3f, 1e-2f), in,
+                                    random_f32({oc}, rng, -1.f, 1.f));
+      l.relu = true;
+      const Tensor floats = int8_conv2d(x, l, 3, 3, pad1);
+      Int8Layer lb = l;
+      set_next_grid(lb, next);
+      BothKernels()([&](const char* kernel) { check_bytes(int8_conv2d(x, lb, 3, 3, pad1), floats, kernel + (" " + what)); });
+      const Tensor bytes = int8_conv2d(x, lb, 3, 3, pad1);
+      for (const int64_t k : {1, 3}) {  // the next layer, from those bytes and from the floats
+        const Int8Layer l2 = make_int8_layer(random_i8({5, oc, k, k}, rng), random_f32({5}, rng, 1e-3f, 1e-2f), next, {});
+        const Conv2dOptions o2 = k == 3 ? pad1 : Conv2dOptions{};
+        BOOST_CHECK_MESSAGE(int8_conv2d(bytes, l2, k, k, o2).to_vector() == int8_conv2d(floats, l2, k, k, o2).to_vector(),
+                            what << ": a " << k << "x" << k << " layer computes otherwise from bytes");
+      }
+      for (const int64_t pad : {0, 1})
+        check_bytes(int8_max_pool2d(bytes, 2 + pad, 2, pad), max_pool2d(floats, 2 + pad, 2, pad),
+                    what + " pool padding " + std::to_string(pad));
+    }
 }
 
 BOOST_AUTO_TEST_CASE(bad_layers_are_refused_with_what_is_wrong) {
