@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "framework/core/parallel.h"
+#include "framework/core/scalar_ops.h"
 #include "framework/cpu/cpu_backend.h"
 #include "framework/cpu/int8_gemm.h"
 
@@ -68,9 +69,7 @@ struct Epilogue {
       if (out_quant) {
         for (int j = 0; j < cols; ++j) {
           const float y = static_cast<float>(cr[j] - zs[j]) * sc[j] + b[j];
-          float v = oz + y / os;
-          v = v < oqmin ? oqmin : (v > oqmax ? oqmax : v);
-          const float q = (std::nearbyint(v) - oz) * os * mu[j] + ad[j];
+          const float q = scalar::fake_quant_value(y, os, oz, oqmin, oqmax) * mu[j] + ad[j];
           fr[j] = q > lower ? q : lower;
         }
       } else {
