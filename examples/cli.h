@@ -35,6 +35,8 @@ int cmd_speedup(const std::vector<std::string>& args);
 int cmd_eval(const std::vector<std::string>& args);
 // `shrink infer`: the same in float, fake-quantized from a calibration, or with int8 kernels.
 int cmd_infer(const std::vector<std::string>& args);
+// `shrink compress`: a recipe of stages run into an output directory, with a report.
+int cmd_compress(const std::vector<std::string>& args);
 
 // Parses a subcommand's arguments: prints help and returns 0 for --help, prints the error and
 // the options and returns 2 for bad usage, returns nullopt when the command should run.

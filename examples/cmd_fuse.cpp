@@ -13,12 +13,10 @@
 #include <iostream>
 
 #include "compression/config/config_error.h"
-#include "compression/distillation/distiller.h"
 #include "compression/pruning/mask_io.h"
-#include "compression/pruning/pruner_factory.h"
 #include "compression/quantization/calibration_io.h"
-#include "compression/quantization/quantizer_factory.h"
 #include "examples/cli.h"
+#include "examples/compression_run.h"
 #include "examples/fashion_session.h"
 #include "framework/core/random.h"
 #include "framework/io/safetensors.h"
@@ -95,33 +93,24 @@ int cmd_fuse(const std::vector<std::string>& args) {
   const double float_acc = trainer.evaluate().accuracy;
   log << model_name << " as loaded: test accuracy " << std::fixed << std::setprecision(4) << float_acc << "\n";
 
-  std::shared_ptr<compression::Distiller> distiller;
-  std::shared_ptr<compression::Pruner> pruner;
-  std::shared_ptr<compression::Quantizer> quantizer;
-  std::shared_ptr<compression::Compressor> newest;
+  FusedParts parts;
+  parts.prune = popts;
+  parts.quant = qopts;
+  parts.prune_config = pcfg ? &*pcfg : nullptr;
+  parts.quant_config = qcfg ? &*qcfg : nullptr;
+  parts.distill_config = dcfg ? &*dcfg : nullptr;
+  parts.distiller = distiller_name;
+  parts.origin_lambda = origin_lambda;
+  parts.temperature = temperature;
+  parts.cache_teacher_samples = cache_teacher ? session.train_set->size() : 0;
+  std::unique_ptr<FusedRun> fused;
   try {
-    auto host = [&]() -> compression::Host {
-      if (newest) return compression::Host(newest);
-      return compression::Host(model);
-    };
     if (dcfg) {
-      auto teacher = load_model(teacher_name.empty() ? model_name : teacher_name,
-                                teacher_name.empty() && teacher_weights.empty() ? weights : teacher_weights);
-      teacher->to(device);
-      distiller = compression::make_distiller(distiller_name, host(), *dcfg, trainer, teacher, origin_lambda, temperature);
-      if (cache_teacher) distiller->cache_teacher_outputs(session.train_set->size());
-      newest = distiller;
+      parts.teacher = load_model(teacher_name.empty() ? model_name : teacher_name,
+                                 teacher_name.empty() && teacher_weights.empty() ? weights : teacher_weights);
+      parts.teacher->to(device);
     }
-    if (pcfg) newest = pruner = compression::make_single_pruner(popts, host(), *pcfg, trainer);
-    if (qcfg) newest = quantizer = compression::make_quantizer(qopts, host(), *qcfg, trainer);
-    for (compression::Compressor* c : newest->fused())
-      for (const auto& w : c->warnings()) log << "warning: " << c->name() << ": " << w << "\n";
-    if (distiller_name == "adaptive1d" && distiller) {
-      data::Batch b;
-      trainer.train_loader()->start_epoch();
-      trainer.train_loader()->next(b);
-      distiller->track_forward({nn::Value(b.inputs.to(device))});
-    }
+    fused = std::make_unique<FusedRun>(model, trainer, parts, log);
   } catch (const compression::config::ConfigError& e) {
     std::cerr << "shrink fuse: " << e.what() << "\n";
     return 2;
@@ -132,30 +121,20 @@ int cmd_fuse(const std::vector<std::string>& args) {
 
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t steps_before = trainer.global_step();
-  compression::CalibrationConfig calib;
-  if (quantizer) {
-    calib = quantizer->compress(-1, epochs);
-  } else if (pruner && !pruner->run_trainer()) {  // a one-shot pruner alone: masks, then fine-tuning
-    pruner->compress();
-    trainer.train(epochs);
-  } else if (pruner) {
-    pruner->compress(-1, epochs);
-  } else {
-    distiller->compress(-1, epochs);
-  }
+  const compression::CalibrationConfig calib = fused->run(epochs);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double sps = static_cast<double>((trainer.global_step() - steps_before) * topts.batch) / seconds;
   const double test_acc = trainer.evaluate().accuracy;
 
   boost::json::object sparsity;
   compression::Masks masks;
-  if (pruner) {
+  if (compression::Pruner* pruner = fused->pruner()) {
     masks = pruner->get_masks();
     for (const auto& [key, m] : masks) sparsity[key] = mask_sparsity(m);
     if (!masks_out.empty()) compression::save_masks(masks_out, masks);
   }
-  if (quantizer && !calib_out.empty()) compression::save_calibration(calib_out, calib);
-  newest->unwrap();  // the model as it was built (its trained weights), without the wrappers' buffers
+  if (fused->quantizer() && !calib_out.empty()) compression::save_calibration(calib_out, calib);
+  fused->unwrap();  // the model as it was built (its trained weights), without the wrappers' buffers
   if (!save.empty()) {
     model->to(Device::CPU);
     io::save_safetensors(save, model->state_dict());

@@ -19,6 +19,7 @@
 #include "compression/quantization/ptq_quantizer.h"
 #include "compression/quantization/quantizer_factory.h"
 #include "examples/cli.h"
+#include "examples/compression_run.h"
 #include "examples/fashion_session.h"
 #include "framework/core/random.h"
 #include "framework/io/atomic_file.h"
@@ -160,16 +161,8 @@ int cmd_quantize(const std::vector<std::string>& args) {
   }
   for (const auto& w : q->warnings()) log << "warning: " << w << "\n";
 
-  compression::CalibrationConfig calib;
-  if (quantizer_name == "ptq") {
-    calib = q->compress(steps, -1);
-  } else if (quantizer_name == "naive") {
-    calib = q->compress(-1, -1);
-  } else {
-    model->train();
-    q->track_forward({nn::Value(first_batch)});
-    calib = epochs > 0 && fashion ? q->compress(-1, epochs) : q->compress(steps, -1);
-  }
+  const compression::CalibrationConfig calib =
+      run_quantizer(*q, quantizer_name, *model, first_batch, steps, fashion ? epochs : 0);
   compression::save_calibration(calib_out, calib);
   log << "quantized with " << quantizer_name << ": " << calib.size() << " targets; calibration saved to " << calib_out
       << "\n";

@@ -21,6 +21,7 @@ void usage(std::ostream& os) {
         "  speedup  shrink a pruned model's layers for real and save it as a model file\n"
         "  eval     test accuracy and inference speed of a zoo model or a model file\n"
         "  infer    the same as deployed: float, fake-quantized from a calibration, or int8 kernels\n"
+        "  compress run a recipe (train, prune, speedup, quantize, distil, evaluate, export) with a report\n"
         "  explain  show the targets and canonical settings a compression config list selects\n"
         "run 'shrink <command> --help' for the command's options\n";
 }
@@ -45,6 +46,7 @@ int main(int argc, char** argv) {
     if (cmd == "speedup") return shrink::cli::cmd_speedup(args);
     if (cmd == "eval") return shrink::cli::cmd_eval(args);
     if (cmd == "infer") return shrink::cli::cmd_infer(args);
+    if (cmd == "compress") return shrink::cli::cmd_compress(args);
     if (cmd == "explain") return shrink::cli::cmd_explain(args);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       usage(std::cout);

@@ -53,7 +53,7 @@ void resize(nn::Module& m, const boost::json::object& d, const std::string& wher
 
 }  // namespace
 
-void save_model_file(const std::string& path, nn::Module& model, const std::string& zoo_name) {
+std::map<std::string, std::string> model_file_metadata(nn::Module& model, const std::string& zoo_name) {
   boost::json::object layers;
   for (auto& [name, m] : model.named_modules()) {
     if (auto* conv = dynamic_cast<nn::Conv2d*>(m.get()))
@@ -66,10 +66,14 @@ void save_model_file(const std::string& path, nn::Module& model, const std::stri
       layers[name] = {{"type", bn->type_name()}, {"num_features", bn->num_features}};
   }
   boost::json::object arch{{"layers", layers}};
-  io::save_safetensors(path, model.state_dict(), {{kModel, zoo_name}, {kArchitecture, boost::json::serialize(arch)}});
+  return {{kModel, zoo_name}, {kArchitecture, boost::json::serialize(arch)}};
 }
 
-std::shared_ptr<nn::Module> load_model_file(const std::string& path) {
+void save_model_file(const std::string& path, nn::Module& model, const std::string& zoo_name) {
+  io::save_safetensors(path, model.state_dict(), model_file_metadata(model, zoo_name));
+}
+
+std::shared_ptr<nn::Module> load_model_file(const std::string& path, std::string* zoo_name) {
   io::SafetensorsFile f = io::load_safetensors(path);
   auto model_it = f.metadata.find(kModel), arch_it = f.metadata.find(kArchitecture);
   SHRINK_CHECK(model_it != f.metadata.end() && arch_it != f.metadata.end(), path, ": not a shrink model file (no '",
@@ -91,7 +95,11 @@ std::shared_ptr<nn::Module> load_model_file(const std::string& path) {
                  ": expected an object with a 'type'");
     resize(*m, d.as_object(), where);
   }
-  model->load_state_dict(std::map<std::string, Tensor>(f.tensors.begin(), f.tensors.end()));
+  std::map<std::string, Tensor> state;
+  for (const auto& [name, t] : f.tensors)
+    if (name.find(':') == std::string::npos) state.emplace(name, t);
+  model->load_state_dict(state);
+  if (zoo_name) *zoo_name = model_it->second;
   return model;
 }
 

@@ -32,14 +32,20 @@ boost::json::object calibration_json(const CalibrationConfig& config) {
   return out;
 }
 
-void save_calibration(const std::string& path, const CalibrationConfig& config) {
+std::vector<std::pair<std::string, Tensor>> calibration_tensors(const CalibrationConfig& config,
+                                                                const std::string& prefix) {
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (auto [key, c] : config)
     for (const char* name : kTensorNames) {
       Tensor* t = field(c, name);
       SHRINK_CHECK(t->defined(), "save_calibration: ", key, " has no ", name);
-      tensors.emplace_back(key + "." + name, t->contiguous_copy());
+      tensors.emplace_back(prefix + key + "." + name, t->contiguous_copy());
     }
+  return tensors;
+}
+
+void save_calibration(const std::string& path, const CalibrationConfig& config) {
+  const std::vector<std::pair<std::string, Tensor>> tensors = calibration_tensors(config);
   const std::string meta = boost::json::serialize(calibration_json(config));
   io::write_file_atomic(calibration_sidecar_path(path), meta + "\n");
   io::save_safetensors(path, tensors, {{"shrink_calibration", meta}});
@@ -67,7 +73,14 @@ CalibrationConfig parse_calibration(const std::string& safetensors_bytes, const 
   if (auto m = file.metadata.find("shrink_calibration"); m != file.metadata.end())
     SHRINK_CHECK(parse_json(m->second, path + " (__metadata__.shrink_calibration)") == meta, path, " and ", sidecar,
                  " come from different saves (the tensors' own copy of the sidecar differs); save the calibration again");
-  std::map<std::string, Tensor> tensors(file.tensors.begin(), file.tensors.end());
+  return calibration_from_tensors(meta, std::map<std::string, Tensor>(file.tensors.begin(), file.tensors.end()), "",
+                                  path, sidecar);
+}
+
+CalibrationConfig calibration_from_tensors(const boost::json::value& meta, const std::map<std::string, Tensor>& tensors,
+                                           const std::string& prefix, const std::string& path,
+                                           const std::string& sidecar) {
+  SHRINK_CHECK(meta.is_object(), sidecar, ": expected a JSON object keyed '<module>.<target>'");
   CalibrationConfig out;
   for (const auto& [key, v] : meta.as_object()) {
     const std::string k(key);
@@ -86,9 +99,9 @@ CalibrationConfig parse_calibration(const std::string& safetensors_bytes, const 
       fail(sidecar, ": '", k, "': missing or malformed field (", e.what(), ")");
     }
     for (const char* name : kTensorNames) {
-      auto it = tensors.find(k + "." + name);
-      SHRINK_CHECK(it != tensors.end(), path, ": no tensor '", k, ".", name, "' (listed in ", sidecar, ")");
-      SHRINK_CHECK(it->second.dtype() == DType::F32, path, ": '", k, ".", name, "' must be F32");
+      auto it = tensors.find(prefix + k + "." + name);
+      SHRINK_CHECK(it != tensors.end(), path, ": no tensor '", prefix, k, ".", name, "' (listed in ", sidecar, ")");
+      SHRINK_CHECK(it->second.dtype() == DType::F32, path, ": '", prefix, k, ".", name, "' must be F32");
       *field(c, name) = it->second;
     }
     out[k] = std::move(c);

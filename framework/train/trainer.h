@@ -107,6 +107,7 @@ class Trainer {
     tty_ = tty;
   }
   void set_device(Device d) { device_ = d; }
+  Device device() const { return device_; }
   // Non-finite values. By default every step checks its loss and its gradients (one min/max pass
   // each) before the optimizer step; a NaN/Inf stops training with an Error that names the step and
   // the first op (and module) that produced one, found by re-running that step's forward and

@@ -1,0 +1,391 @@
+#include "examples/compress/recipe.h"
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "compression/config/config_error.h"
+#include "compression/config/config_list.h"
+#include "compression/config/validate.h"
+#include "compression/pruning/pruner_factory.h"
+#include "models/zoo.h"
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+namespace shrink::cli::recipe {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& path, const std::string& problem) {
+  throw RecipeError(path + ": " + problem);
+}
+
+const char* type_name(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::null: return "null";
+    case json::kind::bool_: return "a boolean";
+    case json::kind::int64:
+    case json::kind::uint64:
+    case json::kind::double_: return "a number";
+    case json::kind::string: return "a string";
+    case json::kind::array: return "an array";
+    case json::kind::object: return "an object";
+  }
+  return "a value";
+}
+
+// The keys of one JSON object, taken one by one; finish() refuses the keys nobody took.
+class Fields {
+ public:
+  Fields(const json::value& v, std::string path) : path_(std::move(path)) {
+    if (!v.is_object()) fail(path_, std::string("must be an object, got ") + type_name(v));
+    obj_ = &v.as_object();
+  }
+  const std::string& path() const { return path_; }
+  std::string at(const std::string& key) const { return path_ + "." + key; }
+
+  const json::value* raw(const std::string& key) {
+    known_.insert(key);
+    auto it = obj_->find(key);
+    return it == obj_->end() ? nullptr : &it->value();
+  }
+  bool has(const std::string& key) { return raw(key) != nullptr; }
+  void str(const std::string& key, std::string& out, bool required = false) {
+    const json::value* v = raw(key);
+    if (!v) {
+      if (required) fail(at(key), "missing (a string)");
+      return;
+    }
+    if (!v->is_string()) fail(at(key), std::string("must be a string, got ") + type_name(*v));
+    out = std::string(v->as_string());
+    if (out.empty()) fail(at(key), "must not be empty");
+  }
+  void integer(const std::string& key, int64_t& out, int64_t min, bool required = false) {
+    const json::value* v = raw(key);
+    if (!v) {
+      if (required) fail(at(key), "missing (an integer)");
+      return;
+    }
+    if (v->is_int64()) out = v->as_int64();
+    else if (v->is_uint64() && v->as_uint64() <= static_cast<uint64_t>(INT64_MAX)) out = static_cast<int64_t>(v->as_uint64());
+    else fail(at(key), std::string("must be an integer, got ") + (v->is_double() ? "a fraction" : type_name(*v)));
+    if (out < min) fail(at(key), "must be at least " + std::to_string(min) + ", got " + std::to_string(out));
+  }
+  void number(const std::string& key, double& out, double min, bool exclusive) {
+    const json::value* v = raw(key);
+    if (!v) return;
+    if (!v->is_number()) fail(at(key), std::string("must be a number, got ") + type_name(*v));
+    out = v->to_number<double>();
+    if (out < min || (exclusive && out == min)) {
+      std::ostringstream s;
+      s << "must be " << (exclusive ? "greater than " : "at least ") << min << ", got " << out;
+      fail(at(key), s.str());
+    }
+  }
+  void boolean(const std::string& key, bool& out) {
+    const json::value* v = raw(key);
+    if (!v) return;
+    if (!v->is_bool()) fail(at(key), std::string("must be true or false, got ") + type_name(*v));
+    out = v->as_bool();
+  }
+  void one_of(const std::string& key, std::string& out, const std::vector<std::string>& allowed, bool required) {
+    str(key, out, required);
+    if (!has(key)) return;
+    for (const auto& a : allowed)
+      if (a == out) return;
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    fail(at(key), "'" + out + "' is not one of " + list);
+  }
+  void finish() const {
+    for (const auto& kv : *obj_)
+      if (!known_.count(std::string(kv.key()))) {
+        std::string list;
+        for (const auto& k : known_) list += (list.empty() ? "" : ", ") + k;
+        fail(at(std::string(kv.key())), "unknown key (this object takes " + list + ")");
+      }
+  }
+
+ private:
+  std::string path_;
+  const json::object* obj_ = nullptr;
+  std::set<std::string> known_;
+};
+
+std::string resolve(const std::string& base_dir, const std::string& p) {
+  if (p.empty() || fs::path(p).is_absolute()) return p;
+  return (fs::path(base_dir) / p).lexically_normal().string();
+}
+
+json::value read_json_file(const std::string& path, const std::string& where) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail(where, "cannot read '" + path + "'");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  try {
+    return compression::config::parse_config_json(ss.str());
+  } catch (const compression::config::ConfigError& e) {
+    fail(where, path + ": " + e.problem());
+  }
+}
+
+compression::config::CompressorKind kind_of(const char* what) {
+  using compression::config::CompressorKind;
+  const std::string w = what;
+  return w == "prune" ? CompressorKind::Pruning : w == "quantize" ? CompressorKind::Quantization
+                                                                  : CompressorKind::Distillation;
+}
+
+// A config list inline or as a file, checked against the schema of its compressor kind; errors
+// from the schema are re-rooted under the recipe key ("config[0].x" -> "...config_list[0].x").
+json::value config_list(Fields& f, const char* kind, const std::string& base_dir) {
+  const json::value* v = f.raw("config_list");
+  const std::string where = f.at("config_list");
+  if (!v) fail(where, "missing (a config list: an array of sub-configs, or a JSON file holding one)");
+  json::value list;
+  if (v->is_string()) list = read_json_file(resolve(base_dir, std::string(v->as_string())), where);
+  else if (v->is_array()) list = *v;
+  else fail(where, std::string("must be an array of sub-configs or a file name, got ") + type_name(*v));
+  try {
+    compression::config::validate_config_list(list, kind_of(kind));
+  } catch (const compression::config::ConfigError& e) {
+    const std::string& p = e.path();
+    fail(p.rfind("config", 0) == 0 ? where + p.substr(6) : where + ": " + p, e.problem());
+  }
+  return list;
+}
+
+void training(Fields& f, Training& t) {
+  f.integer("epochs", t.epochs, 0);
+  f.number("lr", t.lr, 0.0, true);
+  f.number("momentum", t.momentum, 0.0, false);
+  f.number("weight_decay", t.weight_decay, 0.0, false);
+}
+
+PruneSpec prune_spec(Fields& f, const std::string& base_dir, bool schedules) {
+  PruneSpec p;
+  std::vector<std::string> names = compression::pruner_names();
+  if (!schedules) {
+    std::vector<std::string> single;
+    for (const auto& n : names)
+      if (n != "linear" && n != "agp" && n != "lottery") single.push_back(n);
+    names = single;
+  }
+  f.one_of("pruner", p.pruner, names, true);
+  p.config_list = config_list(f, "prune", base_dir);
+  f.integer("training_steps", p.training_steps, 1);
+  if (schedules) {
+    f.boolean("auto_dependency_groups", p.auto_dependency_groups);
+    f.integer("warmup_steps", p.warmup_steps, 0);
+    f.integer("interval_steps", p.interval_steps, 1);
+    f.integer("total_times", p.total_times, 1);
+    f.one_of("base_pruner", p.base_pruner, {"level", "l1", "l2", "fpgm"}, false);
+  }
+  return p;
+}
+
+QuantizeSpec quantize_spec(Fields& f, const std::string& base_dir, bool fused) {
+  QuantizeSpec q;
+  if (fused) f.one_of("quantizer", q.quantizer, {"qat", "lsq", "lsq_plus", "dorefa", "bnn"}, true);
+  else f.one_of("quantizer", q.quantizer, {"ptq", "qat", "lsq", "lsq_plus", "dorefa", "bnn", "naive"}, true);
+  q.config_list = config_list(f, "quantize", base_dir);
+  f.integer("quant_start_step", q.quant_start_step, 0);
+  if (!fused) {
+    f.integer("steps", q.steps, 1);
+    f.one_of("observer", q.observer, {"minmax", "percentile", "mse", "kl"}, false);
+    f.number("percentile", q.percentile, 0.0, true);
+    f.boolean("bias_correction", q.bias_correction);
+    if (q.observer != "minmax" && q.quantizer != "ptq") fail(f.at("observer"), "applies to the ptq quantizer only");
+  }
+  return q;
+}
+
+DistillSpec distill_spec(Fields& f, const std::string& base_dir) {
+  DistillSpec d;
+  d.config_list = config_list(f, "distill", base_dir);
+  f.str("teacher", d.teacher);
+  f.one_of("distiller", d.distiller, {"dynamic", "adaptive1d"}, false);
+  f.number("temperature", d.temperature, 0.0, true);
+  f.number("origin_loss_lambda", d.origin_loss_lambda, 0.0, false);
+  return d;
+}
+
+struct KindName {
+  StageKind kind;
+  const char* name;
+};
+constexpr KindName kKinds[] = {{StageKind::Train, "train"},       {StageKind::Prune, "prune"},
+                               {StageKind::Speedup, "speedup"},   {StageKind::Quantize, "quantize"},
+                               {StageKind::Distill, "distill"},   {StageKind::Fuse, "fuse"},
+                               {StageKind::Evaluate, "evaluate"}, {StageKind::Export, "export"}};
+
+Stage parse_stage(const json::value& v, const std::string& path, const std::string& base_dir, size_t index) {
+  Fields f(v, path);
+  std::vector<std::string> kinds;
+  for (const auto& k : kKinds) kinds.push_back(k.name);
+  std::string kind;
+  f.one_of("stage", kind, kinds, true);
+  Stage s;
+  for (const auto& k : kKinds)
+    if (kind == k.name) s.kind = k.kind;
+  s.name = std::to_string(index) + "-" + kind;
+  f.str("name", s.name);
+  if (!std::regex_match(s.name, std::regex("[A-Za-z0-9_][A-Za-z0-9_.-]*")))
+    fail(f.at("name"), "'" + s.name + "' may hold only letters, digits, '_', '-' and '.' (it names a directory)");
+  switch (s.kind) {
+    case StageKind::Train:
+      training(f, s.training);
+      if (!f.has("epochs")) fail(f.at("epochs"), "missing (an integer: the epochs to train)");
+      break;
+    case StageKind::Prune:
+      s.prune = prune_spec(f, base_dir, true);
+      training(f, s.training);
+      f.integer("finetune_epochs", s.training.epochs, 0);
+      if (f.has("epochs")) fail(f.at("epochs"), "a prune stage trains for finetune_epochs");
+      break;
+    case StageKind::Speedup:
+      f.integer("check_batch", s.check_batch, 1);
+      break;
+    case StageKind::Quantize:
+      s.quantize = quantize_spec(f, base_dir, false);
+      training(f, s.training);
+      break;
+    case StageKind::Distill:
+      s.distill = distill_spec(f, base_dir);
+      training(f, s.training);
+      break;
+    case StageKind::Fuse: {
+      if (const json::value* p = f.raw("prune")) {
+        Fields pf(*p, f.at("prune"));
+        s.prune = prune_spec(pf, base_dir, false);
+        pf.finish();
+      }
+      if (const json::value* q = f.raw("quantize")) {
+        Fields qf(*q, f.at("quantize"));
+        s.quantize = quantize_spec(qf, base_dir, true);
+        qf.finish();
+      }
+      if (const json::value* d = f.raw("distill")) {
+        Fields df(*d, f.at("distill"));
+        s.distill = distill_spec(df, base_dir);
+        df.finish();
+      }
+      if (!s.prune && !s.quantize && !s.distill) fail(path, "a fuse stage needs at least one of prune, quantize, distill");
+      training(f, s.training);
+      break;
+    }
+    case StageKind::Evaluate:
+      f.boolean("int8", s.int8);
+      break;
+    case StageKind::Export: {
+      const json::value* fm = f.raw("formats");
+      if (fm) {
+        if (!fm->is_array() || fm->as_array().empty())
+          fail(f.at("formats"), "must be a non-empty array of format names");
+        s.formats.clear();
+        for (size_t i = 0; i < fm->as_array().size(); ++i) {
+          const json::value& e = fm->as_array()[i];
+          const std::string at = f.at("formats") + "[" + std::to_string(i) + "]";
+          if (!e.is_string()) fail(at, std::string("must be a string, got ") + type_name(e));
+          if (e.as_string() == "onnx") fail(at, "ONNX export is not built yet; use \"safetensors\"");
+          if (e.as_string() != "safetensors") fail(at, "'" + std::string(e.as_string()) + "' is not a format (safetensors)");
+          s.formats.emplace_back(e.as_string());
+        }
+      }
+      break;
+    }
+  }
+  f.finish();
+  return s;
+}
+
+}  // namespace
+
+const char* to_string(StageKind kind) {
+  for (const auto& k : kKinds)
+    if (k.kind == kind) return k.name;
+  return "?";
+}
+
+Recipe parse_recipe(const json::value& json, const std::string& base_dir) {
+  Recipe r;
+  r.source = json;
+  Fields f(json, "recipe");
+  f.str("model", r.model);
+  f.str("weights", r.weights);
+  f.str("model_file", r.model_file);
+  if (r.model.empty() == r.model_file.empty())
+    fail(r.model.empty() ? "recipe.model" : "recipe.model_file",
+         r.model.empty() ? "missing (a zoo model name, or model_file)" : "give model (with weights) or model_file, not both");
+  if (!r.model_file.empty() && !r.weights.empty()) fail("recipe.weights", "a model_file holds its weights already");
+  if (!r.model.empty()) {
+    bool known = false;
+    std::string list;
+    for (const auto& n : models::model_names()) {
+      known |= n == r.model;
+      list += (list.empty() ? "" : ", ") + n;
+    }
+    if (!known) fail("recipe.model", "'" + r.model + "' is not a zoo model (" + list + ")");
+  }
+  r.weights = resolve(base_dir, r.weights);
+  r.model_file = resolve(base_dir, r.model_file);
+  for (const std::string& file : {r.weights, r.model_file})
+    if (!file.empty() && !fs::is_regular_file(file))
+      fail(file == r.weights ? "recipe.weights" : "recipe.model_file", "no such file '" + file + "'");
+  int64_t seed = 1, threads = 0;
+  f.integer("seed", seed, 0);
+  f.integer("threads", threads, 0);
+  r.seed = static_cast<uint64_t>(seed);
+  r.threads = static_cast<int>(threads);
+  if (const json::value* d = f.raw("data")) {
+    Fields df(*d, "recipe.data");
+    df.str("dir", r.data_dir);
+    r.data_dir = resolve(base_dir, r.data_dir);
+    df.integer("train_limit", r.train_limit, -1);
+    df.integer("test_limit", r.test_limit, -1);
+    df.integer("batch", r.batch, 1);
+    if (r.train_limit == 0) fail(df.at("train_limit"), "must be positive, or -1 for the whole set");
+    if (r.test_limit == 0) fail(df.at("test_limit"), "must be positive, or -1 for the whole set");
+    df.finish();
+  }
+  const json::value* stages = f.raw("stages");
+  if (!stages) fail("recipe.stages", "missing (an array of stages)");
+  if (!stages->is_array() || stages->as_array().empty())
+    fail("recipe.stages", std::string("must be a non-empty array of stages, got ") +
+                              (stages->is_array() ? "an empty array" : type_name(*stages)));
+  f.finish();
+
+  std::set<std::string> names{"initial"};
+  bool masks = false, calibration = false;  // what the stages before this one leave
+  for (size_t i = 0; i < stages->as_array().size(); ++i) {
+    const std::string path = "recipe.stages[" + std::to_string(i) + "]";
+    Stage s = parse_stage(stages->as_array()[i], path, base_dir, i);
+    if (s.kind == StageKind::Speedup && !masks)
+      fail(path + ".stage", "a speedup stage needs the masks of an earlier prune (or fuse with prune) stage");
+    if (s.kind == StageKind::Speedup && calibration)
+      fail(path + ".stage", "speedup changes the layers an earlier stage calibrated; quantize after the speedup");
+    if (s.int8 && !calibration)
+      fail(path + ".int8", "int8 inference needs the calibration of an earlier quantize (or fuse with quantize) stage");
+    masks = (masks || s.prune) && s.kind != StageKind::Speedup;
+    calibration = calibration || s.quantize;
+    if (s.distill && !names.count(s.distill->teacher)) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      fail(path + (s.kind == StageKind::Fuse ? ".distill" : "") + ".teacher",
+           "'" + s.distill->teacher + "' is not \"initial\" or an earlier stage (" + list + ")");
+    }
+    if (!names.insert(s.name).second) fail(path + ".name", "'" + s.name + "' names an earlier stage too");
+    r.stages.push_back(std::move(s));
+  }
+  return r;
+}
+
+Recipe load_recipe(const std::string& path) {
+  json::value v = read_json_file(path, "recipe");
+  return parse_recipe(v, fs::path(path).parent_path().string().empty() ? "." : fs::path(path).parent_path().string());
+}
+
+}  // namespace shrink::cli::recipe

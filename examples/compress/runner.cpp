@@ -1,0 +1,496 @@
+#include "examples/compress/runner.h"
+
+#include <chrono>
+#include <filesystem>
+#include <iomanip>
+#include <map>
+#include <ostream>
+#include <sstream>
+
+#include "compression/config/config_error.h"
+#include "compression/pruning/mask_io.h"
+#include "compression/quantization/calibration_io.h"
+#include "compression/quantization/int8_model.h"
+#include "compression/speedup/dependency.h"
+#include "compression/speedup/speedup.h"
+#include "examples/cli.h"
+#include "examples/compress/bundle.h"
+#include "examples/compression_run.h"
+#include "examples/fashion_session.h"
+#include "framework/core/autograd.h"
+#include "framework/core/parallel.h"
+#include "framework/core/random.h"
+#include "framework/data/fashion_mnist.h"
+#include "framework/io/atomic_file.h"
+#include "framework/nn/layers.h"
+#include "framework/ops/ops.h"
+#include "models/model_file.h"
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+namespace shrink::cli::recipe {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// What one stage hands the next.
+struct State {
+  std::shared_ptr<nn::Module> model;
+  std::string zoo;
+  compression::Masks masks;
+  compression::CalibrationConfig calibration;
+};
+
+// The parameter a mask key "<module>.<parameter>" names; masks of activations cannot be carried.
+Tensor masked_parameter(nn::Module& model, const std::string& key) {
+  const size_t dot = key.rfind('.');
+  std::shared_ptr<nn::Module> m = dot == std::string::npos ? nullptr : model.find(key.substr(0, dot));
+  const std::string param = key.substr(dot == std::string::npos ? 0 : dot + 1);
+  SHRINK_CHECK(m && m->has_parameter(param), "mask '", key, "' is not on a parameter: masks of activations cannot be ",
+               "carried past their stage (prune parameters, or speed up in the same recipe)");
+  return m->param(param);
+}
+
+// Zeroes what the masks remove (weights *= mask), in place.
+void bake(nn::Module& model, const compression::Masks& masks) {
+  NoGradGuard ng;
+  for (const auto& [key, mask] : masks) {
+    Tensor w = masked_parameter(model, key);
+    SHRINK_CHECK(w.shape() == mask.shape(), "mask '", key, "' has shape ", shape_str(mask.shape()), ", the parameter ",
+                 shape_str(w.shape()));
+    w.copy_(w * mask.to(w.device()));
+  }
+}
+
+// Masks of two stages together: a target both masked keeps what both keep.
+compression::Masks merge(compression::Masks a, const compression::Masks& b) {
+  for (const auto& [key, m] : b) {
+    auto it = a.find(key);
+    if (it == a.end()) a.emplace(key, m);
+    else it->second = it->second * m;
+  }
+  return a;
+}
+
+}  // namespace
+
+class Runner {
+ public:
+  Runner(const Recipe& recipe, const RunOptions& options)
+      : r_(recipe), o_(options), log_(*options.log), out_(options.out_dir) {}
+
+  Report run();
+
+ private:
+  State initial_state();
+  State load_state(const fs::path& dir);
+  void save_state(State& state, const fs::path& dir, StageRow& row);
+  void run_stage(const Stage& stage, size_t index, State& state, StageRow& row);
+  void measure(State& state, StageRow& row, bool int8);
+  TrainOptions train_options(const Training& t, size_t index) const;
+  FashionSession session(State& state, const Training& t, size_t index);
+  std::shared_ptr<nn::Module> teacher(const std::string& name);
+  Tensor test_images(int64_t n) const;
+  void write_reports();
+  void prepare_directory();
+
+  const Recipe& r_;
+  RunOptions o_;
+  std::ostream& log_;
+  fs::path out_;
+  Report report_;
+  std::vector<fs::path> stage_dirs_;
+};
+
+void Runner::prepare_directory() {
+  const fs::path recipe_file = out_ / "recipe.json";
+  std::error_code ec;
+  if (o_.resume) {
+    if (!fs::is_regular_file(recipe_file))
+      throw RecipeError("--resume " + out_.string() + ": no recipe.json there (not a shrink compress output)");
+    json::value before;
+    try {
+      before = json::parse(io::read_file(recipe_file.string()));
+    } catch (const std::exception& e) {
+      throw RecipeError("--resume " + recipe_file.string() + ": " + e.what());
+    }
+    if (before != r_.source)
+      throw RecipeError("--resume " + out_.string() + ": the recipe differs from the one this directory was started "
+                        "with (" + recipe_file.string() + "); start a new directory for a new recipe");
+    return;
+  }
+  if (fs::exists(out_, ec) && !(fs::is_directory(out_, ec) && fs::is_empty(out_, ec)))
+    throw RecipeError("--out " + out_.string() + ": exists and is not an empty directory; continue its run with "
+                      "--resume, or choose another directory");
+  fs::create_directories(out_ / "stages", ec);
+  if (ec) throw RecipeError("--out " + out_.string() + ": cannot create the directory (" + ec.message() + ")");
+  try {
+    io::write_file_atomic(recipe_file.string(), json::serialize(r_.source) + "\n");
+  } catch (const Error& e) {
+    throw RecipeError(std::string("--out ") + out_.string() + ": cannot write there (" + e.what() + ")");
+  }
+}
+
+State Runner::initial_state() {
+  manual_seed(r_.seed);
+  State s;
+  if (!r_.model_file.empty()) {
+    s.model = models::load_model_file(r_.model_file, &s.zoo);
+  } else {
+    s.model = load_model(r_.model, r_.weights);
+    s.zoo = r_.model;
+  }
+  return s;
+}
+
+State Runner::load_state(const fs::path& dir) {
+  State s;
+  s.model = models::load_model_file((dir / "model.safetensors").string(), &s.zoo);
+  if (fs::exists(dir / "masks.safetensors")) s.masks = compression::load_masks((dir / "masks.safetensors").string());
+  if (fs::exists(dir / "calibration.safetensors"))
+    s.calibration = compression::load_calibration((dir / "calibration.safetensors").string());
+  return s;
+}
+
+void Runner::save_state(State& state, const fs::path& dir, StageRow& row) {
+  state.model->to(Device::CPU);
+  models::save_model_file((dir / "model.safetensors").string(), *state.model, state.zoo);
+  row.artefacts.push_back("stages/" + row.name + "/model.safetensors");
+  if (!state.masks.empty()) {
+    compression::save_masks((dir / "masks.safetensors").string(), state.masks);
+    row.artefacts.push_back("stages/" + row.name + "/masks.safetensors");
+  }
+  if (!state.calibration.empty()) {
+    compression::save_calibration((dir / "calibration.safetensors").string(), state.calibration);
+    row.artefacts.push_back("stages/" + row.name + "/calibration.safetensors");
+  }
+}
+
+TrainOptions Runner::train_options(const Training& t, size_t index) const {
+  TrainOptions o;
+  o.batch = r_.batch;
+  o.lr = t.lr;
+  o.momentum = t.momentum;
+  o.weight_decay = t.weight_decay;
+  o.seed = r_.seed + index + 1;
+  o.limit = r_.train_limit;
+  o.threads = r_.threads;
+  if (!r_.data_dir.empty()) o.data_dir = r_.data_dir;
+  else o.data_dir = data::default_fashion_mnist_dir();
+  return o;
+}
+
+// A trainer on Fashion-MNIST that keeps the carried masks' zeros after every optimizer step.
+FashionSession Runner::session(State& state, const Training& t, size_t index) {
+  FashionSession s = make_fashion_session(state.model, train_options(t, index), Device::CPU, t.epochs, log_);
+  s.trainer->set_log(&log_, o_.tty);
+  if (!state.masks.empty()) {
+    bake(*state.model, state.masks);
+    s.trainer->on_after_step([model = state.model, masks = state.masks](train::Trainer&) { bake(*model, masks); });
+  }
+  return s;
+}
+
+Tensor Runner::test_images(int64_t n) const {
+  const std::string dir = r_.data_dir.empty() ? data::default_fashion_mnist_dir() : r_.data_dir;
+  return data::load_fashion_mnist(dir, false, n)->inputs();
+}
+
+std::shared_ptr<nn::Module> Runner::teacher(const std::string& name) {
+  if (name == "initial") return initial_state().model;
+  for (size_t i = 0; i < r_.stages.size(); ++i)
+    if (r_.stages[i].name == name) return load_state(stage_dirs_[i]).model;
+  fail("no stage '", name, "'");
+}
+
+void Runner::measure(State& state, StageRow& row, bool int8) {
+  nn::Module& model = *state.model;
+  model.to(Device::CPU);
+  model.eval();
+  TrainOptions to = train_options(Training{}, 0);
+  to.limit = r_.test_limit;
+  const Tensor probe = test_images(std::min<int64_t>(r_.batch, 64));
+
+  // Accuracy as deployed, then in float (and samples/s of the float model).
+  const TestResult plain = evaluate_test_set(model, to, Device::CPU);
+  row.float_accuracy = plain.accuracy;
+  row.samples_per_s = plain.samples_per_s;
+  row.accuracy = plain.accuracy;
+  if (!state.calibration.empty()) {
+    auto fake = compression::quantizer_from_calibration(state.model, state.calibration, {nn::Value(probe)});
+    row.accuracy = evaluate_test_set(model, to, Device::CPU).accuracy;
+  }
+  if (int8) {
+    compression::Int8Model converted(model, state.calibration, {nn::Value(probe)});
+    for (const auto& [name, why] : converted.report().kept_float) row.notes.push_back("int8: kept in float: " + name + " (" + why + ")");
+    const TestResult r = evaluate_test_set(model, to, Device::CPU);
+    row.int8_accuracy = r.accuracy;
+    row.int8_samples_per_s = r.samples_per_s;
+  }
+
+  // Per layer: counts on one traced forward, then latency of a batch through hooks.
+  const compression::Graph graph = compression::trace(model, {nn::Value(probe)});
+  std::map<std::string, LayerRow> rows;
+  std::vector<std::string> order;
+  for (const compression::LayerCount& c : compression::count_layers(model, graph, state.masks)) {
+    LayerRow l;
+    l.name = c.module;
+    l.type = c.type;
+    l.params = c.params;
+    l.macs = state.masks.empty() ? c.macs : c.masked_macs;
+    std::shared_ptr<nn::Module> m = model.find(c.module);
+    const Tensor w = m->param("weight");
+    l.weight_shape = w.shape();
+    l.channels = w.size(0);
+    const std::vector<float> v = w.to_vector();
+    const int64_t per_row = w.numel() / std::max<int64_t>(1, l.channels);
+    for (int64_t o = 0; o < l.channels; ++o) {
+      bool live = false;
+      for (int64_t k = 0; k < per_row; ++k) live |= v[o * per_row + k] != 0.f;
+      l.live_channels += live;
+    }
+    for (const auto& [pname, p] : m->named_parameters(false))
+      for (float x : p.to_vector()) l.nonzero_params += x != 0.f;
+    auto cal = state.calibration.find(c.module + ".weight");
+    if (cal != state.calibration.end()) l.bits = cal->second.quant_bits;
+    order.push_back(l.name);
+    rows.emplace(l.name, std::move(l));
+  }
+  std::vector<nn::HookHandle> handles;
+  std::map<nn::Module*, Clock::time_point> started;
+  std::map<nn::Module*, double> seconds;
+  for (const std::string& name : order) {
+    std::shared_ptr<nn::Module> m = model.find(name);
+    handles.push_back(m->register_forward_pre_hook([&](nn::Module& mod, const std::vector<nn::Value>&) {
+      started[&mod] = Clock::now();
+      return std::optional<std::vector<nn::Value>>();
+    }));
+    handles.push_back(m->register_forward_hook([&](nn::Module& mod, const std::vector<nn::Value>&, const nn::Value&) {
+      seconds[&mod] += since(started[&mod]);
+      return std::optional<nn::Value>();
+    }));
+  }
+  const int reps = 3;
+  {
+    NoGradGuard ng;
+    model(std::vector<nn::Value>{nn::Value(probe)});  // warm-up
+    seconds.clear();
+    const auto t0 = Clock::now();
+    for (int i = 0; i < reps; ++i) model(std::vector<nn::Value>{nn::Value(probe)});
+    row.forward_ms = 1e3 * since(t0) / reps;
+  }
+  for (auto& h : handles) h.remove();
+  row.latency_batch = probe.size(0);
+  row.layers.clear();
+  for (const std::string& name : order) {
+    LayerRow l = rows.at(name);
+    l.latency_ms = 1e3 * seconds[model.find(name).get()] / reps;
+    row.layers.push_back(std::move(l));
+  }
+
+  // Whole model: parameters stored at their calibrated bits.
+  row.params = row.nonzero_params = 0;
+  row.size_bytes = 0.0;
+  row.macs = compression::count_macs(graph);
+  if (!state.masks.empty()) {
+    row.macs = 0;
+    for (const auto& l : row.layers) row.macs += l.macs;
+  }
+  for (const auto& [name, p] : model.named_parameters()) {
+    auto cal = state.calibration.find(name);
+    const int bits = cal == state.calibration.end() ? 32 : cal->second.quant_bits;
+    row.params += p.numel();
+    for (float x : p.to_vector()) row.nonzero_params += x != 0.f;
+    row.size_bytes += static_cast<double>(p.numel()) * bits / 8.0;
+  }
+}
+
+void Runner::run_stage(const Stage& stage, size_t index, State& state, StageRow& row) {
+  const fs::path tmp = out_ / "stages" / ("." + stage.name + ".tmp");
+  manual_seed(r_.seed + index + 1);
+  switch (stage.kind) {
+    case StageKind::Train: {
+      FashionSession s = session(state, stage.training, index);
+      s.trainer->train(stage.training.epochs);
+      break;
+    }
+    case StageKind::Prune: {
+      FashionSession s = session(state, stage.training, index);
+      json::value config = stage.prune->config_list;
+      if (stage.prune->auto_dependency_groups)
+        config = compression::auto_set_dependency_group_ids(*state.model, config, {nn::Value(test_images(1))});
+      compression::PrunerOptions p;
+      p.pruner = stage.prune->pruner;
+      p.base_pruner = stage.prune->base_pruner;
+      p.training_steps = stage.prune->training_steps;
+      p.warmup_steps = stage.prune->warmup_steps;
+      p.interval_steps = stage.prune->interval_steps;
+      p.total_times = stage.prune->total_times;
+      std::unique_ptr<compression::PruningRun> run = compression::make_pruner(p, state.model, config, *s.trainer);
+      for (const auto& w : run->warnings()) row.notes.push_back("warning: " + w);
+      compression::Masks masks = run->compress(stage.training.epochs);
+      run.reset();  // unwraps
+      state.masks = merge(std::move(masks), state.masks);
+      bake(*state.model, state.masks);
+      break;
+    }
+    case StageKind::Speedup: {
+      const Tensor x = test_images(stage.check_batch);
+      const std::vector<std::string> refused = compression::speedup_preflight(*state.model, state.masks, {nn::Value(x)});
+      if (!refused.empty()) {
+        std::string why;
+        for (const auto& r : refused) why += "\n  " + r;
+        fail("speedup refused, nothing was changed:", why);
+      }
+      const compression::SpeedupReport rep = compression::speedup_model(*state.model, state.masks, {nn::Value(x)});
+      std::ostringstream dev;
+      dev << std::scientific << std::setprecision(2) << rep.deviation;
+      row.notes.push_back("deviation from the masked model " + dev.str());
+      for (const auto& m : rep.inexact) row.notes.push_back("not exact: " + m + " (a removed channel's constant meets zero padding)");
+      state.masks.clear();
+      break;
+    }
+    case StageKind::Quantize: {
+      FashionSession s = session(state, stage.training, index);
+      const QuantizeSpec& q = *stage.quantize;
+      compression::QuantizerOptions qo;
+      qo.name = q.quantizer;
+      qo.observer = q.observer;
+      qo.percentile = q.percentile;
+      qo.bias_correction = q.bias_correction;
+      qo.start_step = q.quant_start_step;
+      auto quantizer = compression::make_quantizer(qo, state.model, q.config_list, *s.trainer);
+      for (const auto& w : quantizer->warnings()) row.notes.push_back("warning: " + w);
+      data::Batch b;
+      s.trainer->train_loader()->start_epoch();
+      s.trainer->train_loader()->next(b);
+      state.calibration = run_quantizer(*quantizer, q.quantizer, *state.model, b.inputs, q.steps, stage.training.epochs);
+      quantizer->unwrap();
+      break;
+    }
+    case StageKind::Distill:
+    case StageKind::Fuse: {
+      FashionSession s = session(state, stage.training, index);
+      FusedParts parts;
+      if (stage.prune) {
+        parts.prune_config = &stage.prune->config_list;
+        parts.prune.pruner = stage.prune->pruner;
+        parts.prune.training_steps = stage.prune->training_steps;
+      }
+      if (stage.quantize) {
+        parts.quant_config = &stage.quantize->config_list;
+        parts.quant.name = stage.quantize->quantizer;
+        parts.quant.start_step = stage.quantize->quant_start_step;
+      }
+      if (stage.distill) {
+        parts.distill_config = &stage.distill->config_list;
+        parts.teacher = teacher(stage.distill->teacher);
+        parts.teacher->eval();
+        parts.distiller = stage.distill->distiller;
+        parts.temperature = static_cast<float>(stage.distill->temperature);
+        parts.origin_lambda = static_cast<float>(stage.distill->origin_loss_lambda);
+      }
+      std::ostringstream warnings;
+      FusedRun fused(state.model, *s.trainer, parts, warnings);
+      std::istringstream lines(warnings.str());
+      for (std::string line; std::getline(lines, line);) row.notes.push_back(line);
+      compression::CalibrationConfig calibration = fused.run(stage.training.epochs);
+      compression::Masks masks = fused.pruner() ? fused.pruner()->get_masks() : compression::Masks{};
+      fused.unwrap();
+      if (fused.quantizer()) state.calibration = std::move(calibration);
+      state.masks = merge(std::move(masks), state.masks);
+      bake(*state.model, state.masks);
+      break;
+    }
+    case StageKind::Evaluate:
+      break;
+    case StageKind::Export: {
+      save_bundle((tmp / "bundle.safetensors").string(), *state.model, state.zoo, state.masks, state.calibration);
+      row.artefacts.push_back("stages/" + stage.name + "/bundle.safetensors");
+      break;
+    }
+  }
+}
+
+void Runner::write_reports() {
+  io::write_file_atomic((out_ / "report.json").string(), json::serialize(to_json(report_)) + "\n");
+  io::write_file_atomic((out_ / "report.md").string(), render_markdown(report_));
+  io::write_file_atomic((out_ / "report.html").string(), render_html(report_));
+}
+
+Report Runner::run() {
+  prepare_directory();
+  if (r_.threads > 0) set_num_threads(r_.threads);
+  report_.model = r_.model.empty() ? r_.model_file : r_.model;
+  for (const Stage& s : r_.stages) stage_dirs_.push_back(out_ / "stages" / s.name);
+
+  // The starting model's row.
+  const fs::path initial_dir = out_ / "stages" / "initial";
+  StageRow initial;
+  if (fs::exists(initial_dir / "stage.json")) {
+    initial = stage_row_from_json(json::parse(io::read_file((initial_dir / "stage.json").string())));
+  } else {
+    State s = initial_state();
+    initial.name = "initial";
+    initial.kind = "initial";
+    measure(s, initial, false);
+    fs::create_directories(initial_dir);
+    io::write_file_atomic((initial_dir / "stage.json").string(), json::serialize(to_json(initial)) + "\n");
+  }
+  report_.stages.push_back(initial);
+  log_ << "initial: test accuracy " << std::fixed << std::setprecision(4) << initial.accuracy << "\n";
+
+  for (size_t i = 0; i < r_.stages.size(); ++i) {
+    const Stage& stage = r_.stages[i];
+    const fs::path dir = stage_dirs_[i];
+    if (fs::exists(dir / "stage.json")) {
+      report_.stages.push_back(stage_row_from_json(json::parse(io::read_file((dir / "stage.json").string()))));
+      log_ << stage.name << ": complete (resumed after it)\n";
+      continue;
+    }
+    State state = i == 0 ? initial_state() : load_state(stage_dirs_[i - 1]);
+    const fs::path tmp = out_ / "stages" / ("." + stage.name + ".tmp");
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    StageRow row;
+    row.name = stage.name;
+    row.kind = to_string(stage.kind);
+    log_ << stage.name << ": " << row.kind << "\n";
+    const auto t0 = Clock::now();
+    try {
+      run_stage(stage, i, state, row);
+    } catch (const compression::config::ConfigError& e) {
+      fs::remove_all(tmp);
+      throw RecipeError("recipe.stages[" + std::to_string(i) + "] (" + stage.name + "): " + e.what());
+    } catch (...) {
+      fs::remove_all(tmp);
+      throw;
+    }
+    row.seconds = since(t0);
+    save_state(state, tmp, row);
+    // Measured on the model as saved, so a resumed run measures what this one did.
+    State saved = load_state(tmp);
+    measure(saved, row, stage.int8);
+    io::write_file_atomic((tmp / "stage.json").string(), json::serialize(to_json(row)) + "\n");
+    fs::remove_all(dir);
+    fs::rename(tmp, dir);
+    report_.stages.push_back(row);
+    write_reports();
+    log_ << stage.name << ": test accuracy " << std::fixed << std::setprecision(4) << row.accuracy << ", "
+         << row.nonzero_params << " non-zero parameters, " << std::setprecision(1) << row.size_bytes / 1024.0
+         << " KiB, " << row.seconds << " s\n";
+  }
+  write_reports();
+  return report_;
+}
+
+Report run_recipe(const Recipe& recipe, const RunOptions& options) {
+  SHRINK_CHECK(options.log != nullptr, "run_recipe: no log stream");
+  Runner runner(recipe, options);
+  return runner.run();
+}
+
+}  // namespace shrink::cli::recipe
