@@ -274,12 +274,13 @@ std::string render_markdown(const Report& r) {
   std::ostringstream s;
   s << "# shrink compress: " << r.model << "\n\n## Stages\n\n"
     << "| stage | kind | accuracy | float accuracy | int8 accuracy | params (non-zero) | size | MACs/sample | "
-       "samples/s | seconds |\n|---|---|---|---|---|---|---|---|---|---|\n";
+       "samples/s | int8 samples/s | seconds |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& st : r.stages)
     s << "| " << st.name << " | " << st.kind << " | " << pct(st.accuracy) << " | " << pct(st.float_accuracy) << " | "
       << (st.int8_accuracy ? pct(*st.int8_accuracy) : std::string("-")) << " | " << st.params << " ("
       << st.nonzero_params << ") | " << kib(st.size_bytes) << " | " << st.macs << " | " << fmt(st.samples_per_s, 0)
-      << " | " << fmt(st.seconds, 1) << " |\n";
+      << " | " << (st.int8_samples_per_s ? fmt(*st.int8_samples_per_s, 0) : std::string("-")) << " | "
+      << fmt(st.seconds, 1) << " |\n";
   if (r.stages.empty()) return s.str();
   const StageRow& first = r.stages.front();
   const StageRow& last = r.stages.back();
@@ -321,13 +322,15 @@ std::string render_html(const Report& r) {
        "</style></head><body>\n<h1>shrink compress: "
     << escape(r.model) << "</h1>\n<h2>Stages</h2>\n<table><tr><th>stage</th><th>kind</th><th>accuracy</th><th>float "
        "accuracy</th><th>int8 accuracy</th><th>params</th><th>non-zero</th><th>size</th><th>MACs/sample</th>"
-       "<th>samples/s</th><th>seconds</th></tr>\n";
+       "<th>samples/s</th><th>int8 samples/s</th><th>seconds</th></tr>\n";
   for (const auto& st : r.stages)
     s << "<tr><td>" << escape(st.name) << "</td><td>" << escape(st.kind) << "</td><td>" << pct(st.accuracy)
       << "</td><td>" << pct(st.float_accuracy) << "</td><td>"
       << (st.int8_accuracy ? pct(*st.int8_accuracy) : std::string("-")) << "</td><td>" << st.params << "</td><td>"
       << st.nonzero_params << "</td><td>" << kib(st.size_bytes) << "</td><td>" << st.macs << "</td><td>"
-      << fmt(st.samples_per_s, 0) << "</td><td>" << fmt(st.seconds, 1) << "</td></tr>\n";
+      << fmt(st.samples_per_s, 0) << "</td><td>"
+      << (st.int8_samples_per_s ? fmt(*st.int8_samples_per_s, 0) : std::string("-")) << "</td><td>"
+      << fmt(st.seconds, 1) << "</td></tr>\n";
   s << "</table>\n";
   if (!r.stages.empty()) {
     const StageRow& first = r.stages.front();

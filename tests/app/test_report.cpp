@@ -27,6 +27,7 @@ Report sample() {
   a.accuracy = a.float_accuracy = 0.9;
   a.params = a.nonzero_params = 1000;
   a.size_bytes = 4000;
+  a.macs = 3600 + 160;
   a.forward_ms = 2.0;
   a.latency_batch = 64;
   a.layers = {{"conv", "Conv2d", {4, 1, 3, 3}, 40, 40, 3600, 4, 4, 32, 1.0},
@@ -37,7 +38,11 @@ Report sample() {
   b.accuracy = 0.85;
   b.float_accuracy = 0.86;
   b.int8_accuracy = 0.851;
+  b.int8_samples_per_s = 2500.0;
+  b.samples_per_s = 1000.0;
+  b.seconds = 1.5;
   b.size_bytes = 1000;
+  b.macs = 1800 + 16;
   b.forward_ms = 1.0;
   b.layers = {{"conv", "Conv2d", {2, 1, 3, 3}, 20, 20, 1800, 2, 2, 8, 0.25},
               {"fc", "Linear", {10, 16}, 170, 17, 16, 10, 10, 8, 0.25}};
@@ -74,7 +79,8 @@ BOOST_AUTO_TEST_CASE(markdown_derives_sparsity_channels_and_latency_shares) {
                      "50.00 % -> 25.00 % |") != std::string::npos, md);
   // fc: 170 -> 17 non-zero = 90 % sparse.
   BOOST_TEST(md.find("| fc | Linear | [10x16] -> [10x16] | 170 -> 17 | 160 -> 16 | 90.00 % | 10 / 10 |") != std::string::npos, md);
-  BOOST_TEST(md.find("| small | speedup | 85.00 % | 86.00 % | 85.10 % | 1000 (1000) | 1.0 KiB |") != std::string::npos, md);
+  BOOST_TEST(md.find("| small | speedup | 85.00 % | 86.00 % | 85.10 % | 1000 (1000) | 1.0 KiB | 1816 | 1000 | 2500 | 1.5 |") !=
+                 std::string::npos, md);
   BOOST_TEST(md.find("- small: deviation from the masked model 1.00e-07") != std::string::npos, md);
 }
 
