@@ -9,6 +9,7 @@
 #include "compression/config/config_error.h"
 #include "compression/config/config_list.h"
 #include "compression/config/validate.h"
+#include "compression/export/onnx_export.h"
 #include "compression/pruning/pruner_factory.h"
 #include "models/zoo.h"
 
@@ -290,8 +291,10 @@ Stage parse_stage(const json::value& v, const std::string& path, const std::stri
           const json::value& e = fm->as_array()[i];
           const std::string at = f.at("formats") + "[" + std::to_string(i) + "]";
           if (!e.is_string()) fail(at, std::string("must be a string, got ") + type_name(e));
-          if (e.as_string() == "onnx") fail(at, "ONNX export is not built yet; use \"safetensors\"");
-          if (e.as_string() != "safetensors") fail(at, "'" + std::string(e.as_string()) + "' is not a format (safetensors)");
+          if (e.as_string() != "safetensors" && e.as_string() != "onnx")
+            fail(at, "'" + std::string(e.as_string()) + "' is not a format (safetensors, onnx)");
+          if (e.as_string() == "onnx" && !compression::onnx_export_available())
+            fail(at, "this build has no ONNX exporter (configure with libonnx-dev and libprotobuf-dev installed)");
           s.formats.emplace_back(e.as_string());
         }
       }

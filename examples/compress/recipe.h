@@ -76,7 +76,7 @@ struct Stage {
   std::optional<DistillSpec> distill;     // distill, fuse
   int64_t check_batch = 16;               // speedup: test images traced and compared
   bool int8 = false;                      // evaluate: also with int8 kernels (needs a calibration)
-  std::vector<std::string> formats{"safetensors"};  // export
+  std::vector<std::string> formats{"safetensors"};  // export: "safetensors" (bundle), "onnx"
 };
 
 struct Recipe {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "compression/config/config_error.h"
+#include "compression/export/onnx_export.h"
 #include "compression/pruning/mask_io.h"
 #include "compression/quantization/calibration_io.h"
 #include "compression/quantization/int8_model.h"
@@ -408,8 +409,19 @@ void Runner::run_stage(const Stage& stage, size_t index, State& state, StageRow&
     case StageKind::Evaluate:
       break;
     case StageKind::Export: {
-      save_bundle((tmp / "bundle.safetensors").string(), *state.model, state.zoo, state.masks, state.calibration);
-      row.artefacts.push_back("stages/" + stage.name + "/bundle.safetensors");
+      for (const std::string& format : stage.formats) {
+        if (format == "safetensors") {
+          save_bundle((tmp / "bundle.safetensors").string(), *state.model, state.zoo, state.masks, state.calibration);
+          row.artefacts.push_back("stages/" + stage.name + "/bundle.safetensors");
+        } else {  // onnx: QDQ pairs where calibrated, on Fashion-MNIST's input shape with a free batch
+          compression::OnnxExportOptions o{{1, 1, 28, 28}, state.calibration.empty() ? nullptr : &state.calibration};
+          const compression::OnnxExportReport r = compression::export_onnx(*state.model, (tmp / "model.onnx").string(), o);
+          row.artefacts.push_back("stages/" + stage.name + "/model.onnx");
+          row.notes.push_back("onnx: " + std::to_string(r.nodes) + " nodes, " + std::to_string(r.qdq.size()) +
+                              " quantize/dequantize pairs");
+          for (const auto& [key, why] : r.kept_float) row.notes.push_back("onnx: kept in float: " + key + " (" + why + ")");
+        }
+      }
       break;
     }
   }

@@ -10,6 +10,7 @@
 
 #include "app/chromium.h"
 #include "compression/cli_run.h"
+#include "compression/export/onnx_export.h"
 #include "compression/pruning/mask_io.h"
 #include "compression/quantization/calibration_io.h"
 #include "examples/compress/bundle.h"
@@ -34,7 +35,7 @@ const char* kRecipe = R"({"model": "lenet5", "seed": 3, "threads": 2,
      "target_names": ["weight", "_input_0"], "quant_dtype": "int8"}]},
    "distill": {"config_list": [{"op_names": ["fc3"], "apply_method": "kl"}], "teacher": "dense"}, "epochs": 1, "lr": 0.01},
   {"stage": "evaluate", "int8": true},
-  {"stage": "export"}]})";
+  {"stage": "export", "formats": ["safetensors", "onnx"]}]})";
 
 struct Dir {
   fs::path path;
@@ -141,6 +142,16 @@ BOOST_AUTO_TEST_CASE(every_stage_kind_on_lenet5) {
   BOOST_REQUIRE_EQUAL(eval.status, 0);
   BOOST_TEST(boost::json::parse(eval.out).at("test_acc").to_number<double>() ==
              stage(report, "5-export").at("float_accuracy").to_number<double>());
+
+  // ONNX beside it, with the calibration as quantize/dequantize pairs (the exporter's own tests
+  // check the graphs), when this build has the exporter.
+  if (compression::onnx_export_available()) {
+    BOOST_TEST(fs::file_size(d / "out/stages/5-export/model.onnx") > 0u);
+    bool listed = false;
+    for (const auto& n : stage(report, "5-export").at("notes").as_array())
+      listed |= std::string(n.as_string()).find("10 quantize/dequantize pairs") != std::string::npos;
+    BOOST_TEST(listed);  // weight and _input_0 of five layers
+  }
 
   // The reports.
   const std::string md = io::read_file(d / "out/report.md");

@@ -124,8 +124,8 @@ BOOST_AUTO_TEST_CASE(every_mistake_names_its_key) {
        "recipe.stages[0].distill.teacher: 'x' is not"},
       {recipe(R"({"stage": "fuse", "distill": {"config_list": [{"op_names": ["fc3"]}], "extra": 1}})"),
        "recipe.stages[0].distill.extra: unknown key"},
-      {recipe(R"({"stage": "export", "formats": ["onnx"]})"), "recipe.stages[0].formats[0]: ONNX export is not built yet"},
-      {recipe(R"({"stage": "export", "formats": ["zip"]})"), "recipe.stages[0].formats[0]: 'zip' is not a format"},
+      {recipe(R"({"stage": "export", "formats": ["onnx", "zip"]})"), "recipe.stages[0].formats[1]: 'zip' is not a format"},
+      {recipe(R"({"stage": "export", "formats": []})"), "recipe.stages[0].formats: must be a non-empty array"},
       {"[1, 2]", "recipe: must be an object, got an array"},
   };
   for (const Case& c : cases) {
