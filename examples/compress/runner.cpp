@@ -1,5 +1,6 @@
 #include "examples/compress/runner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <iomanip>
@@ -260,6 +261,8 @@ void Runner::measure(State& state, StageRow& row, bool int8) {
     order.push_back(l.name);
     rows.emplace(l.name, std::move(l));
   }
+  // Each layer's time between its pre-hook and its hook; medians over several forwards, so that one
+  // slow forward (another process, a page fault) does not make the table.
   std::vector<nn::HookHandle> handles;
   std::map<nn::Module*, Clock::time_point> started;
   std::map<nn::Module*, double> seconds;
@@ -274,21 +277,31 @@ void Runner::measure(State& state, StageRow& row, bool int8) {
       return std::optional<nn::Value>();
     }));
   }
-  const int reps = 3;
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const int reps = 9;
+  std::vector<double> forward;
+  std::map<std::string, std::vector<double>> per_layer;
   {
     NoGradGuard ng;
     model(std::vector<nn::Value>{nn::Value(probe)});  // warm-up
-    seconds.clear();
-    const auto t0 = Clock::now();
-    for (int i = 0; i < reps; ++i) model(std::vector<nn::Value>{nn::Value(probe)});
-    row.forward_ms = 1e3 * since(t0) / reps;
+    for (int i = 0; i < reps; ++i) {
+      seconds.clear();
+      const auto t0 = Clock::now();
+      model(std::vector<nn::Value>{nn::Value(probe)});
+      forward.push_back(since(t0));
+      for (const std::string& name : order) per_layer[name].push_back(seconds[model.find(name).get()]);
+    }
   }
   for (auto& h : handles) h.remove();
+  row.forward_ms = 1e3 * median(forward);
   row.latency_batch = probe.size(0);
   row.layers.clear();
   for (const std::string& name : order) {
     LayerRow l = rows.at(name);
-    l.latency_ms = 1e3 * seconds[model.find(name).get()] / reps;
+    l.latency_ms = 1e3 * median(per_layer[name]);
     row.layers.push_back(std::move(l));
   }
 
