@@ -1,10 +1,13 @@
 // `shrink`: the command-line front end. Dispatches to one subcommand per file (cmd_*.cpp).
+#include <unistd.h>
+
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "examples/cli.h"
 #include "framework/core/error.h"
+#include "framework/train/progress.h"
 #ifdef SHRINK_HAVE_CUDA
 #include "cuda/cuda_backend.h"
 #endif
@@ -35,6 +38,8 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
   try {
+    // Calibration, mask generation and speedup draw progress bars on stderr when it is a terminal.
+    shrink::progress::set_sink(&std::cerr, isatty(STDERR_FILENO) != 0);
 #ifdef SHRINK_HAVE_CUDA
     shrink::cuda::init();  // registers the CUDA backend only when a device is present
 #endif

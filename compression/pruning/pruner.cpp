@@ -3,6 +3,7 @@
 #include "compression/config/config_list.h"
 #include "framework/core/autograd.h"
 #include "framework/ops/ops.h"
+#include "framework/train/progress.h"
 
 namespace shrink::compression {
 
@@ -50,7 +51,9 @@ Tensor Pruner::current_value(TargetState& t) {
 void Pruner::generate_masks() {
   NoGradGuard ng;
   std::vector<EngineTarget> engine;
+  progress::Bar bar("masks", static_cast<int64_t>(targets().size()));
   for (TargetState* t : targets()) {
+    bar.step(t->key());
     EngineTarget e;
     e.state = t;
     e.scaling = scaling_for(*t, default_granularity());

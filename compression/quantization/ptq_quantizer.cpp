@@ -6,6 +6,7 @@
 #include "compression/quantization/observers.h"
 #include "framework/core/autograd.h"
 #include "framework/ops/ops.h"
+#include "framework/train/progress.h"
 #include "framework/train/trainer.h"
 
 namespace shrink::compression {
@@ -69,13 +70,14 @@ void PtqQuantizer::for_calibration_batches(int64_t max_steps, int64_t max_epochs
   data::DataLoader& loader = *trainer().train_loader();
   const Device device = model_->parameter_device();
   int64_t done = 0;
+  progress::Bar bar("calibration", max_steps > 0 ? max_steps : max_epochs * loader.num_batches());
   for (int64_t epoch = 0; max_epochs <= 0 || epoch < max_epochs; ++epoch) {
     loader.start_epoch(epoch);  // the order of epoch e depends on (seed, e) only: replayable
     data::Batch b;
     int64_t in_epoch = 0;
     while ((max_steps <= 0 || done < max_steps) && loader.next(b)) {
       f(std::vector<nn::Value>{nn::Value(b.inputs.to(device))});
-      ++done;
+      bar.update(++done);
       ++in_epoch;
     }
     if ((max_steps > 0 && done >= max_steps) || in_epoch == 0) break;

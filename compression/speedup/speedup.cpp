@@ -7,6 +7,7 @@
 #include "compression/speedup/dependency.h"
 #include "framework/core/autograd.h"
 #include "framework/nn/layers.h"
+#include "framework/train/progress.h"
 
 namespace shrink::compression {
 
@@ -533,7 +534,9 @@ SpeedupReport speedup_model(nn::Module& model, const Masks& masks, const std::ve
   }
   const Tensor reference = first_output(model, input);
 
+  progress::Bar bar("speedup", static_cast<int64_t>(planner.plans.size()));
   for (auto& [name, p] : planner.plans) {
+    bar.step(name);
     nn::Module& m = *p.module;
     const Device device = m.parameter_device();
     const std::vector<int64_t> out = indices(p.out_keep), in = indices(p.in_keep);

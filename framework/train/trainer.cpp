@@ -1,5 +1,9 @@
 #include "framework/train/trainer.h"
 
+#include <cstdio>
+
+#include "framework/train/progress.h"
+
 #include <chrono>
 #include <cstdio>
 #include <iomanip>
@@ -203,11 +207,9 @@ void Trainer::report_nonfinite(const Tensor& x, const Tensor& y, const std::stri
 
 void Trainer::progress(int64_t done, int64_t total, double loss, double seconds) {
   if (!log_ || !tty_) return;
-  const int width = 30;
-  int filled = total > 0 ? static_cast<int>(width * done / total) : width;
-  *log_ << "\r  [" << std::string(filled, '=') << std::string(width - filled, ' ') << "] " << done
-        << "/" << total << " loss " << std::fixed << std::setprecision(4) << loss << " "
-        << std::setprecision(1) << seconds << "s" << std::flush;
+  char extra[32];
+  std::snprintf(extra, sizeof extra, "loss %.4f", loss);
+  *log_ << "\r\033[K" << progress::format_line("epoch", done, total, seconds, extra) << std::flush;
 }
 
 std::vector<EpochStats> Trainer::train(int64_t max_epochs, int64_t max_steps) {
