@@ -1,18 +1,18 @@
 // Example: a fused recipe — prune, quantize and distil LeNet-5 in one training run — through the
 // same recipe runner as `shrink compress`, from C++.
 //
-//   build/bin/example_fused_recipe [--epochs 1] [--limit N] [--out DIR]
+//   build/bin/example_fused_recipe [--epochs 1] [--limit N] [--out DIR] [--discard]
 //
 // The recipe: train the dense model, then one `fuse` stage (FPGM filter pruning, QAT int8 and
 // distillation from the dense model, all in the same epochs), then int8 evaluation. The run writes
-// every stage and report.{json,md,html} into DIR (default: a fresh temporary directory) and this
-// program prints the Markdown report.
+// every stage and report.{json,md,html} into DIR (new or empty; default: a fresh temporary
+// directory) and this program prints the Markdown report. --discard removes DIR afterwards.
 #include <boost/json.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <string>
-#include <unistd.h>
+#include <stdlib.h>
 
 #include "examples/compress/recipe.h"
 #include "examples/compress/runner.h"
@@ -29,8 +29,14 @@ static std::string arg(int argc, char** argv, const std::string& name, const std
 
 int main(int argc, char** argv) {
   const std::string epochs = arg(argc, argv, "--epochs", "1"), limit = arg(argc, argv, "--limit", "-1");
-  const std::string out = arg(argc, argv, "--out", (std::filesystem::temp_directory_path() /
-                                                    ("shrink_fused_" + std::to_string(::getpid()))).string());
+  std::string out = arg(argc, argv, "--out", "");
+  if (out.empty()) {
+    std::string pattern = (std::filesystem::temp_directory_path() / "shrink_fused_XXXXXX").string();
+    if (!::mkdtemp(pattern.data())) return 1;
+    out = pattern;
+  }
+  bool discard = false;
+  for (int i = 1; i < argc; ++i) discard |= std::string(argv[i]) == "--discard";
   if (!std::filesystem::exists(data::default_fashion_mnist_dir() + "/train-images-idx3-ubyte.gz")) {
     std::cerr << "Fashion-MNIST not found (./run installs it)\n";
     return 77;
@@ -59,6 +65,7 @@ int main(int argc, char** argv) {
     options.log = &std::cerr;
     const cli::recipe::Report report = cli::recipe::run_recipe(recipe, options);
     std::cout << io::read_file(out + "/report.md") << "\nthe whole run: " << out << "\n";
+    if (discard) std::filesystem::remove_all(out);
     // The fused stage pruned a quarter of each convolution's filters (rounded down) and quantized
     // every layer to 8 bits.
     for (const auto& layer : report.stages.back().layers) {
