@@ -227,7 +227,8 @@ void Runner::measure(State& state, StageRow& row, bool int8) {
   }
   if (int8) {
     compression::Int8Model converted(model, state.calibration, {nn::Value(probe)});
-    for (const auto& [name, why] : converted.report().kept_float) row.notes.push_back("int8: kept in float: " + name + " (" + why + ")");
+    for (const auto& [name, why] : converted.report().kept_float)
+      row.notes.push_back("int8: kept in float: " + name + " (" + why + ")");
     const TestResult r = evaluate_test_set(model, to, Device::CPU);
     row.int8_accuracy = r.accuracy;
     row.int8_samples_per_s = r.samples_per_s;
@@ -363,7 +364,8 @@ void Runner::run_stage(const Stage& stage, size_t index, State& state, StageRow&
       std::ostringstream dev;
       dev << std::scientific << std::setprecision(2) << rep.deviation;
       row.notes.push_back("deviation from the masked model " + dev.str());
-      for (const auto& m : rep.inexact) row.notes.push_back("not exact: " + m + " (a removed channel's constant meets zero padding)");
+      for (const auto& m : rep.inexact)
+        row.notes.push_back("not exact: " + m + " (a removed channel's constant meets zero padding)");
       state.masks.clear();
       break;
     }

@@ -17,8 +17,9 @@
 #include <string>
 
 #include "compression/v1/v1_api.h"
-#include "framework/core/random.h"
+#include "examples/programs/example_args.h"
 #include "framework/core/autograd.h"
+#include "framework/core/random.h"
 #include "framework/data/dataloader.h"
 #include "framework/data/fashion_mnist.h"
 #include "framework/ops/ops.h"
@@ -26,12 +27,6 @@
 #include "models/zoo.h"
 
 using namespace shrink;
-
-static int64_t arg(int argc, char** argv, const std::string& name, int64_t fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == name) return std::atoll(argv[i + 1]);
-  return fallback;
-}
 
 class GradualFilterPruner : public compression::v1::Pruner {
  public:
@@ -68,12 +63,10 @@ static int64_t zero_filters(const Tensor& mask) {
 }
 
 int main(int argc, char** argv) {
-  const int64_t epochs = arg(argc, argv, "--epochs", 3), limit = arg(argc, argv, "--limit", -1);
-  const std::string dir = data::default_fashion_mnist_dir();
-  if (!std::filesystem::exists(dir + "/train-images-idx3-ubyte.gz")) {
-    std::cerr << "Fashion-MNIST not found in " << dir << " (./run installs it)\n";
-    return 77;
-  }
+  const int64_t epochs = examples::int_arg(argc, argv, "--epochs", 3);
+  const int64_t limit = examples::int_arg(argc, argv, "--limit", -1);
+  const std::string dir = examples::fashion_mnist_dir();
+  if (dir.empty()) return 77;
   manual_seed(1);
   auto model = models::make_model("lenet5");
   GradualFilterPruner pruner(model, boost::json::parse(R"([{"sparsity": 0.5, "op_types": ["Conv2d"]}])"), epochs);

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "compression/distillation/distiller.h"
+#include "examples/programs/example_args.h"
 #include "framework/core/random.h"
 #include "framework/data/fashion_mnist.h"
 #include "framework/optim/optimizer.h"
@@ -22,12 +23,6 @@
 #include "models/zoo.h"
 
 using namespace shrink;
-
-static int64_t arg(int argc, char** argv, const std::string& name, int64_t fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == name) return std::atoll(argv[i + 1]);
-  return fallback;
-}
 
 // A model of the zoo trained by `fit` on Fashion-MNIST with SGD (seed 2 for the data order).
 struct Run {
@@ -45,12 +40,10 @@ static Run make_run(const std::string& name, const std::string& dir, int64_t lim
 }
 
 int main(int argc, char** argv) {
-  const int64_t epochs = arg(argc, argv, "--epochs", 2), limit = arg(argc, argv, "--limit", -1);
-  const std::string dir = data::default_fashion_mnist_dir();
-  if (!std::filesystem::exists(dir + "/train-images-idx3-ubyte.gz")) {
-    std::cerr << "Fashion-MNIST not found in " << dir << " (./run installs it)\n";
-    return 77;
-  }
+  const int64_t epochs = examples::int_arg(argc, argv, "--epochs", 2);
+  const int64_t limit = examples::int_arg(argc, argv, "--limit", -1);
+  const std::string dir = examples::fashion_mnist_dir();
+  if (dir.empty()) return 77;
 
   // 1. The teacher.
   manual_seed(1);

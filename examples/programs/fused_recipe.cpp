@@ -16,20 +16,16 @@
 
 #include "examples/compress/recipe.h"
 #include "examples/compress/runner.h"
+#include "examples/programs/example_args.h"
 #include "framework/data/fashion_mnist.h"
 #include "framework/io/atomic_file.h"
 
 using namespace shrink;
 
-static std::string arg(int argc, char** argv, const std::string& name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == name) return argv[i + 1];
-  return fallback;
-}
-
 int main(int argc, char** argv) {
-  const std::string epochs = arg(argc, argv, "--epochs", "1"), limit = arg(argc, argv, "--limit", "-1");
-  std::string out = arg(argc, argv, "--out", "");
+  const std::string epochs = examples::string_arg(argc, argv, "--epochs", "1");
+  const std::string limit = examples::string_arg(argc, argv, "--limit", "-1");
+  std::string out = examples::string_arg(argc, argv, "--out", "");
   if (out.empty()) {
     std::string pattern = (std::filesystem::temp_directory_path() / "shrink_fused_XXXXXX").string();
     if (!::mkdtemp(pattern.data())) return 1;
@@ -37,10 +33,7 @@ int main(int argc, char** argv) {
   }
   bool discard = false;
   for (int i = 1; i < argc; ++i) discard |= std::string(argv[i]) == "--discard";
-  if (!std::filesystem::exists(data::default_fashion_mnist_dir() + "/train-images-idx3-ubyte.gz")) {
-    std::cerr << "Fashion-MNIST not found (./run installs it)\n";
-    return 77;
-  }
+  if (examples::fashion_mnist_dir().empty()) return 77;
 
   const std::string text = R"({
     "model": "lenet5", "seed": 1,

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "compression/pruning/norm_pruners.h"
+#include "examples/programs/example_args.h"
 #include "framework/core/random.h"
 #include "framework/data/fashion_mnist.h"
 #include "framework/optim/optimizer.h"
@@ -22,20 +23,11 @@
 
 using namespace shrink;
 
-// "--name value" from the command line, or `fallback`.
-static int64_t arg(int argc, char** argv, const std::string& name, int64_t fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == name) return std::atoll(argv[i + 1]);
-  return fallback;
-}
-
 int main(int argc, char** argv) {
-  const int64_t epochs = arg(argc, argv, "--epochs", 2), limit = arg(argc, argv, "--limit", -1);
-  const std::string dir = data::default_fashion_mnist_dir();
-  if (!std::filesystem::exists(dir + "/train-images-idx3-ubyte.gz")) {
-    std::cerr << "Fashion-MNIST not found in " << dir << " (./run installs it)\n";
-    return 77;
-  }
+  const int64_t epochs = examples::int_arg(argc, argv, "--epochs", 2);
+  const int64_t limit = examples::int_arg(argc, argv, "--limit", -1);
+  const std::string dir = examples::fashion_mnist_dir();
+  if (dir.empty()) return 77;
 
   // 1. The dense model.
   manual_seed(1);
