@@ -2,6 +2,8 @@
 
 #include <ostream>
 
+#include "compression/config/config_error.h"
+
 namespace shrink::cli {
 
 FusedRun::FusedRun(std::shared_ptr<nn::Module> model, train::Trainer& trainer, const FusedParts& parts,
@@ -11,14 +13,25 @@ FusedRun::FusedRun(std::shared_ptr<nn::Module> model, train::Trainer& trainer, c
     if (newest_) return compression::Host(newest_);
     return compression::Host(model);
   };
-  if (parts.distill_config) {
-    distiller_ = compression::make_distiller(parts.distiller, host(), *parts.distill_config, trainer, parts.teacher,
-                                             parts.origin_lambda, parts.temperature);
-    if (parts.cache_teacher_samples > 0) distiller_->cache_teacher_outputs(parts.cache_teacher_samples);
-    newest_ = distiller_;
-  }
-  if (parts.prune_config) newest_ = pruner_ = compression::make_single_pruner(parts.prune, host(), *parts.prune_config, trainer);
-  if (parts.quant_config) newest_ = quantizer_ = compression::make_quantizer(parts.quant, host(), *parts.quant_config, trainer);
+  // A config list error names its part: "prune.config[0].sparse_ratio: ...".
+  auto part = [](const char* name, auto&& build) {
+    try {
+      build();
+    } catch (const compression::config::ConfigError& e) {
+      throw compression::config::ConfigError(std::string(name) + "." + e.path(), e.problem());
+    }
+  };
+  if (parts.distill_config)
+    part("distill", [&] {
+      distiller_ = compression::make_distiller(parts.distiller, host(), *parts.distill_config, trainer, parts.teacher,
+                                               parts.origin_lambda, parts.temperature);
+      if (parts.cache_teacher_samples > 0) distiller_->cache_teacher_outputs(parts.cache_teacher_samples);
+      newest_ = distiller_;
+    });
+  if (parts.prune_config)
+    part("prune", [&] { newest_ = pruner_ = compression::make_single_pruner(parts.prune, host(), *parts.prune_config, trainer); });
+  if (parts.quant_config)
+    part("quantize", [&] { newest_ = quantizer_ = compression::make_quantizer(parts.quant, host(), *parts.quant_config, trainer); });
   SHRINK_CHECK(newest_ != nullptr, "a fused run needs a prune, quantize or distill config list");
   for (compression::Compressor* c : newest_->fused())
     for (const auto& w : c->warnings()) log << "warning: " << c->name() << ": " << w << "\n";

@@ -30,8 +30,9 @@ struct FusedParts {
 // newest drives the run: loss = origin_loss_lambda * (CE + pruner terms) + distillation.
 class FusedRun {
  public:
-  // Throws config::ConfigError for an invalid config list, shrink::Error for bad options. Warnings
-  // of every compressor go to `log`.
+  // Throws config::ConfigError for an invalid config list (its path starts with the part:
+  // "prune.config[0]...", "quantize.", "distill."), shrink::Error for bad options. Warnings of
+  // every compressor go to `log`.
   FusedRun(std::shared_ptr<nn::Module> model, train::Trainer& trainer, const FusedParts& parts, std::ostream& log);
   // Trains for `epochs`; returns the calibration (empty without a quantizer).
   compression::CalibrationConfig run(int64_t epochs);

@@ -72,7 +72,7 @@ FashionSession make_fashion_session(std::shared_ptr<nn::Module> model, const Tra
   s.model = std::move(model);
   s.model->to(device);
   s.train_set = data::load_fashion_mnist(o.data_dir, true, o.limit);
-  auto test_set = data::load_fashion_mnist(o.data_dir, false);
+  auto test_set = data::load_fashion_mnist(o.data_dir, false, o.test_limit);
   auto train_loader = std::make_shared<data::DataLoader>(s.train_set, o.batch, true, o.seed);
   auto test_loader = std::make_shared<data::DataLoader>(test_set, 256, false, o.seed);
   s.optimizer = std::make_shared<optim::SGD>(s.model->parameters(), static_cast<float>(o.lr),

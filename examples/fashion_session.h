@@ -17,6 +17,7 @@ struct TrainOptions {
   double lr = 0.05, momentum = 0.9, weight_decay = 5e-4;
   uint64_t seed = 1;
   int64_t limit = -1;
+  int64_t test_limit = -1;  // the test images a session evaluates on (-1: all)
   int threads = 0;
   std::string data_dir, device = "cpu";
   bool allow_nonfinite = false, detect_anomaly = false;

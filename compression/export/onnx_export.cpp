@@ -236,9 +236,14 @@ std::string Exporter::weight(const std::string& module, nn::Module& m, const std
     return g_.tensor(key, w);
   }
   std::vector<float> v = w.to_vector();
-  const size_t per = grid.axis >= 0 ? v.size() / grid.scale.size() : v.size();
+  // Row-major: the index along `axis` of element i is (i / inner) % channels, inner being the
+  // product of the dimensions after it.
+  size_t inner = 1;
+  for (size_t d = static_cast<size_t>(std::max(grid.axis, 0)) + 1; d < w.shape().size(); ++d)
+    inner *= static_cast<size_t>(w.shape()[d]);
+  const size_t channels = grid.scale.size();
   for (size_t i = 0; i < v.size(); ++i) {
-    const size_t ch = grid.axis >= 0 ? i / per : 0;
+    const size_t ch = grid.axis >= 0 ? (i / inner) % channels : 0;
     const float lo = (grid.qmin - grid.zero_point[ch]) * grid.scale[ch];
     const float hi = (grid.qmax - grid.zero_point[ch]) * grid.scale[ch];
     v[i] = std::min(std::max(v[i], lo), hi);

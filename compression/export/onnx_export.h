@@ -2,12 +2,13 @@
 // (speedup/graph.h), so a sped-up model exports with its new sizes like any other.
 //
 //   Conv2d -> Conv, Linear -> Gemm (2-d input; MatMul + Add otherwise), BatchNorm (eval) ->
-//   BatchNormalization, ReLU -> Relu, max / average pooling -> MaxPool / AveragePool (no padding),
+//   BatchNormalization, ReLU -> Relu, max pooling -> MaxPool, average pooling without padding ->
+//   AveragePool,
 //   adaptive average pooling to 1x1 -> GlobalAveragePool, add -> Add, reshape / flatten -> Reshape
 //   (batch dimension kept: 0), dropout (eval) -> Identity.
 //
 // With a calibration, each 8-bit target of a Conv2d or Linear becomes a QuantizeLinear /
-// DequantizeLinear pair (QDQ): `weight` (per tensor, or per output channel: axis 0) on its
+// DequantizeLinear pair (QDQ): `weight` (per tensor, or per channel along one axis) on its
 // initializer, `_input_0` before the op, `_output_0` after it. ONNX saturates to the whole int8 /
 // uint8 range, so a narrower calibrated range (int8's symmetric [-127, 127], DECISIONS 13) is
 // applied first: a weight is clamped in its initializer, an activation goes through a Clip. The

@@ -70,7 +70,7 @@ void PtqQuantizer::for_calibration_batches(int64_t max_steps, int64_t max_epochs
   data::DataLoader& loader = *trainer().train_loader();
   const Device device = model_->parameter_device();
   int64_t done = 0;
-  progress::Bar bar("calibration", max_steps > 0 ? max_steps : max_epochs * loader.num_batches());
+  progress::Bar bar("calibration", max_steps > 0 ? max_steps : std::max<int64_t>(0, max_epochs) * loader.num_batches());
   for (int64_t epoch = 0; max_epochs <= 0 || epoch < max_epochs; ++epoch) {
     loader.start_epoch(epoch);  // the order of epoch e depends on (seed, e) only: replayable
     data::Batch b;

@@ -17,7 +17,7 @@ namespace {
 Tensor straight_through(const Tensor& x, const Tensor& q) {
   SHRINK_CHECK(q.shape() == x.shape(), "a v1 quantizer returned shape ", shape_str(q.shape()), " for a value of shape ",
                shape_str(x.shape()));
-  return add(x, sub(q, x).detach());
+  return add(q.detach(), sub(x, x.detach()));  // q exactly, plus a zero that carries x's gradient
 }
 }  // namespace
 
@@ -52,8 +52,13 @@ void Compressor::remove_hooks() {
 }
 
 std::shared_ptr<nn::Module> Compressor::compress() {
-  if (!compressed_)
+  if (compressed_) return model_;
+  try {
     for (const Selected& s : selected_) install(s);
+  } catch (...) {
+    remove_hooks();  // all or nothing: a retry installs each hook once
+    throw;
+  }
   compressed_ = true;
   return model_;
 }
@@ -103,24 +108,30 @@ void Pruner::export_model(const std::string& model_path, const std::string& mask
     // The graph must see plain layers: the masks go into the weights for the export, the hooks
     // come off, and both are put back afterwards (also when the export throws).
     std::vector<std::pair<Tensor, Tensor>> saved;  // (weight, its unmasked values)
-    {
-      NoGradGuard ng;
-      for (const Selected& s : selected()) {
-        Tensor w = s.layer.module->param("weight");
-        saved.emplace_back(w, w.contiguous_copy());
-        w.copy_(mul(w, masks_.at(s.layer.name + ".weight")));
-      }
-    }
     remove_hooks();
+    // Puts the weights back, then the hooks; a failure here is reported after the weights are back.
     auto restore = [&]() {
-      NoGradGuard ng;
-      for (auto& [w, values] : saved) w.copy_(values);
+      {
+        NoGradGuard ng;
+        for (auto& [w, values] : saved) w.copy_(values);
+      }
       for (const Selected& s : selected()) install(s);
     };
     try {
+      {
+        NoGradGuard ng;
+        for (const Selected& s : selected()) {
+          Tensor w = s.layer.module->param("weight");
+          saved.emplace_back(w, w.contiguous_copy());
+          w.copy_(mul(w, masks_.at(s.layer.name + ".weight")));
+        }
+      }
       export_onnx(model, onnx_path, {input_shape});
     } catch (...) {
-      restore();
+      try {
+        restore();
+      } catch (...) {  // the export's error is the one to report
+      }
       throw;
     }
     restore();

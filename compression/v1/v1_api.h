@@ -18,7 +18,8 @@
 //     mask must have the weight's shape.
 //   - quantize_weight / quantize_input / quantize_output run on every forward of a layer whose
 //     sub-config lists that type in quant_types (weight, input, output). Their result goes
-//     forward and the gradient passes straight through to the unquantized value (NNI's QuantGrad).
+//     forward exactly, and the gradient passes straight through to the unquantized value (NNI's
+//     QuantGrad).
 //   - update_epoch(epoch) and step() may always be called; they do nothing unless overridden.
 // Destroying the compressor removes its hooks.
 #pragma once
@@ -47,6 +48,7 @@ class Compressor {
   Compressor& operator=(const Compressor&) = delete;
 
   // Hooks every selected layer, so that the compression takes effect on forward; returns the model.
+  // All or nothing: when a callback throws, no hook stays.
   std::shared_ptr<nn::Module> compress();
   virtual void update_epoch(int64_t epoch) { (void)epoch; }
   virtual void step() {}

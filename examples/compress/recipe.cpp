@@ -1,9 +1,11 @@
 #include "examples/compress/recipe.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
+#include <climits>
 #include <sstream>
 
 #include "compression/config/config_error.h"
@@ -64,27 +66,28 @@ class Fields {
     out = std::string(v->as_string());
     if (out.empty()) fail(at(key), "must not be empty");
   }
-  void integer(const std::string& key, int64_t& out, int64_t min, bool required = false) {
+  void integer(const std::string& key, int64_t& out, int64_t min, int64_t max = INT64_MAX) {
     const json::value* v = raw(key);
-    if (!v) {
-      if (required) fail(at(key), "missing (an integer)");
-      return;
-    }
+    if (!v) return;
     if (v->is_int64()) out = v->as_int64();
     else if (v->is_uint64() && v->as_uint64() <= static_cast<uint64_t>(INT64_MAX)) out = static_cast<int64_t>(v->as_uint64());
+    else if (v->is_double() && std::isfinite(v->as_double()) && v->as_double() == std::floor(v->as_double()) &&
+             std::fabs(v->as_double()) < 9e15)  // 1.0, 1e3: integers written as numbers with a point
+      out = static_cast<int64_t>(v->as_double());
     else fail(at(key), std::string("must be an integer, got ") + (v->is_double() ? "a fraction" : type_name(*v)));
     if (out < min) fail(at(key), "must be at least " + std::to_string(min) + ", got " + std::to_string(out));
+    if (out > max) fail(at(key), "must be at most " + std::to_string(max) + ", got " + std::to_string(out));
   }
-  void number(const std::string& key, double& out, double min, bool exclusive) {
+  void number(const std::string& key, double& out, double min, bool exclusive, double max = HUGE_VAL) {
     const json::value* v = raw(key);
     if (!v) return;
     if (!v->is_number()) fail(at(key), std::string("must be a number, got ") + type_name(*v));
     out = v->to_number<double>();
-    if (out < min || (exclusive && out == min)) {
-      std::ostringstream s;
-      s << "must be " << (exclusive ? "greater than " : "at least ") << min << ", got " << out;
-      fail(at(key), s.str());
-    }
+    std::ostringstream s;
+    if (!std::isfinite(out)) s << "must be finite, got " << out;
+    else if (out < min || (exclusive && out == min)) s << "must be " << (exclusive ? "greater than " : "at least ") << min << ", got " << out;
+    else if (out > max) s << "must be at most " << max << ", got " << out;
+    if (!s.str().empty()) fail(at(key), s.str());
   }
   void boolean(const std::string& key, bool& out) {
     const json::value* v = raw(key);
@@ -162,7 +165,7 @@ json::value config_list(Fields& f, const char* kind, const std::string& base_dir
 void training(Fields& f, Training& t) {
   f.integer("epochs", t.epochs, 0);
   f.number("lr", t.lr, 0.0, true);
-  f.number("momentum", t.momentum, 0.0, false);
+  f.number("momentum", t.momentum, 0.0, false, 1.0);
   f.number("weight_decay", t.weight_decay, 0.0, false);
 }
 
@@ -197,9 +200,11 @@ QuantizeSpec quantize_spec(Fields& f, const std::string& base_dir, bool fused) {
   if (!fused) {
     f.integer("steps", q.steps, 1);
     f.one_of("observer", q.observer, {"minmax", "percentile", "mse", "kl"}, false);
-    f.number("percentile", q.percentile, 0.0, true);
+    f.number("percentile", q.percentile, 0.0, true, 100.0);
     f.boolean("bias_correction", q.bias_correction);
-    if (q.observer != "minmax" && q.quantizer != "ptq") fail(f.at("observer"), "applies to the ptq quantizer only");
+    for (const char* key : {"observer", "percentile", "bias_correction"})
+      if (f.has(key) && q.quantizer != "ptq") fail(f.at(key), "applies to the ptq quantizer only");
+    if (f.has("percentile") && q.observer != "percentile") fail(f.at("percentile"), "applies to the percentile observer only");
   }
   return q;
 }
@@ -239,7 +244,7 @@ Stage parse_stage(const json::value& v, const std::string& path, const std::stri
   switch (s.kind) {
     case StageKind::Train:
       training(f, s.training);
-      if (!f.has("epochs")) fail(f.at("epochs"), "missing (an integer: the epochs to train)");
+      if (s.training.epochs < 1) fail(f.at("epochs"), "missing or 0 (an integer: the epochs to train)");
       break;
     case StageKind::Prune:
       s.prune = prune_spec(f, base_dir, true);
@@ -253,10 +258,13 @@ Stage parse_stage(const json::value& v, const std::string& path, const std::stri
     case StageKind::Quantize:
       s.quantize = quantize_spec(f, base_dir, false);
       training(f, s.training);
+      if (f.has("epochs") && (s.quantize->quantizer == "ptq" || s.quantize->quantizer == "naive"))
+        fail(f.at("epochs"), "the " + s.quantize->quantizer + " quantizer does not train (ptq calibrates over steps)");
       break;
     case StageKind::Distill:
       s.distill = distill_spec(f, base_dir);
       training(f, s.training);
+      if (s.training.epochs < 1) fail(f.at("epochs"), "missing or 0 (a distill stage trains: give its epochs)");
       break;
     case StageKind::Fuse: {
       if (const json::value* p = f.raw("prune")) {
@@ -276,6 +284,7 @@ Stage parse_stage(const json::value& v, const std::string& path, const std::stri
       }
       if (!s.prune && !s.quantize && !s.distill) fail(path, "a fuse stage needs at least one of prune, quantize, distill");
       training(f, s.training);
+      if (s.training.epochs < 1) fail(f.at("epochs"), "missing or 0 (a fuse stage trains: give its epochs)");
       break;
     }
     case StageKind::Evaluate:
@@ -340,7 +349,7 @@ Recipe parse_recipe(const json::value& json, const std::string& base_dir) {
       fail(file == r.weights ? "recipe.weights" : "recipe.model_file", "no such file '" + file + "'");
   int64_t seed = 1, threads = 0;
   f.integer("seed", seed, 0);
-  f.integer("threads", threads, 0);
+  f.integer("threads", threads, 0, 4096);
   r.seed = static_cast<uint64_t>(seed);
   r.threads = static_cast<int>(threads);
   if (const json::value* d = f.raw("data")) {
@@ -373,7 +382,11 @@ Recipe parse_recipe(const json::value& json, const std::string& base_dir) {
     if (s.int8 && !calibration)
       fail(path + ".int8", "int8 inference needs the calibration of an earlier quantize (or fuse with quantize) stage");
     masks = (masks || s.prune) && s.kind != StageKind::Speedup;
-    calibration = calibration || s.quantize;
+    // A stage that changes the weights without quantizing leaves the earlier calibration behind
+    // (the runner drops it): its grids were fitted to other weights.
+    const bool trains = s.kind == StageKind::Train || s.kind == StageKind::Prune || s.kind == StageKind::Distill ||
+                        s.kind == StageKind::Fuse;
+    calibration = s.quantize ? true : (calibration && !trains);
     if (s.distill && !names.count(s.distill->teacher)) {
       std::string list;
       for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
@@ -382,6 +395,22 @@ Recipe parse_recipe(const json::value& json, const std::string& base_dir) {
     }
     if (!names.insert(s.name).second) fail(path + ".name", "'" + s.name + "' names an earlier stage too");
     r.stages.push_back(std::move(s));
+  }
+
+  // The recipe with everything it refers to spelled out, for --resume to compare.
+  r.resolved = json;
+  json::object& top = r.resolved.as_object();
+  auto absolute = [](const std::string& p) { return fs::absolute(p).lexically_normal().string(); };
+  if (!r.weights.empty()) top["weights"] = absolute(r.weights);
+  if (!r.model_file.empty()) top["model_file"] = absolute(r.model_file);
+  if (!r.data_dir.empty()) top["data"].as_object()["dir"] = absolute(r.data_dir);
+  for (size_t i = 0; i < r.stages.size(); ++i) {
+    json::object& st = top["stages"].as_array()[i].as_object();
+    const Stage& s = r.stages[i];
+    const bool fuse = s.kind == StageKind::Fuse;
+    if (s.prune) (fuse ? st["prune"].as_object() : st)["config_list"] = s.prune->config_list;
+    if (s.quantize) (fuse ? st["quantize"].as_object() : st)["config_list"] = s.quantize->config_list;
+    if (s.distill) (fuse ? st["distill"].as_object() : st)["config_list"] = s.distill->config_list;
   }
   return r;
 }

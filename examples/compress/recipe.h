@@ -86,7 +86,8 @@ struct Recipe {
   std::string data_dir;
   int64_t train_limit = -1, test_limit = -1, batch = 64;
   std::vector<Stage> stages;
-  boost::json::value source;  // the recipe as written (kept in the output for --resume)
+  boost::json::value source;    // the recipe as written
+  boost::json::value resolved;  // the same with config list files inlined and paths absolute
 };
 
 // `base_dir` resolves relative paths. Throws RecipeError.

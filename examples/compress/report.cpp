@@ -49,12 +49,13 @@ std::vector<std::string> get_strings(const json::object& o, const char* key) {
 }
 
 std::string fmt(double v, int precision) {
+  if (!std::isfinite(v)) return "-";  // not measured (null in a stage.json)
   std::ostringstream s;
   s << std::fixed << std::setprecision(precision) << v;
   return s.str();
 }
 std::string kib(double bytes) { return fmt(bytes / 1024.0, 1) + " KiB"; }
-std::string pct(double v) { return fmt(100.0 * v, 2) + " %"; }
+std::string pct(double v) { return std::isfinite(v) ? fmt(100.0 * v, 2) + " %" : "-"; }
 std::string shape_text(const std::vector<int64_t>& s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) out += (i ? "x" : "") + std::to_string(s[i]);
@@ -64,6 +65,17 @@ std::string shape_text(const std::vector<int64_t>& s) {
 double removed(const LayerRow& before, const LayerRow* after) {
   if (!after) return 1.0;
   return before.params ? 1.0 - static_cast<double>(after->nonzero_params) / static_cast<double>(before.params) : 0.0;
+}
+
+// Text for a Markdown table cell or list item: no line breaks, no cell separators.
+std::string md(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += "\\|";
+    else if (c == '\n' || c == '\r') out += ' ';
+    else out += c;
+  }
+  return out;
 }
 
 std::string escape(const std::string& s) {
@@ -149,10 +161,13 @@ std::string bar_chart(const std::string& id, const std::string& title, const std
 std::string scatter(const Report& r) {
   const int w = 640, h = 340, left = 60, right = 30, top = 40, bottom = 50;
   double xmax = 0, ymin = 1, ymax = 0;
-  for (const auto& st : r.stages) {
-    xmax = std::max(xmax, st.size_bytes / 1024.0);
-    ymin = std::min(ymin, st.accuracy);
-    ymax = std::max(ymax, st.accuracy);
+  std::vector<const StageRow*> drawn;  // stages with a finite size and accuracy
+  for (const auto& st : r.stages)
+    if (std::isfinite(st.size_bytes) && std::isfinite(st.accuracy)) drawn.push_back(&st);
+  for (const StageRow* st : drawn) {
+    xmax = std::max(xmax, st->size_bytes / 1024.0);
+    ymin = std::min(ymin, st->accuracy);
+    ymax = std::max(ymax, st->accuracy);
   }
   if (!(xmax > 0)) xmax = 1;
   const double pad = std::max(0.01, (ymax - ymin) * 0.15);
@@ -176,12 +191,12 @@ std::string scatter(const Report& r) {
     << "<text x=\"14\" y=\"" << (top + h - bottom) / 2 << "\" transform=\"rotate(-90 14 " << (top + h - bottom) / 2
     << ")\" text-anchor=\"middle\">accuracy (%)</text>";
   std::string points;
-  for (const auto& st : r.stages)
-    points += fmt(X(st.size_bytes / 1024.0), 1) + "," + fmt(Y(st.accuracy), 1) + " ";
+  for (const StageRow* st : drawn) points += fmt(X(st->size_bytes / 1024.0), 1) + "," + fmt(Y(st->accuracy), 1) + " ";
   s << "<polyline points=\"" << points << "\" fill=\"none\" stroke=\"" << kBefore << "\" stroke-dasharray=\"4 3\"/>";
   // Stages that leave size and accuracy as they were share one label.
   std::vector<std::pair<std::string, std::string>> labels;  // (position, names)
-  for (const auto& st : r.stages) {
+  for (const StageRow* row : drawn) {
+    const StageRow& st = *row;
     const double x = X(st.size_bytes / 1024.0), y = Y(st.accuracy);
     const std::string at = fmt(x, 1) + "," + fmt(y, 1);
     s << "<circle class=\"point\" cx=\"" << fmt(x, 1) << "\" cy=\"" << fmt(y, 1) << "\" r=\"5\" fill=\"" << kAfter
@@ -197,6 +212,8 @@ std::string scatter(const Report& r) {
   s << "</svg>";
   return s.str();
 }
+
+StageRow parse_stage_row(const json::value& v);
 
 }  // namespace
 
@@ -222,6 +239,17 @@ json::object to_json(const StageRow& row) {
 }
 
 StageRow stage_row_from_json(const json::value& v) {
+  try {
+    return parse_stage_row(v);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // Boost's conversions (a fraction where an integer belongs, ...)
+    fail("stage.json: malformed (", e.what(), ")");
+  }
+}
+
+namespace {
+StageRow parse_stage_row(const json::value& v) {
   SHRINK_CHECK(v.is_object(), "stage.json: not an object");
   const json::object& o = v.as_object();
   StageRow r;
@@ -263,6 +291,7 @@ StageRow stage_row_from_json(const json::value& v) {
   }
   return r;
 }
+}  // namespace
 
 json::object to_json(const Report& report) {
   json::array stages;
@@ -272,7 +301,7 @@ json::object to_json(const Report& report) {
 
 std::string render_markdown(const Report& r) {
   std::ostringstream s;
-  s << "# shrink compress: " << r.model << "\n\n## Stages\n\n"
+  s << "# shrink compress: " << md(r.model) << "\n\n## Stages\n\n"
     << "| stage | kind | accuracy | float accuracy | int8 accuracy | params (non-zero) | size | MACs/sample | "
        "samples/s | int8 samples/s | seconds |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& st : r.stages)
@@ -308,7 +337,7 @@ std::string render_markdown(const Report& r) {
     for (const auto& n : st.notes) {
       if (!any_notes) s << "\n## Notes\n\n";
       any_notes = true;
-      s << "- " << st.name << ": " << n << "\n";
+      s << "- " << md(st.name) << ": " << md(n) << "\n";
     }
   return s.str();
 }
@@ -371,6 +400,14 @@ std::string render_html(const Report& r) {
     }
     s << "</table>\n";
   }
+  bool any_notes = false;
+  for (const auto& st : r.stages)
+    for (const auto& n : st.notes) {
+      if (!any_notes) s << "<h2>Notes</h2>\n<ul>\n";
+      any_notes = true;
+      s << "<li>" << escape(st.name) << ": " << escape(n) << "</li>\n";
+    }
+  if (any_notes) s << "</ul>\n";
   s << "</body></html>\n";
   return s.str();
 }

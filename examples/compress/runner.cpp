@@ -91,6 +91,7 @@ class Runner {
   State load_state(const fs::path& dir);
   void save_state(State& state, const fs::path& dir, StageRow& row);
   void run_stage(const Stage& stage, size_t index, State& state, StageRow& row);
+  void run_stage_kind(const Stage& stage, size_t index, State& state, StageRow& row);
   void measure(State& state, StageRow& row, bool int8);
   TrainOptions train_options(const Training& t, size_t index) const;
   FashionSession session(State& state, const Training& t, size_t index);
@@ -98,6 +99,7 @@ class Runner {
   Tensor test_images(int64_t n) const;
   void write_reports();
   void prepare_directory();
+  void run_stages();
 
   const Recipe& r_;
   RunOptions o_;
@@ -107,31 +109,47 @@ class Runner {
   std::vector<fs::path> stage_dirs_;
 };
 
+// FNV-1a of a file's bytes: enough to notice that --resume was given other starting weights.
+static std::string file_digest(const std::string& path) {
+  const std::string bytes = io::read_file(path);
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  std::ostringstream s;
+  s << std::hex << std::setw(16) << std::setfill('0') << h;
+  return s.str();
+}
+
+// recipe.json: the resolved recipe and a digest of the starting model's file.
+static std::string pinned_recipe(const Recipe& r) {
+  json::object inputs;
+  for (const std::string& file : {r.weights, r.model_file})
+    if (!file.empty()) inputs[fs::absolute(file).lexically_normal().string()] = file_digest(file);
+  return json::serialize(json::object{{"recipe", r.resolved}, {"inputs", inputs}}) + "\n";
+}
+
 void Runner::prepare_directory() {
   const fs::path recipe_file = out_ / "recipe.json";
+  const std::string pinned = pinned_recipe(r_);
   std::error_code ec;
   if (o_.resume) {
     if (!fs::is_regular_file(recipe_file))
       throw RecipeError("--resume " + out_.string() + ": no recipe.json there (not a shrink compress output)");
-    json::value before;
-    try {
-      before = json::parse(io::read_file(recipe_file.string()));
-    } catch (const std::exception& e) {
-      throw RecipeError("--resume " + recipe_file.string() + ": " + e.what());
-    }
-    if (before != r_.source)
-      throw RecipeError("--resume " + out_.string() + ": the recipe differs from the one this directory was started "
-                        "with (" + recipe_file.string() + "); start a new directory for a new recipe");
+    if (io::read_file(recipe_file.string()) != pinned)
+      throw RecipeError("--resume " + out_.string() + ": the recipe, a config list file it names, or the starting " +
+                        "weights differ from those this directory was started with (" + recipe_file.string() +
+                        "); start a new directory for a new recipe");
     return;
   }
   if (fs::exists(out_, ec) && !(fs::is_directory(out_, ec) && fs::is_empty(out_, ec)))
     throw RecipeError("--out " + out_.string() + ": exists and is not an empty directory; continue its run with "
                       "--resume, or choose another directory");
-  fs::create_directories(out_ / "stages", ec);
+  const bool existed = fs::exists(out_, ec);
+  fs::create_directories(out_, ec);
   if (ec) throw RecipeError("--out " + out_.string() + ": cannot create the directory (" + ec.message() + ")");
   try {
-    io::write_file_atomic(recipe_file.string(), json::serialize(r_.source) + "\n");
+    io::write_file_atomic(recipe_file.string(), pinned);
   } catch (const Error& e) {
+    if (!existed) fs::remove(out_, ec);
     throw RecipeError(std::string("--out ") + out_.string() + ": cannot write there (" + e.what() + ")");
   }
 }
@@ -179,6 +197,7 @@ TrainOptions Runner::train_options(const Training& t, size_t index) const {
   o.weight_decay = t.weight_decay;
   o.seed = r_.seed + index + 1;
   o.limit = r_.train_limit;
+  o.test_limit = r_.test_limit;
   o.threads = r_.threads;
   if (!r_.data_dir.empty()) o.data_dir = r_.data_dir;
   else o.data_dir = data::default_fashion_mnist_dir();
@@ -324,7 +343,20 @@ void Runner::measure(State& state, StageRow& row, bool int8) {
 }
 
 void Runner::run_stage(const Stage& stage, size_t index, State& state, StageRow& row) {
+  run_stage_kind(stage, index, state, row);
+  // New weights without a new calibration: the old grids were fitted to other weights.
+  const bool trains = stage.kind == StageKind::Train || stage.kind == StageKind::Prune ||
+                      stage.kind == StageKind::Distill || stage.kind == StageKind::Fuse;
+  if (trains && !stage.quantize && !state.calibration.empty()) {
+    state.calibration.clear();
+    row.notes.push_back("the calibration of an earlier stage was dropped: this stage changed the weights");
+  }
+}
+
+void Runner::run_stage_kind(const Stage& stage, size_t index, State& state, StageRow& row) {
   const fs::path tmp = out_ / "stages" / ("." + stage.name + ".tmp");
+  // The teacher first: building the initial model seeds the generator with the recipe's seed.
+  std::shared_ptr<nn::Module> teacher_model = stage.distill ? teacher(stage.distill->teacher) : nullptr;
   manual_seed(r_.seed + index + 1);
   switch (stage.kind) {
     case StageKind::Train: {
@@ -403,7 +435,7 @@ void Runner::run_stage(const Stage& stage, size_t index, State& state, StageRow&
       }
       if (stage.distill) {
         parts.distill_config = &stage.distill->config_list;
-        parts.teacher = teacher(stage.distill->teacher);
+        parts.teacher = teacher_model;
         parts.teacher->eval();
         parts.distiller = stage.distill->distiller;
         parts.temperature = static_cast<float>(stage.distill->temperature);
@@ -448,8 +480,41 @@ void Runner::write_reports() {
   io::write_file_atomic((out_ / "report.html").string(), render_html(report_));
 }
 
+// "config[0].x" of a stage's config list, re-rooted where the recipe wrote that list; a fused run
+// names its part first ("prune.config[0].x", compression_run.h).
+static std::string stage_config_error(const compression::config::ConfigError& e, size_t index, const Stage& stage) {
+  std::string path = e.path();
+  std::string part;
+  for (const char* p : {"prune.", "quantize.", "distill."})
+    if (path.rfind(p, 0) == 0) {
+      part = stage.kind == StageKind::Fuse ? p : "";
+      path = path.substr(std::string(p).size());
+    }
+  const std::string where = "recipe.stages[" + std::to_string(index) + "]." + part;
+  if (path.rfind("config", 0) == 0) return where + "config_list" + path.substr(6) + ": " + e.problem();
+  return where + "config_list: " + e.what();
+}
+
 Report Runner::run() {
+  const bool fresh = !fs::exists(out_ / "recipe.json");
   prepare_directory();
+  try {
+    run_stages();
+  } catch (...) {
+    // A run that fails before its first stage is complete leaves no directory behind (a new run
+    // may use it); later, the complete stages stay for --resume.
+    if (fresh && !o_.resume && report_.stages.size() <= 1) {
+      std::error_code ec;
+      fs::remove_all(out_ / "stages", ec);
+      fs::remove(out_ / "recipe.json", ec);
+      fs::remove(out_, ec);  // only when empty: it may have been an empty directory we were given
+    }
+    throw;
+  }
+  return report_;
+}
+
+void Runner::run_stages() {
   if (r_.threads > 0) set_num_threads(r_.threads);
   report_.model = r_.model.empty() ? r_.model_file : r_.model;
   for (const Stage& s : r_.stages) stage_dirs_.push_back(out_ / "stages" / s.name);
@@ -478,32 +543,33 @@ Report Runner::run() {
       log_ << stage.name << ": complete (resumed after it)\n";
       continue;
     }
-    State state = i == 0 ? initial_state() : load_state(stage_dirs_[i - 1]);
     const fs::path tmp = out_ / "stages" / ("." + stage.name + ".tmp");
-    fs::remove_all(tmp);
-    fs::create_directories(tmp);
     StageRow row;
     row.name = stage.name;
     row.kind = to_string(stage.kind);
     log_ << stage.name << ": " << row.kind << "\n";
-    const auto t0 = Clock::now();
     try {
+      fs::remove_all(tmp);
+      fs::create_directories(tmp);
+      State state = i == 0 ? initial_state() : load_state(stage_dirs_[i - 1]);
+      const auto t0 = Clock::now();
       run_stage(stage, i, state, row);
+      row.seconds = since(t0);
+      save_state(state, tmp, row);
+      // Measured on the model as saved, so a resumed run measures what this one did.
+      State saved = load_state(tmp);
+      measure(saved, row, stage.int8);
+      io::write_file_atomic((tmp / "stage.json").string(), json::serialize(to_json(row)) + "\n");
+      fs::remove_all(dir);
+      fs::rename(tmp, dir);
     } catch (const compression::config::ConfigError& e) {
       fs::remove_all(tmp);
-      throw RecipeError("recipe.stages[" + std::to_string(i) + "] (" + stage.name + "): " + e.what());
+      throw RecipeError(stage_config_error(e, i, stage));
     } catch (...) {
-      fs::remove_all(tmp);
+      std::error_code ec;
+      fs::remove_all(tmp, ec);
       throw;
     }
-    row.seconds = since(t0);
-    save_state(state, tmp, row);
-    // Measured on the model as saved, so a resumed run measures what this one did.
-    State saved = load_state(tmp);
-    measure(saved, row, stage.int8);
-    io::write_file_atomic((tmp / "stage.json").string(), json::serialize(to_json(row)) + "\n");
-    fs::remove_all(dir);
-    fs::rename(tmp, dir);
     report_.stages.push_back(row);
     write_reports();
     log_ << stage.name << ": test accuracy " << std::fixed << std::setprecision(4) << row.accuracy << ", "
@@ -511,7 +577,6 @@ Report Runner::run() {
          << " KiB, " << row.seconds << " s\n";
   }
   write_reports();
-  return report_;
 }
 
 Report run_recipe(const Recipe& recipe, const RunOptions& options) {

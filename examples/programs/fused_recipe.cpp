@@ -18,6 +18,7 @@
 #include "examples/compress/runner.h"
 #include "examples/programs/example_args.h"
 #include "framework/data/fashion_mnist.h"
+#include "framework/core/error.h"
 #include "framework/io/atomic_file.h"
 
 using namespace shrink;
@@ -25,6 +26,7 @@ using namespace shrink;
 int main(int argc, char** argv) {
   const std::string epochs = examples::string_arg(argc, argv, "--epochs", "1");
   const std::string limit = examples::string_arg(argc, argv, "--limit", "-1");
+  if (examples::fashion_mnist_dir().empty()) return 77;
   std::string out = examples::string_arg(argc, argv, "--out", "");
   if (out.empty()) {
     std::string pattern = (std::filesystem::temp_directory_path() / "shrink_fused_XXXXXX").string();
@@ -33,7 +35,13 @@ int main(int argc, char** argv) {
   }
   bool discard = false;
   for (int i = 1; i < argc; ++i) discard |= std::string(argv[i]) == "--discard";
-  if (examples::fashion_mnist_dir().empty()) return 77;
+  struct Discard {  // --discard: the directory goes however the run ends
+    bool on;
+    std::string dir;
+    ~Discard() {
+      if (on) std::filesystem::remove_all(dir);
+    }
+  } cleanup{discard, out};
 
   const std::string text = R"({
     "model": "lenet5", "seed": 1,
@@ -58,7 +66,6 @@ int main(int argc, char** argv) {
     options.log = &std::cerr;
     const cli::recipe::Report report = cli::recipe::run_recipe(recipe, options);
     std::cout << io::read_file(out + "/report.md") << "\nthe whole run: " << out << "\n";
-    if (discard) std::filesystem::remove_all(out);
     // The fused stage pruned a quarter of each convolution's filters (rounded down) and quantized
     // every layer to 8 bits.
     for (const auto& layer : report.stages.back().layers) {
@@ -68,6 +75,9 @@ int main(int argc, char** argv) {
   } catch (const cli::recipe::RecipeError& e) {
     std::cerr << e.what() << "\n";
     return 2;
+  } catch (const Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
   }
   return 0;
 }

@@ -1,6 +1,6 @@
 // Progress bars on a terminal: "  calibration [=========           ] 12/40  31.2/s  ETA 0:01".
 // Library code (the Trainer, calibration, mask generation, speedup) opens a Bar; where it is drawn
-// is the program's choice (set_progress_sink): nowhere by default, and only on a terminal — a
+// is the program's choice (set_sink): nowhere by default, and only on a terminal — a
 // program whose stderr is a file or a pipe prints its own plain lines (one per epoch, per stage)
 // instead of redraws. The line is cleared when the bar ends.
 #pragma once

@@ -128,7 +128,10 @@ BOOST_AUTO_TEST_CASE(float_models_match_shrink) {
 }
 
 BOOST_AUTO_TEST_CASE(a_sped_up_model_exports_its_new_sizes) {
-  if (!compression::onnx_export_available()) return;
+  if (!compression::onnx_export_available()) {
+    BOOST_TEST_MESSAGE("skipped: built without libonnx-dev");
+    return;
+  }
   Dir d;
   manual_seed(5);
   auto model = models::make_model("vgg_small");
@@ -162,7 +165,10 @@ BOOST_AUTO_TEST_CASE(a_sped_up_model_exports_its_new_sizes) {
 }
 
 BOOST_AUTO_TEST_CASE(a_calibrated_model_exports_qdq_pairs_that_compute_its_fake_quantization) {
-  if (!compression::onnx_export_available()) return;
+  if (!compression::onnx_export_available()) {
+    BOOST_TEST_MESSAGE("skipped: built without libonnx-dev");
+    return;
+  }
   Dir d;
   manual_seed(7);
   auto model = models::make_model("lenet5");
@@ -212,8 +218,41 @@ BOOST_AUTO_TEST_CASE(a_calibrated_model_exports_qdq_pairs_that_compute_its_fake_
   }
 }
 
+BOOST_AUTO_TEST_CASE(weights_on_an_in_channel_grid_clamp_along_their_own_axis) {
+  if (!compression::onnx_export_available()) {
+    BOOST_TEST_MESSAGE("skipped: built without libonnx-dev");
+    return;
+  }
+  Dir d;
+  manual_seed(8);
+  auto model = models::make_model("mlp");
+  // Symmetric int8 (range [-127, 127]) per input column of each Linear: the exporter clamps every
+  // weight to its own column's range.
+  compression::PtqQuantizer q(model, boost::json::parse(R"([{"op_types": ["Linear"], "target_names": ["weight"],
+      "quant_dtype": "int8", "quant_scheme": "symmetric", "granularity": "in_channel"}])"));
+  q.calibrate({nn::Value(randn({4, 1, 28, 28}))});
+  const compression::CalibrationConfig calibration = q.finish_calibration();
+  const Tensor x = randn({3, 1, 28, 28});
+  Tensor expected;
+  {
+    NoGradGuard ng;
+    model->eval();
+    expected = (*model)(x);
+  }
+  q.unwrap();
+  compression::OnnxExportOptions o{{1, 1, 28, 28}, &calibration};
+  const compression::OnnxExportReport r = compression::export_onnx(*model, d / "c.onnx", o);
+  BOOST_TEST(r.qdq.size() == 3u);
+  check_with_libonnx(d / "c.onnx", expected.shape());
+  Tensor got = numpy_run(d, d / "c.onnx", x, expected.shape());
+  if (got.defined()) BOOST_TEST(max_abs(sub(got, expected)) <= 1e-5 * std::max(1.0, max_abs(expected)));
+}
+
 BOOST_AUTO_TEST_CASE(what_cannot_be_exported_is_listed_and_nothing_is_written) {
-  if (!compression::onnx_export_available()) return;
+  if (!compression::onnx_export_available()) {
+    BOOST_TEST_MESSAGE("skipped: built without libonnx-dev");
+    return;
+  }
   Dir d;
   auto model = models::make_model("tiny_transformer");
   try {

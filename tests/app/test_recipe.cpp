@@ -66,6 +66,12 @@ BOOST_AUTO_TEST_CASE(defaults_names_and_relative_paths) {
   BOOST_TEST(r.stages[2].name == "small");
   BOOST_TEST((r.stages[2].kind == StageKind::Speedup));
   BOOST_TEST(r.stages[3].int8 == false);
+  // The resolved recipe (what --resume compares) holds the list itself and absolute paths.
+  BOOST_TEST(r.resolved.at("stages").at(1).at("config_list").at(0).at("sparse_ratio").as_double() == 0.25);
+  BOOST_TEST(r.resolved.at("weights").as_string() == fs::absolute(dir / "w.safetensors").lexically_normal().string());
+  BOOST_TEST(r.source.at("stages").at(1).at("config_list").as_string() == "prune.json");
+  // Integers may be written with a point.
+  BOOST_TEST(parse_recipe(boost::json::parse(recipe(R"({"stage": "train", "epochs": 2.0})")), ".").stages[0].training.epochs == 2);
   fs::remove_all(dir);
 }
 
@@ -112,7 +118,7 @@ BOOST_AUTO_TEST_CASE(every_mistake_names_its_key) {
       {recipe(R"({"stage": "evaluate", "int8": 1})"), "recipe.stages[0].int8: must be true or false, got a number"},
       {recipe(std::string(kQuant) + R"(, {"stage": "quantize", "quantizer": "qat", "observer": "kl", "config_list": []})"),
        "recipe.stages[1].observer: applies to the ptq quantizer only"},
-      {recipe(R"({"stage": "distill", "config_list": [{"op_names": ["fc3"]}], "teacher": "later"},
+      {recipe(R"({"stage": "distill", "epochs": 1, "config_list": [{"op_names": ["fc3"]}], "teacher": "later"},
                  {"stage": "train", "epochs": 1, "name": "later"})"),
        "recipe.stages[0].teacher: 'later' is not \"initial\" or an earlier stage"},
       {recipe(R"({"stage": "fuse", "epochs": 1})"), "recipe.stages[0]: a fuse stage needs at least one of"},
@@ -120,13 +126,30 @@ BOOST_AUTO_TEST_CASE(every_mistake_names_its_key) {
        "recipe.stages[0].quantize.quantizer: 'ptq' is not one of qat"},
       {recipe(R"({"stage": "fuse", "prune": {"pruner": "agp", "config_list": []}})"),
        "recipe.stages[0].prune.pruner: 'agp' is not one of"},
-      {recipe(R"({"stage": "fuse", "distill": {"config_list": [{"op_names": ["fc3"]}], "teacher": "x"}})"),
+      {recipe(R"({"stage": "fuse", "epochs": 1, "distill": {"config_list": [{"op_names": ["fc3"]}], "teacher": "x"}})"),
        "recipe.stages[0].distill.teacher: 'x' is not"},
       {recipe(R"({"stage": "fuse", "distill": {"config_list": [{"op_names": ["fc3"]}], "extra": 1}})"),
        "recipe.stages[0].distill.extra: unknown key"},
       {recipe(R"({"stage": "export", "formats": ["onnx", "zip"]})"), "recipe.stages[0].formats[1]: 'zip' is not a format"},
       {recipe(R"({"stage": "export", "formats": []})"), "recipe.stages[0].formats: must be a non-empty array"},
       {"[1, 2]", "recipe: must be an object, got an array"},
+      {recipe(R"({"stage": "train", "epochs": 0})"), "recipe.stages[0].epochs: missing or 0"},
+      {recipe(R"({"stage": "train", "epochs": 1, "lr": 1e999})"), "recipe.stages[0].lr: must be finite"},
+      {recipe(R"({"stage": "train", "epochs": 1, "momentum": 1.5})"), "recipe.stages[0].momentum: must be at most 1"},
+      {recipe(R"({"stage": "distill", "config_list": [{"op_names": ["fc3"]}]})"), "recipe.stages[0].epochs: missing or 0"},
+      {recipe(R"({"stage": "fuse", "prune": {"pruner": "l1", "config_list": [{"op_types": ["Conv2d"], "sparse_ratio": 0.5}]}})"),
+       "recipe.stages[0].epochs: missing or 0"},
+      {recipe(R"({"stage": "quantize", "quantizer": "ptq", "epochs": 1, "config_list": [{"op_types": ["Conv2d"]}]})"),
+       "recipe.stages[0].epochs: the ptq quantizer does not train"},
+      {recipe(R"({"stage": "quantize", "quantizer": "qat", "bias_correction": true, "config_list": [{"op_types": ["Conv2d"]}]})"),
+       "recipe.stages[0].bias_correction: applies to the ptq quantizer only"},
+      {recipe(R"({"stage": "quantize", "quantizer": "ptq", "observer": "percentile", "percentile": 101, "config_list": [{"op_types": ["Conv2d"]}]})"),
+       "recipe.stages[0].percentile: must be at most 100"},
+      {recipe(R"({"stage": "quantize", "quantizer": "ptq", "percentile": 99, "config_list": [{"op_types": ["Conv2d"]}]})"),
+       "recipe.stages[0].percentile: applies to the percentile observer only"},
+      // A stage that trains after the calibration leaves it behind.
+      {recipe(std::string(kQuant) + R"(, {"stage": "train", "epochs": 1}, {"stage": "evaluate", "int8": true})"),
+       "recipe.stages[2].int8: int8 inference needs the calibration"},
   };
   for (const Case& c : cases) {
     const std::string got = error_of(c.text);

@@ -3,6 +3,7 @@
 // Chromium is installed — that every plot is laid out and every mark drawn.
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -70,6 +71,9 @@ BOOST_AUTO_TEST_CASE(stage_rows_round_trip_through_json) {
   boost::json::object broken = to_json(r.stages[1]);
   broken.erase("accuracy");
   BOOST_CHECK_THROW(stage_row_from_json(broken), shrink::Error);
+  boost::json::object fraction = to_json(r.stages[1]);
+  fraction["params"] = 1.5;  // Boost's own conversion error becomes shrink::Error too
+  BOOST_CHECK_THROW(stage_row_from_json(fraction), shrink::Error);
 }
 
 BOOST_AUTO_TEST_CASE(markdown_derives_sparsity_channels_and_latency_shares) {
@@ -82,6 +86,9 @@ BOOST_AUTO_TEST_CASE(markdown_derives_sparsity_channels_and_latency_shares) {
   BOOST_TEST(md.find("| small | speedup | 85.00 % | 86.00 % | 85.10 % | 1000 (1000) | 1.0 KiB | 1816 | 1000 | 2500 | 1.5 |") !=
                  std::string::npos, md);
   BOOST_TEST(md.find("- small: deviation from the masked model 1.00e-07") != std::string::npos, md);
+  Report piped = sample();
+  piped.stages[1].notes = {"a | b\nc"};
+  BOOST_TEST(render_markdown(piped).find("- small: a \\| b c\n") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(html_is_self_contained_with_one_mark_per_value) {
@@ -97,6 +104,13 @@ BOOST_AUTO_TEST_CASE(html_is_self_contained_with_one_mark_per_value) {
   BOOST_TEST(count(html, "class=\"point\"") == 2u);     // one per stage
   // The sparsity bar of fc is 90 % of the 420-pixel axis.
   BOOST_TEST(html.find("width=\"378.0\"") != std::string::npos);
+  BOOST_TEST(html.find("<li>small: deviation from the masked model 1.00e-07</li>") != std::string::npos);
+  // A stage without a measured accuracy (null in its stage.json) draws no point.
+  Report nan = sample();
+  nan.stages[0].accuracy = NAN;
+  const std::string h2 = render_html(nan);
+  BOOST_TEST(count(h2, "class=\"point\"") == 1u);
+  BOOST_TEST(h2.find("nan") == std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(chromium_draws_every_plot) {

@@ -35,11 +35,15 @@ BOOST_AUTO_TEST_CASE(drawn_only_on_a_terminal_and_cleared_at_the_end) {
   const std::string s = tty.str();
   BOOST_TEST(s.find("2/2") != std::string::npos);
   BOOST_TEST(s.substr(s.size() - 4) == "\r\033[K");
-  // Without a sink, library bars draw nowhere.
-  progress::set_sink(nullptr, true);
-  std::ostringstream none;
+  // Library bars (no stream of their own) draw on the sink, and only when it is a terminal.
+  std::ostringstream sink;
+  progress::set_sink(&sink, false);
   { progress::Bar quiet("c", 1); quiet.step(); }
-  BOOST_TEST(none.str().empty());
+  BOOST_TEST(sink.str().empty());
+  progress::set_sink(&sink, true);
+  { progress::Bar shown("c", 1); shown.step(); }
+  BOOST_TEST(sink.str().find("  c [") != std::string::npos);
+  progress::set_sink(nullptr, false);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
