@@ -67,6 +67,19 @@ Tensor numpy_run(const Dir& d, const std::string& onnx_path, const Tensor& x, co
   return Tensor::from_vector(v, out_shape);
 }
 
+bool exporter_missing() {
+  if (compression::onnx_export_available()) return false;
+  BOOST_TEST_MESSAGE("skipped: built without libonnx-dev");
+  return true;
+}
+
+// The model's output in eval mode, without gradients.
+Tensor eval_forward(nn::Module& model, const Tensor& x) {
+  NoGradGuard ng;
+  model.eval();
+  return model(x);
+}
+
 double max_abs(const Tensor& a) {
   double m = 0;
   for (float v : a.to_vector()) m = std::max(m, static_cast<double>(std::abs(v)));
@@ -97,10 +110,7 @@ void check_with_libonnx(const std::string& path, const Shape& out_shape) {
 BOOST_AUTO_TEST_SUITE(onnx_export)
 
 BOOST_AUTO_TEST_CASE(float_models_match_shrink) {
-  if (!compression::onnx_export_available()) {
-    BOOST_TEST_MESSAGE("skipped: built without libonnx-dev");
-    return;
-  }
+  if (exporter_missing()) return;
   Dir d;
   for (const char* name : {"mlp", "lenet5", "vgg_small", "resnet20"}) {
     BOOST_TEST_CONTEXT(name) {
@@ -112,11 +122,7 @@ BOOST_AUTO_TEST_CASE(float_models_match_shrink) {
         if (n.find("running_var") != std::string::npos) b.copy_(add(rand(b.shape()), 0.5f));
         else if (n.find("running_mean") != std::string::npos) b.copy_(randn(b.shape()) * 0.1f);
       const Tensor x = randn({3, 1, 28, 28});
-      Tensor expected;
-      {
-        NoGradGuard ng;
-        expected = (*model)(x);
-      }
+      const Tensor expected = eval_forward(*model, x);
       const std::string path = d / (std::string(name) + ".onnx");
       compression::OnnxExportReport r = compression::export_onnx(*model, path, {{1, 1, 28, 28}});
       BOOST_TEST(r.nodes > 0);
@@ -128,10 +134,7 @@ BOOST_AUTO_TEST_CASE(float_models_match_shrink) {
 }
 
 BOOST_AUTO_TEST_CASE(a_sped_up_model_exports_its_new_sizes) {
-  if (!compression::onnx_export_available()) {
-    BOOST_TEST_MESSAGE("skipped: built without libonnx-dev");
-    return;
-  }
+  if (exporter_missing()) return;
   Dir d;
   manual_seed(5);
   auto model = models::make_model("vgg_small");
@@ -141,12 +144,7 @@ BOOST_AUTO_TEST_CASE(a_sped_up_model_exports_its_new_sizes) {
   for (int64_t o = 0; o < 32; o += 2) slice(m, 0, o, o + 1).fill_(0.f);  // every other filter of conv1
   masks["features.conv1.weight"] = m;
   compression::speedup_model(*model, masks, {nn::Value(probe)});
-  model->eval();
-  Tensor expected;
-  {
-    NoGradGuard ng;
-    expected = (*model)(probe);
-  }
+  const Tensor expected = eval_forward(*model, probe);
   compression::export_onnx(*model, d / "small.onnx", {{1, 1, 28, 28}});
 #ifdef SHRINK_HAVE_ONNX
   onnx::ModelProto p;
@@ -165,10 +163,7 @@ BOOST_AUTO_TEST_CASE(a_sped_up_model_exports_its_new_sizes) {
 }
 
 BOOST_AUTO_TEST_CASE(a_calibrated_model_exports_qdq_pairs_that_compute_its_fake_quantization) {
-  if (!compression::onnx_export_available()) {
-    BOOST_TEST_MESSAGE("skipped: built without libonnx-dev");
-    return;
-  }
+  if (exporter_missing()) return;
   Dir d;
   manual_seed(7);
   auto model = models::make_model("lenet5");
@@ -182,12 +177,7 @@ BOOST_AUTO_TEST_CASE(a_calibrated_model_exports_qdq_pairs_that_compute_its_fake_
   for (int i = 0; i < 3; ++i) q.calibrate({nn::Value(randn({16, 1, 28, 28}))});
   const compression::CalibrationConfig calibration = q.finish_calibration();
   const Tensor x = randn({4, 1, 28, 28});
-  Tensor expected;
-  {
-    NoGradGuard ng;
-    model->eval();
-    expected = (*model)(x);
-  }
+  const Tensor expected = eval_forward(*model, x);
   q.unwrap();
   compression::OnnxExportOptions o{{1, 1, 28, 28}, &calibration};
   const compression::OnnxExportReport r = compression::export_onnx(*model, d / "q.onnx", o);
@@ -219,10 +209,7 @@ BOOST_AUTO_TEST_CASE(a_calibrated_model_exports_qdq_pairs_that_compute_its_fake_
 }
 
 BOOST_AUTO_TEST_CASE(weights_on_an_in_channel_grid_clamp_along_their_own_axis) {
-  if (!compression::onnx_export_available()) {
-    BOOST_TEST_MESSAGE("skipped: built without libonnx-dev");
-    return;
-  }
+  if (exporter_missing()) return;
   Dir d;
   manual_seed(8);
   auto model = models::make_model("mlp");
@@ -233,12 +220,7 @@ BOOST_AUTO_TEST_CASE(weights_on_an_in_channel_grid_clamp_along_their_own_axis) {
   q.calibrate({nn::Value(randn({4, 1, 28, 28}))});
   const compression::CalibrationConfig calibration = q.finish_calibration();
   const Tensor x = randn({3, 1, 28, 28});
-  Tensor expected;
-  {
-    NoGradGuard ng;
-    model->eval();
-    expected = (*model)(x);
-  }
+  const Tensor expected = eval_forward(*model, x);
   q.unwrap();
   compression::OnnxExportOptions o{{1, 1, 28, 28}, &calibration};
   const compression::OnnxExportReport r = compression::export_onnx(*model, d / "c.onnx", o);
@@ -249,10 +231,7 @@ BOOST_AUTO_TEST_CASE(weights_on_an_in_channel_grid_clamp_along_their_own_axis) {
 }
 
 BOOST_AUTO_TEST_CASE(what_cannot_be_exported_is_listed_and_nothing_is_written) {
-  if (!compression::onnx_export_available()) {
-    BOOST_TEST_MESSAGE("skipped: built without libonnx-dev");
-    return;
-  }
+  if (exporter_missing()) return;
   Dir d;
   auto model = models::make_model("tiny_transformer");
   try {
