@@ -348,6 +348,8 @@ std::string unsupported(const GraphNode& n) {
     case OpKind::BatchNorm: {
       const auto* bn = dynamic_cast<const nn::BatchNorm*>(n.module_ptr);
       if (bn && !bn->param("weight").defined()) return "a batch norm without affine parameters";
+      if (bn && (!bn->has_buffer("running_mean") || !bn->param("running_mean").defined()))
+        return "a batch norm without running statistics (it normalises by the batch's)";
       return from_module(bn != nullptr, "BatchNorm");
     }
     case OpKind::Relu:

@@ -11,7 +11,7 @@
 // DequantizeLinear pair (QDQ): `weight` (per tensor, or per channel along one axis) on its
 // initializer, `_input_0` before the op, `_output_0` after it. ONNX saturates to the whole int8 /
 // uint8 range, so a narrower calibrated range (int8's symmetric [-127, 127], DECISIONS 13) is
-// applied first: a weight is clamped in its initializer, an activation goes through a Clip. The
+// applied first: a weight is clamped in its initializer, an activation goes through Min and Max. The
 // exported graph then computes what the fake-quantized model computes. Targets that are not 8-bit
 // (or not of a Conv2d / Linear) stay float, and the report says why.
 //

@@ -87,6 +87,7 @@ void Pruner::install(const Selected& s) {
   mask_of(s);
   handles_.push_back(s.layer.module->register_forward_pre_hook(
       [this, s](nn::Module& m, const std::vector<nn::Value>&) -> std::optional<std::vector<nn::Value>> {
+        if (suspended_) return std::nullopt;
         const Tensor mask = mask_of(s);
         m.redirect("weight", mul(m.param("weight"), mask));
         return std::nullopt;
@@ -105,36 +106,27 @@ void Pruner::export_model(const std::string& model_path, const std::string& mask
   if (!mask_path.empty()) save_masks(mask_path, masks_);
   if (!onnx_path.empty()) {
     SHRINK_CHECK(!input_shape.empty(), "export_model: an onnx_path needs the input_shape");
-    // The graph must see plain layers: the masks go into the weights for the export, the hooks
-    // come off, and both are put back afterwards (also when the export throws).
-    std::vector<std::pair<Tensor, Tensor>> saved;  // (weight, its unmasked values)
-    remove_hooks();
-    // Puts the weights back, then the hooks; a failure here is reported after the weights are back.
-    auto restore = [&]() {
-      {
+    // The graph must see plain layers: the hooks stand aside (no callback runs, none moves in its
+    // hook list) while the masks sit in the weights, and both come back however the export ends.
+    struct Suspend {
+      bool& flag;
+      std::vector<std::pair<Tensor, Tensor>> saved;  // (weight, its unmasked values)
+      ~Suspend() {
         NoGradGuard ng;
         for (auto& [w, values] : saved) w.copy_(values);
+        flag = false;
       }
-      for (const Selected& s : selected()) install(s);
-    };
-    try {
-      {
-        NoGradGuard ng;
-        for (const Selected& s : selected()) {
-          Tensor w = s.layer.module->param("weight");
-          saved.emplace_back(w, w.contiguous_copy());
-          w.copy_(mul(w, masks_.at(s.layer.name + ".weight")));
-        }
+    } suspend{suspended_, {}};
+    suspended_ = true;
+    {
+      NoGradGuard ng;
+      for (const Selected& s : selected()) {
+        Tensor w = s.layer.module->param("weight");
+        suspend.saved.emplace_back(w, w.contiguous_copy());
+        w.copy_(mul(w, masks_.at(s.layer.name + ".weight")));
       }
-      export_onnx(model, onnx_path, {input_shape});
-    } catch (...) {
-      try {
-        restore();
-      } catch (...) {  // the export's error is the one to report
-      }
-      throw;
     }
-    restore();
+    export_onnx(model, onnx_path, {input_shape});
   }
 }
 

@@ -70,6 +70,7 @@ class Compressor {
   virtual void install(const Selected& s) = 0;
   void remove_hooks();
   std::vector<nn::HookHandle> handles_;
+  bool suspended_ = false;  // hooks installed but standing aside (Pruner::export_model)
 
  private:
   std::shared_ptr<nn::Module> model_;

@@ -13,6 +13,7 @@
 #include "compression/config/validate.h"
 #include "compression/export/onnx_export.h"
 #include "compression/pruning/pruner_factory.h"
+#include "examples/compress/bundle.h"
 #include "models/zoo.h"
 
 namespace json = boost::json;
@@ -162,6 +163,28 @@ json::value config_list(Fields& f, const char* kind, const std::string& base_dir
   return list;
 }
 
+// A sub-config key that a recipe cannot carry between stages, refused where it was written.
+void refuse_key(const json::value& list, const std::string& where, const char* key, const std::string& why) {
+  for (size_t j = 0; j < list.as_array().size(); ++j)
+    if (list.as_array()[j].as_object().contains(key))
+      fail(where + "[" + std::to_string(j) + "]." + key, why);
+}
+
+// Pruning targets must be parameters: masks travel between stages baked into the weights.
+void refuse_activation_targets(const json::value& list, const std::string& where) {
+  for (size_t j = 0; j < list.as_array().size(); ++j) {
+    const json::value* names = list.as_array()[j].as_object().if_contains("target_names");
+    if (!names || !names->is_array()) continue;
+    for (size_t k = 0; k < names->as_array().size(); ++k) {
+      const json::value& n = names->as_array()[k];
+      const std::string name = n.is_string() ? std::string(n.as_string()) : "";
+      if (name.rfind("_input_", 0) == 0 || name.rfind("_output_", 0) == 0)
+        fail(where + "[" + std::to_string(j) + "].target_names[" + std::to_string(k) + "]",
+             "'" + name + "': a recipe prunes parameters only (masks travel between stages in the weights)");
+    }
+  }
+}
+
 void training(Fields& f, Training& t) {
   f.integer("epochs", t.epochs, 0);
   f.number("lr", t.lr, 0.0, true);
@@ -180,6 +203,7 @@ PruneSpec prune_spec(Fields& f, const std::string& base_dir, bool schedules) {
   }
   f.one_of("pruner", p.pruner, names, true);
   p.config_list = config_list(f, "prune", base_dir);
+  refuse_activation_targets(p.config_list, f.at("config_list"));
   f.integer("training_steps", p.training_steps, 1);
   if (schedules) {
     f.boolean("auto_dependency_groups", p.auto_dependency_groups);
@@ -196,6 +220,8 @@ QuantizeSpec quantize_spec(Fields& f, const std::string& base_dir, bool fused) {
   if (fused) f.one_of("quantizer", q.quantizer, {"qat", "lsq", "lsq_plus", "dorefa", "bnn"}, true);
   else f.one_of("quantizer", q.quantizer, {"ptq", "qat", "lsq", "lsq_plus", "dorefa", "bnn", "naive"}, true);
   q.config_list = config_list(f, "quantize", base_dir);
+  refuse_key(q.config_list, f.at("config_list"), "fuse_names",
+             "module fusion calibrates folded weights that the saved model does not hold; a recipe cannot use it");
   f.integer("quant_start_step", q.quant_start_step, 0);
   if (!fused) {
     f.integer("steps", q.steps, 1);
@@ -316,6 +342,10 @@ Stage parse_stage(const json::value& v, const std::string& path, const std::stri
 
 }  // namespace
 
+bool is_transform_quantizer(const std::string& quantizer) {
+  return quantizer == "dorefa" || quantizer == "bnn" || quantizer == "naive";
+}
+
 const char* to_string(StageKind kind) {
   for (const auto& k : kKinds)
     if (k.kind == kind) return k.name;
@@ -371,22 +401,46 @@ Recipe parse_recipe(const json::value& json, const std::string& base_dir) {
   f.finish();
 
   std::set<std::string> names{"initial"};
-  bool masks = false, calibration = false;  // what the stages before this one leave
+  // What the stages before this one leave: masks, and a calibration with the quantizer that made
+  // it ("bundle": a model_file's own).
+  bool masks = false;
+  std::string calibration;
+  if (!r.model_file.empty()) {
+    try {
+      const cli::BundleAttachments att = cli::load_bundle_attachments(r.model_file);
+      masks = !att.masks.empty();
+      if (!att.calibration.empty()) calibration = "bundle";
+    } catch (const Error& e) {
+      fail("recipe.model_file", e.what());
+    }
+  }
   for (size_t i = 0; i < stages->as_array().size(); ++i) {
     const std::string path = "recipe.stages[" + std::to_string(i) + "]";
     Stage s = parse_stage(stages->as_array()[i], path, base_dir, i);
     if (s.kind == StageKind::Speedup && !masks)
       fail(path + ".stage", "a speedup stage needs the masks of an earlier prune (or fuse with prune) stage");
-    if (s.kind == StageKind::Speedup && calibration)
+    if (s.kind == StageKind::Speedup && !calibration.empty())
       fail(path + ".stage", "speedup changes the layers an earlier stage calibrated; quantize after the speedup");
-    if (s.int8 && !calibration)
+    if (s.int8 && calibration.empty())
       fail(path + ".int8", "int8 inference needs the calibration of an earlier quantize (or fuse with quantize) stage");
+    // DoReFa's tanh transform, BNN's sign and naive's truncation are not in a calibration file:
+    // int8 kernels and ONNX QDQ pairs would compute another network.
+    const bool grid_only = calibration.empty() || !is_transform_quantizer(calibration);
+    if (s.int8 && !grid_only)
+      fail(path + ".int8", "the " + calibration + " quantizer's calibration does not describe its transform; int8 "
+                           "inference needs ptq, qat, lsq or lsq_plus");
+    for (size_t k = 0; k < s.formats.size(); ++k)
+      if (s.formats[k] == "onnx" && !grid_only)
+        fail(path + ".formats[" + std::to_string(k) + "]", "the " + calibration + " quantizer's calibration does not "
+             "describe its transform; ONNX QDQ export needs ptq, qat, lsq or lsq_plus");
     masks = (masks || s.prune) && s.kind != StageKind::Speedup;
     // A stage that changes the weights without quantizing leaves the earlier calibration behind
     // (the runner drops it): its grids were fitted to other weights.
     const bool trains = s.kind == StageKind::Train || s.kind == StageKind::Prune || s.kind == StageKind::Distill ||
                         s.kind == StageKind::Fuse;
-    calibration = s.quantize ? true : (calibration && !trains);
+    if (s.quantize) calibration = s.quantize->quantizer;
+    else if (trains) calibration.clear();
+    s.calibrated_by = calibration;
     if (s.distill && !names.count(s.distill->teacher)) {
       std::string list;
       for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;

@@ -77,7 +77,14 @@ struct Stage {
   int64_t check_batch = 16;               // speedup: test images traced and compared
   bool int8 = false;                      // evaluate: also with int8 kernels (needs a calibration)
   std::vector<std::string> formats{"safetensors"};  // export: "safetensors" (bundle), "onnx"
+  // The quantizer whose calibration the model carries after this stage ("" none, "bundle" the
+  // starting model file's own).
+  std::string calibrated_by;
 };
+
+// DoReFa, BNN and naive quantize through a transform (tanh, sign, truncation) that a calibration
+// file does not hold: their calibration is not a plain grid.
+bool is_transform_quantizer(const std::string& quantizer);
 
 struct Recipe {
   std::string model, weights, model_file;  // zoo name (+ weights) or a model file

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <iomanip>
 #include <map>
@@ -52,7 +53,7 @@ Tensor masked_parameter(nn::Module& model, const std::string& key) {
   std::shared_ptr<nn::Module> m = dot == std::string::npos ? nullptr : model.find(key.substr(0, dot));
   const std::string param = key.substr(dot == std::string::npos ? 0 : dot + 1);
   SHRINK_CHECK(m && m->has_parameter(param), "mask '", key, "' is not on a parameter: masks of activations cannot be ",
-               "carried past their stage (prune parameters, or speed up in the same recipe)");
+               "carried between stages (prune parameters)");
   return m->param(param);
 }
 
@@ -92,7 +93,8 @@ class Runner {
   void save_state(State& state, const fs::path& dir, StageRow& row);
   void run_stage(const Stage& stage, size_t index, State& state, StageRow& row);
   void run_stage_kind(const Stage& stage, size_t index, State& state, StageRow& row);
-  void measure(State& state, StageRow& row, bool int8);
+  // `calibrated_by`: the quantizer of the state's calibration (recipe.h's Stage::calibrated_by).
+  void measure(State& state, StageRow& row, bool int8, const std::string& calibrated_by);
   TrainOptions train_options(const Training& t, size_t index) const;
   FashionSession session(State& state, const Training& t, size_t index);
   std::shared_ptr<nn::Module> teacher(const std::string& name);
@@ -107,6 +109,7 @@ class Runner {
   fs::path out_;
   Report report_;
   std::vector<fs::path> stage_dirs_;
+  bool created_out_ = false;  // this run made out_ (a failure before the first stage removes it)
 };
 
 // FNV-1a of a file's bytes: enough to notice that --resume was given other starting weights.
@@ -119,11 +122,16 @@ static std::string file_digest(const std::string& path) {
   return s.str();
 }
 
-// recipe.json: the resolved recipe and a digest of the starting model's file.
+// recipe.json: the resolved recipe, a digest of the starting model's file, and what else decides
+// the bytes a run writes: the thread count (sums are partitioned by it) and the data directory.
 static std::string pinned_recipe(const Recipe& r) {
   json::object inputs;
   for (const std::string& file : {r.weights, r.model_file})
     if (!file.empty()) inputs[fs::absolute(file).lexically_normal().string()] = file_digest(file);
+  inputs["threads"] = num_threads();
+  inputs["data"] = fs::absolute(r.data_dir.empty() ? data::default_fashion_mnist_dir() : r.data_dir)
+                       .lexically_normal()
+                       .string();
   return json::serialize(json::object{{"recipe", r.resolved}, {"inputs", inputs}}) + "\n";
 }
 
@@ -135,21 +143,21 @@ void Runner::prepare_directory() {
     if (!fs::is_regular_file(recipe_file))
       throw RecipeError("--resume " + out_.string() + ": no recipe.json there (not a shrink compress output)");
     if (io::read_file(recipe_file.string()) != pinned)
-      throw RecipeError("--resume " + out_.string() + ": the recipe, a config list file it names, or the starting " +
-                        "weights differ from those this directory was started with (" + recipe_file.string() +
-                        "); start a new directory for a new recipe");
+      throw RecipeError("--resume " + out_.string() + ": the recipe, a config list file it names, the starting " +
+                        "weights, the thread count or the data directory differ from those this directory was " +
+                        "started with (" + recipe_file.string() + "); start a new directory for a new recipe");
     return;
   }
   if (fs::exists(out_, ec) && !(fs::is_directory(out_, ec) && fs::is_empty(out_, ec)))
     throw RecipeError("--out " + out_.string() + ": exists and is not an empty directory; continue its run with "
                       "--resume, or choose another directory");
-  const bool existed = fs::exists(out_, ec);
+  created_out_ = !fs::exists(out_, ec);
   fs::create_directories(out_, ec);
   if (ec) throw RecipeError("--out " + out_.string() + ": cannot create the directory (" + ec.message() + ")");
   try {
     io::write_file_atomic(recipe_file.string(), pinned);
   } catch (const Error& e) {
-    if (!existed) fs::remove(out_, ec);
+    if (created_out_) fs::remove(out_, ec);
     throw RecipeError(std::string("--out ") + out_.string() + ": cannot write there (" + e.what() + ")");
   }
 }
@@ -159,6 +167,9 @@ State Runner::initial_state() {
   State s;
   if (!r_.model_file.empty()) {
     s.model = models::load_model_file(r_.model_file, &s.zoo);
+    BundleAttachments att = load_bundle_attachments(r_.model_file);  // an export bundle's own
+    s.masks = std::move(att.masks);
+    s.calibration = std::move(att.calibration);
   } else {
     s.model = load_model(r_.model, r_.weights);
     s.zoo = r_.model;
@@ -227,7 +238,7 @@ std::shared_ptr<nn::Module> Runner::teacher(const std::string& name) {
   fail("no stage '", name, "'");
 }
 
-void Runner::measure(State& state, StageRow& row, bool int8) {
+void Runner::measure(State& state, StageRow& row, bool int8, const std::string& calibrated_by) {
   nn::Module& model = *state.model;
   model.to(Device::CPU);
   model.eval();
@@ -240,7 +251,11 @@ void Runner::measure(State& state, StageRow& row, bool int8) {
   row.float_accuracy = plain.accuracy;
   row.samples_per_s = plain.samples_per_s;
   row.accuracy = plain.accuracy;
-  if (!state.calibration.empty()) {
+  if (!state.calibration.empty() && is_transform_quantizer(calibrated_by)) {
+    row.accuracy = NAN;  // its transform is not in the calibration: the grid alone is another network
+    row.notes.push_back("accuracy as deployed not measured: the " + calibrated_by + " quantizer's transform is not "
+                        "part of its calibration");
+  } else if (!state.calibration.empty()) {
     auto fake = compression::quantizer_from_calibration(state.model, state.calibration, {nn::Value(probe)});
     row.accuracy = evaluate_test_set(model, to, Device::CPU).accuracy;
   }
@@ -496,6 +511,7 @@ static std::string stage_config_error(const compression::config::ConfigError& e,
 }
 
 Report Runner::run() {
+  if (r_.threads > 0) set_num_threads(r_.threads);
   const bool fresh = !fs::exists(out_ / "recipe.json");
   prepare_directory();
   try {
@@ -507,7 +523,7 @@ Report Runner::run() {
       std::error_code ec;
       fs::remove_all(out_ / "stages", ec);
       fs::remove(out_ / "recipe.json", ec);
-      fs::remove(out_, ec);  // only when empty: it may have been an empty directory we were given
+      if (created_out_) fs::remove(out_, ec);
     }
     throw;
   }
@@ -515,7 +531,6 @@ Report Runner::run() {
 }
 
 void Runner::run_stages() {
-  if (r_.threads > 0) set_num_threads(r_.threads);
   report_.model = r_.model.empty() ? r_.model_file : r_.model;
   for (const Stage& s : r_.stages) stage_dirs_.push_back(out_ / "stages" / s.name);
 
@@ -528,7 +543,7 @@ void Runner::run_stages() {
     State s = initial_state();
     initial.name = "initial";
     initial.kind = "initial";
-    measure(s, initial, false);
+    measure(s, initial, false, s.calibration.empty() ? "" : "bundle");
     fs::create_directories(initial_dir);
     io::write_file_atomic((initial_dir / "stage.json").string(), json::serialize(to_json(initial)) + "\n");
   }
@@ -558,12 +573,13 @@ void Runner::run_stages() {
       save_state(state, tmp, row);
       // Measured on the model as saved, so a resumed run measures what this one did.
       State saved = load_state(tmp);
-      measure(saved, row, stage.int8);
+      measure(saved, row, stage.int8, stage.calibrated_by);
       io::write_file_atomic((tmp / "stage.json").string(), json::serialize(to_json(row)) + "\n");
       fs::remove_all(dir);
       fs::rename(tmp, dir);
     } catch (const compression::config::ConfigError& e) {
-      fs::remove_all(tmp);
+      std::error_code ec;
+      fs::remove_all(tmp, ec);
       throw RecipeError(stage_config_error(e, i, stage));
     } catch (...) {
       std::error_code ec;

@@ -31,7 +31,10 @@ namespace {
 
 struct Dir {
   fs::path path = fs::temp_directory_path() / ("shrink_onnx_" + std::to_string(::getpid()));
-  Dir() { fs::create_directories(path); }
+  Dir() {
+    fs::remove_all(path);  // a reused pid's leftovers
+    fs::create_directories(path);
+  }
   ~Dir() { fs::remove_all(path); }
   std::string operator/(const std::string& n) const { return (path / n).string(); }
 };
@@ -206,6 +209,44 @@ BOOST_AUTO_TEST_CASE(a_calibrated_model_exports_qdq_pairs_that_compute_its_fake_
     // an activation landing exactly on a rounding tie could differ by one step, these inputs have none).
     BOOST_TEST(max_abs(sub(got, expected)) <= 1e-5 * std::max(1.0, max_abs(expected)));
   }
+}
+
+BOOST_AUTO_TEST_CASE(narrow_grids_clip_activations_and_clamp_weights_as_fake_quantization_does) {
+  if (exporter_missing()) return;
+  Dir d;
+  manual_seed(9);
+  auto model = models::make_model("lenet5");
+  // Symmetric int8 is [-127, 127], narrower than ONNX's saturation: inputs per tensor (conv1, fc
+  // layers) and per channel (conv2) go through Min/Max; weights per output channel are clamped.
+  compression::PtqQuantizer q(model, boost::json::parse(R"([
+    {"op_names": ["conv2"], "target_names": ["_input_0"], "quant_dtype": "int8", "quant_scheme": "symmetric", "granularity": "per_channel"},
+    {"op_types": ["Conv2d", "Linear"], "target_names": ["_input_0"], "quant_dtype": "int8", "quant_scheme": "symmetric"},
+    {"op_types": ["Conv2d", "Linear"], "target_names": ["weight"], "quant_dtype": "int8", "quant_scheme": "symmetric", "granularity": "out_channel"}])"));
+  q.calibrate({nn::Value(randn({8, 1, 28, 28}))});
+  const compression::CalibrationConfig calibration = q.finish_calibration();
+  BOOST_REQUIRE_EQUAL(calibration.at("conv2._input_0").scale.numel(), 6);  // one per channel
+  {
+    NoGradGuard ng;  // weights and inputs now reach past their grids: the clamps decide the result
+    Tensor w = model->find("conv2")->param("weight");
+    w.copy_(mul(w, 1.5f));
+  }
+  const Tensor x = mul(randn({4, 1, 28, 28}), 3.f);
+  const Tensor expected = eval_forward(*model, x);
+  q.unwrap();
+  compression::OnnxExportOptions o{{1, 1, 28, 28}, &calibration};
+  const compression::OnnxExportReport r = compression::export_onnx(*model, d / "n.onnx", o);
+  BOOST_TEST(r.qdq.size() == 10u);
+  check_with_libonnx(d / "n.onnx", expected.shape());
+#ifdef SHRINK_HAVE_ONNX
+  onnx::ModelProto p;
+  std::ifstream f(d / "n.onnx", std::ios::binary);
+  BOOST_REQUIRE(p.ParseFromIstream(&f));
+  int min_nodes = 0;
+  for (const auto& n : p.graph().node()) min_nodes += n.op_type() == "Min";
+  BOOST_TEST(min_nodes == 5);  // one per calibrated input
+#endif
+  Tensor got = numpy_run(d, d / "n.onnx", x, expected.shape());
+  if (got.defined()) BOOST_TEST(max_abs(sub(got, expected)) <= 1e-5 * std::max(1.0, max_abs(expected)));
 }
 
 BOOST_AUTO_TEST_CASE(weights_on_an_in_channel_grid_clamp_along_their_own_axis) {

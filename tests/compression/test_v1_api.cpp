@@ -126,6 +126,7 @@ BOOST_AUTO_TEST_CASE(update_epoch_and_step_may_always_be_called) {
 // "pruner.export_model(model_path='model.pth')" and with mask_path, onnx_path, input_shape.
 BOOST_AUTO_TEST_CASE(export_model_example) {
   const fs::path dir = fs::temp_directory_path() / ("shrink_v1_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
   fs::create_directories(dir);
   manual_seed(4);
   auto model = models::make_model("lenet5");
@@ -149,6 +150,11 @@ BOOST_AUTO_TEST_CASE(export_model_example) {
   if (onnx) BOOST_TEST(fs::file_size(dir / "model.onnx") > 0u);
   BOOST_TEST(max_diff(forward(*model, x), compressed) == 0.0);  // still compressed, weights as before
   BOOST_CHECK_THROW(pruner.export_model("", "", (dir / "x.onnx").string()), Error);  // no input shape
+  // An export that fails midway (an input of the wrong rank) leaves the model as it was.
+  BOOST_CHECK_THROW(pruner.export_model("", "", (dir / "y.onnx").string(), {1, 28, 28}), Error);
+  BOOST_TEST(max_diff(forward(*model, x), compressed) == 0.0);
+  BOOST_TEST(model->find("conv1")->num_forward_pre_hooks() == 1u);
+  BOOST_TEST(!fs::exists(dir / "y.onnx"));
   fs::remove_all(dir);
 }
 
@@ -265,13 +271,16 @@ BOOST_AUTO_TEST_CASE(mistakes_are_named) {
     using Pruner::Pruner;
     Tensor calc_mask(const LayerInfo&, const json::object&) override { return Tensor::ones({3}); }
   };
-  BadShape bad(model, json::parse(R"([{"sparsity": 0.5, "op_names": ["conv1"]}])"));
+  BadShape bad(model, json::parse(R"([{"sparsity": 0.5, "op_names": ["conv1", "conv2"]}])"));
   try {
     bad.compress();
     BOOST_FAIL("no error");
   } catch (const Error& e) {
     BOOST_TEST(std::string(e.what()).find("calc_mask for 'conv1' returned shape [3]") != std::string::npos, e.what());
   }
+  // All or nothing: no hook of the failed compress() stays.
+  BOOST_TEST(model->find("conv1")->num_forward_pre_hooks() == 0u);
+  BOOST_TEST(model->find("conv2")->num_forward_pre_hooks() == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

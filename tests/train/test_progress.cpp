@@ -37,13 +37,15 @@ BOOST_AUTO_TEST_CASE(drawn_only_on_a_terminal_and_cleared_at_the_end) {
   BOOST_TEST(s.substr(s.size() - 4) == "\r\033[K");
   // Library bars (no stream of their own) draw on the sink, and only when it is a terminal.
   std::ostringstream sink;
+  struct Reset {  // the sink must not outlive this test, however it ends
+    ~Reset() { progress::set_sink(nullptr, false); }
+  } reset;
   progress::set_sink(&sink, false);
   { progress::Bar quiet("c", 1); quiet.step(); }
   BOOST_TEST(sink.str().empty());
   progress::set_sink(&sink, true);
   { progress::Bar shown("c", 1); shown.step(); }
   BOOST_TEST(sink.str().find("  c [") != std::string::npos);
-  progress::set_sink(nullptr, false);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
