@@ -1,5 +1,6 @@
 // `shrink infer`: a model's Fashion-MNIST test accuracy and samples/s as deployed — in float, fake-
-// quantized as a saved calibration says (--calibration), or with real int8 kernels (--int8:
+// quantized as a saved calibration says (--calibration, or the one attached to an export bundle
+// given as --model-file; --float ignores that), or with real int8 kernels (--int8:
 // compression/quantization/int8_model.h). The int8 run lists the layers it converted, the batch
 // norms and ReLUs it folded, and why any Conv2d or Linear stayed in float.
 #include <boost/json.hpp>
@@ -11,6 +12,7 @@
 #include "compression/quantization/int8_model.h"
 #include "compression/quantization/quantizer_factory.h"
 #include "examples/cli.h"
+#include "examples/compress/bundle.h"
 #include "examples/fashion_session.h"
 #include "framework/core/random.h"
 #include "framework/data/fashion_mnist.h"
@@ -28,8 +30,9 @@ int cmd_infer(const std::vector<std::string>& args) {
   desc.add_options()("help,h", "show this help");
   add_model_source_options(desc, source);
   desc.add_options()
-      ("calibration", po::value(&calibration_path), "a calibration from shrink quantize: run fake-quantized")
-      ("int8", "run the calibrated layers with int8 kernels (needs --calibration; CPU only)")
+      ("calibration", po::value(&calibration_path), "a calibration from shrink quantize: run fake-quantized (default: an export bundle's own)")
+      ("float", "ignore an export bundle's calibration: run in float")
+      ("int8", "run the calibrated layers with int8 kernels (needs a calibration; CPU only)")
       ("save-predictions", po::value(&predictions_path), "write each test image's predicted class (int64 'pred')")
       ("json", "print one JSON object on stdout");
   add_train_options(desc, topts);
@@ -37,8 +40,8 @@ int cmd_infer(const std::vector<std::string>& args) {
   if (auto status = parse_args(args, desc, vm, "infer")) return *status;
   const bool json = vm.count("json") > 0, int8 = vm.count("int8") > 0;
   std::ostream& log = json ? std::cerr : std::cout;
-  if (int8 && calibration_path.empty()) {
-    std::cerr << "shrink infer: --int8 needs --calibration\n";
+  if (int8 && vm.count("float")) {
+    std::cerr << "shrink infer: give --int8 or --float, not both\n";
     return 2;
   }
   const Device device = apply_runtime_options(topts);
@@ -52,8 +55,14 @@ int cmd_infer(const std::vector<std::string>& args) {
   compression::CalibrationConfig calibration;
   try {
     if (!calibration_path.empty()) calibration = compression::load_calibration(calibration_path);
+    else if (!source.model_file.empty() && !vm.count("float"))  // an export bundle carries its own
+      calibration = load_bundle_attachments(source.model_file).calibration;
   } catch (const Error& e) {
     std::cerr << "shrink infer: " << e.what() << "\n";
+    return 2;
+  }
+  if (int8 && calibration.empty()) {
+    std::cerr << "shrink infer: --int8 needs a calibration (--calibration, or a model file that holds one)\n";
     return 2;
   }
   model->to(device);
@@ -83,7 +92,7 @@ int cmd_infer(const std::vector<std::string>& args) {
       out["folded"] = folded;
       out["linked"] = linked;
       out["kept_float"] = kept;
-    } else if (!calibration_path.empty()) {
+    } else if (!calibration.empty()) {
       fake = compression::quantizer_from_calibration(model, calibration, {probe});
     }
   } catch (const Error& e) {

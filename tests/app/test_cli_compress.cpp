@@ -143,6 +143,16 @@ BOOST_AUTO_TEST_CASE(every_stage_kind_on_lenet5) {
     BOOST_TEST(att.calibration.at(key).scale.to_vector() == c.scale.to_vector(), key);
     BOOST_TEST(att.calibration.at(key).quant_bits == c.quant_bits, key);
   }
+  // shrink infer takes the bundle's own calibration: fake-quantized and int8 as the report says.
+  testing::CliResult fq = testing::run_cli("infer", "--model-file " + bundle + " --limit 300 --json");
+  BOOST_REQUIRE_EQUAL(fq.status, 0);
+  BOOST_TEST(boost::json::parse(fq.out).at("mode").as_string() == "fake_quant");
+  BOOST_TEST(boost::json::parse(fq.out).at("test_acc").to_number<double>() ==
+             evaluated.at("accuracy").to_number<double>());
+  testing::CliResult i8 = testing::run_cli("infer", "--model-file " + bundle + " --int8 --limit 300 --json");
+  BOOST_REQUIRE_EQUAL(i8.status, 0);
+  BOOST_TEST(boost::json::parse(i8.out).at("test_acc").to_number<double>() ==
+             evaluated.at("int8_accuracy").to_number<double>());
   testing::CliResult eval = testing::run_cli("eval", "--model-file " + bundle + " --limit 300 --json");
   BOOST_REQUIRE_EQUAL(eval.status, 0);
   BOOST_TEST(boost::json::parse(eval.out).at("test_acc").to_number<double>() ==
