@@ -359,10 +359,9 @@ void Runner::measure(State& state, StageRow& row, bool int8, const std::string& 
 
 void Runner::run_stage(const Stage& stage, size_t index, State& state, StageRow& row) {
   run_stage_kind(stage, index, state, row);
-  // New weights without a new calibration: the old grids were fitted to other weights.
-  const bool trains = stage.kind == StageKind::Train || stage.kind == StageKind::Prune ||
-                      stage.kind == StageKind::Distill || stage.kind == StageKind::Fuse;
-  if (trains && !stage.quantize && !state.calibration.empty()) {
+  // The parser decided which calibration the model carries after this stage (none, when the stage
+  // changed the weights without quantizing: the old grids were fitted to other weights).
+  if (stage.calibrated_by.empty() && !state.calibration.empty()) {
     state.calibration.clear();
     row.notes.push_back("the calibration of an earlier stage was dropped: this stage changed the weights");
   }
