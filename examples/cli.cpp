@@ -1,10 +1,13 @@
 // Helpers shared by the `shrink` subcommands.
+#include <unistd.h>
+
 #include <cmath>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
 #include "examples/cli.h"
+#include "framework/dist/communicator.h"
 #include "framework/io/atomic_file.h"
 #include "framework/io/safetensors.h"
 #include "models/model_file.h"
@@ -79,5 +82,7 @@ std::string json_number(double v) {
   os << std::setprecision(10) << v;
   return os.str();
 }
+
+bool draws_progress(int fd) { return isatty(fd) != 0 && dist::world()->size() == 1; }
 
 }  // namespace shrink::cli

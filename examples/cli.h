@@ -60,6 +60,10 @@ std::optional<boost::json::value> read_config_file(const std::string& path, cons
 // The fraction of a mask's elements that are 0.
 double mask_sparsity(const Tensor& mask);
 
+// Whether live progress bars may be drawn on `fd`: a terminal, and not under mpirun (which hands
+// every rank a pseudo-terminal of its own, whatever mpirun's own output is).
+bool draws_progress(int fd);
+
 // Prints a JSON-safe number (no NaN/inf, which JSON cannot hold).
 std::string json_number(double v);
 

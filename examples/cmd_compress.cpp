@@ -13,6 +13,7 @@
 #include "examples/cli.h"
 #include "examples/compress/recipe.h"
 #include "examples/compress/runner.h"
+#include "framework/dist/communicator.h"
 
 namespace po = boost::program_options;
 
@@ -32,12 +33,14 @@ int cmd_compress(const std::vector<std::string>& args) {
   recipe::RunOptions options;
   options.out_dir = out_dir;
   options.resume = vm.count("resume") > 0;
-  options.log = &std::cerr;
-  options.tty = isatty(STDERR_FILENO) != 0;
+  static std::ostream quiet(nullptr);  // the other ranks of an mpirun job: rank 0 tells
+  const bool writer = dist::world()->is_writer();
+  options.log = writer ? &std::cerr : &quiet;
+  options.tty = draws_progress(STDERR_FILENO);
   try {
     const recipe::Recipe r = recipe::load_recipe(recipe_path);
     const recipe::Report report = recipe::run_recipe(r, options);
-    std::cerr << "report: " << out_dir << "/report.html (and report.md, report.json)\n";
+    if (writer) std::cerr << "report: " << out_dir << "/report.html (and report.md, report.json)\n";
     if (vm.count("json")) std::cout << boost::json::serialize(recipe::to_json(report)) << "\n";
   } catch (const recipe::RecipeError& e) {
     std::cerr << "shrink compress: " << e.what() << "\n";

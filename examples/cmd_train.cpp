@@ -43,7 +43,7 @@ int cmd_train(const std::vector<std::string>& args) {
   FashionSession s = make_fashion_session(models::make_model(model_name), opts, device, epochs, std::cout);
   std::cout << "training " << model_name << " on Fashion-MNIST (" << s.train_set->size()
             << " images), " << epochs << " epochs, batch " << opts.batch << ", lr " << opts.lr
-            << ", seed " << opts.seed << ", " << num_threads() << " threads\n";
+            << ", seed " << opts.seed << ", " << num_threads() << " threads" << ranks_note(*s.trainer) << "\n";
   double first_loss = NAN;  // the loss of step 1: a device-independent check of the first forward
   s.trainer->on_after_step([&first_loss](train::Trainer& t) {
     if (t.global_step() == 1) first_loss = t.current_loss().item();

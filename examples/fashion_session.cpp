@@ -5,11 +5,14 @@
 #include <chrono>
 #include <iomanip>
 #include <iostream>
+#include <thread>
 
+#include "examples/cli.h"
 #include "framework/core/autograd.h"
 #include "framework/core/backend.h"
 #include "framework/core/parallel.h"
 #include "framework/data/fashion_mnist.h"
+#include "framework/dist/communicator.h"
 #include "framework/io/checkpoint.h"
 #include "framework/ops/ops.h"
 
@@ -26,11 +29,12 @@ void add_train_options(po::options_description& desc, TrainOptions& o) {
       ("weight-decay", po::value(&o.weight_decay)->default_value(o.weight_decay), "weight decay")
       ("seed", po::value(&o.seed)->default_value(1), "random seed (init, shuffle, dropout)")
       ("limit", po::value(&o.limit)->default_value(-1), "use only the first N training images")
-      ("threads", po::value(&o.threads)->default_value(0), "worker threads (0 = all cores)")
+      ("threads", po::value(&o.threads)->default_value(0), "worker threads (0 = all cores, shared between the ranks of an mpirun job on this machine)")
       ("data", po::value(&o.data_dir)->default_value(o.data_dir), "Fashion-MNIST directory")
       ("device", po::value(&o.device)->default_value("cpu"), "cpu | cuda")
       ("allow-nonfinite", po::bool_switch(&o.allow_nonfinite), "train on when the loss or a gradient is NaN/Inf (default: stop with an error naming the op)")
-      ("detect-anomaly", po::bool_switch(&o.detect_anomaly), "check every op's output and gradient for NaN/Inf as it is made (slower)");
+      ("detect-anomaly", po::bool_switch(&o.detect_anomaly), "check every op's output and gradient for NaN/Inf as it is made (slower)")
+      ("deterministic", po::bool_switch(&o.deterministic), "under mpirun: sum gradients in rank order, so that repeated runs are bit-identical (no overlap with backward)");
 }
 
 void add_checkpoint_options(po::options_description& desc, TrainOptions& o) {
@@ -45,7 +49,12 @@ Device apply_runtime_options(const TrainOptions& o) {
   SHRINK_CHECK(o.checkpoint_dir.empty() || o.resume_dir.empty(), "give --checkpoint or --resume, not both (--resume ",
                "goes on writing checkpoints to its directory)");
   SHRINK_CHECK(o.checkpoint_every > 0, "--checkpoint-every must be positive, got ", o.checkpoint_every);
-  if (o.threads > 0) set_num_threads(o.threads);
+  if (o.threads > 0) {
+    set_num_threads(o.threads);
+  } else if (dist::local_size() > 1) {
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    set_num_threads(std::max(1, static_cast<int>(cores) / dist::local_size()));
+  }
   if (o.device == "cpu") return Device::CPU;
   SHRINK_CHECK(o.device == "cuda", "--device must be cpu or cuda, got '", o.device, "'");
   SHRINK_CHECK(backend_available(Device::CUDA),
@@ -66,6 +75,14 @@ void apply_checkpoint_options(train::Trainer& trainer, const TrainOptions& o) {
   }
 }
 
+std::string ranks_note(train::Trainer& trainer) {
+  const int ranks = trainer.communicator().size();
+  if (ranks == 1) return "";
+  const int64_t batch = trainer.train_loader()->batch_size();
+  return " each, on " + std::to_string(ranks) + " ranks (" + trainer.communicator().backend() + ", about " +
+         std::to_string(batch / ranks) + " samples of each batch per rank)";
+}
+
 FashionSession make_fashion_session(std::shared_ptr<nn::Module> model, const TrainOptions& o,
                                     Device device, int64_t schedule_epochs, std::ostream& log) {
   FashionSession s;
@@ -82,7 +99,8 @@ FashionSession make_fashion_session(std::shared_ptr<nn::Module> model, const Tra
   s.trainer->set_device(device);
   s.trainer->set_check_finite(!o.allow_nonfinite);
   s.trainer->set_detect_anomaly(o.detect_anomaly);
-  s.trainer->set_log(&log, &log == &std::cout && isatty(STDOUT_FILENO) != 0);
+  s.trainer->set_deterministic_reduce(o.deterministic);
+  s.trainer->set_log(&log, &log == &std::cout && draws_progress(STDOUT_FILENO));
   if (schedule_epochs > 0)
     s.trainer->set_scheduler(std::make_shared<optim::CosineAnnealingLR>(*s.optimizer, schedule_epochs));
   apply_checkpoint_options(*s.trainer, o);

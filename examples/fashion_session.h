@@ -21,6 +21,7 @@ struct TrainOptions {
   int threads = 0;
   std::string data_dir, device = "cpu";
   bool allow_nonfinite = false, detect_anomaly = false;
+  bool deterministic = false;  // under mpirun: gradients summed in rank order
   // Checkpoints (add_checkpoint_options): write to checkpoint_dir, or resume from and go on
   // writing to resume_dir, every checkpoint_every optimizer steps.
   std::string checkpoint_dir, resume_dir;
@@ -28,17 +29,21 @@ struct TrainOptions {
 };
 
 // --batch --lr --momentum --weight-decay --seed --limit --threads --data --device --allow-nonfinite
-// --detect-anomaly, each defaulting
+// --detect-anomaly --deterministic, each defaulting
 // to what `o` holds (a command may preset them).
 void add_train_options(boost::program_options::options_description& desc, TrainOptions& o);
 // --checkpoint DIR --checkpoint-every N --resume DIR, for the commands that train.
 void add_checkpoint_options(boost::program_options::options_description& desc, TrainOptions& o);
-// Applies --threads and checks --device; returns the device (throws for "cuda" without one).
+// Applies --threads (by default this machine's cores, divided between the ranks of an mpirun job
+// that share it) and checks --device; returns the device (throws for "cuda" without one).
 Device apply_runtime_options(const TrainOptions& o);
 
 // --checkpoint / --resume on a trainer (make_fashion_session does it): a fresh --checkpoint into a
 // directory that already holds checkpoints is refused (resume it, or pick another one).
 void apply_checkpoint_options(train::Trainer& trainer, const TrainOptions& o);
+
+// ", on N ranks (batch B per rank)" under mpirun, else "": for a command's first line.
+std::string ranks_note(train::Trainer& trainer);
 
 struct FashionSession {
   std::shared_ptr<nn::Module> model;

@@ -7,6 +7,8 @@
 
 #include "examples/cli.h"
 #include "framework/core/error.h"
+#include "framework/dist/communicator.h"
+#include "framework/io/atomic_file.h"
 #include "framework/train/progress.h"
 #ifdef SHRINK_HAVE_CUDA
 #include "cuda/cuda_backend.h"
@@ -30,6 +32,19 @@ void usage(std::ostream& os) {
 }
 }  // namespace
 
+namespace {
+int run(const std::string& cmd, const std::vector<std::string>& args);
+
+// Under mpirun every rank runs the same command on its share of the data; rank 0 prints and
+// writes, the others compute the same results silently (errors still go to stderr).
+void become_rank(shrink::dist::Communicator& world) {
+  if (world.is_writer()) return;
+  shrink::io::set_file_writer(false);
+  static std::ostream null_stream(nullptr);
+  std::cout.rdbuf(null_stream.rdbuf());
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     usage(std::cerr);
@@ -37,9 +52,32 @@ int main(int argc, char** argv) {
   }
   std::string cmd = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
+  std::shared_ptr<shrink::dist::Communicator> world;
+  int rc = 1;
   try {
-    // Calibration, mask generation and speedup draw progress bars on stderr when it is a terminal.
-    shrink::progress::set_sink(&std::cerr, isatty(STDERR_FILENO) != 0);
+    shrink::dist::init(&argc, &argv);
+    world = shrink::dist::world();
+    become_rank(*world);
+    rc = run(cmd, args);
+  } catch (const std::exception& e) {
+    std::cerr << "shrink " << cmd << ": error: ";
+    if (world && world->size() > 1) std::cerr << "(rank " << world->rank() << " of " << world->size() << ") ";
+    std::cerr << e.what() << "\n";
+    // A rank that stops must not leave the others waiting in a collective.
+    if (world && world->size() > 1) world->abort(1);
+    return 1;
+  }
+  shrink::dist::finalize();
+  return rc;
+}
+
+namespace {
+int run(const std::string& cmd, const std::vector<std::string>& args) {
+  {
+    // Calibration, mask generation and speedup draw progress bars on stderr when it is a terminal
+    // (rank 0's only).
+    shrink::progress::set_sink(shrink::dist::world()->is_writer() ? &std::cerr : nullptr,
+                               shrink::cli::draws_progress(STDERR_FILENO));
 #ifdef SHRINK_HAVE_CUDA
     shrink::cuda::init();  // registers the CUDA backend only when a device is present
 #endif
@@ -60,11 +98,6 @@ int main(int argc, char** argv) {
     std::cerr << "shrink: unknown command '" << cmd << "'\n";
     usage(std::cerr);
     return 2;
-  } catch (const shrink::Error& e) {
-    std::cerr << "shrink " << cmd << ": error: " << e.what() << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "shrink " << cmd << ": error: " << e.what() << "\n";
-    return 1;
   }
 }
+}  // namespace

@@ -90,6 +90,12 @@ std::vector<Compressor*> Compressor::fused() {
   return out;
 }
 
+dist::Communicator& Compressor::communicator() {
+  if (comm_) return *comm_;
+  if (train::Trainer* t = run_trainer()) return t->communicator();
+  return *dist::world();  // the world lives until exit
+}
+
 train::Trainer* Compressor::run_trainer() {
   for (Compressor* c : fused())
     if (c->hooks_) return &c->hooks_->trainer();

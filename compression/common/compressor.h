@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "compression/common/trainer_hooks.h"
+#include "framework/dist/communicator.h"
 #include "compression/wrapper/module_wrapper.h"
 #include "framework/nn/module.h"
 
@@ -73,6 +74,15 @@ class Compressor {
   std::vector<Compressor*> fused();
   // The trainer of the run: this compressor's, else the nearest one it was built on; may be null.
   train::Trainer* run_trainer();
+  // The data-parallel ranks this compressor decides with: the run trainer's, else the process's
+  // world (framework/dist/). Statistics that depend on each rank's data (activation metrics,
+  // observed ranges, histograms, LSQ's initial steps, bias corrections) are reduced through it
+  // before masks or scales are computed, so every rank decides the same; masks are then checked
+  // to be identical on every rank.
+  dist::Communicator& communicator();
+  // Decides with `comm` instead (e.g. a one-rank communicator: this process alone, whatever the
+  // job); a trainer's compressors follow the trainer's set_communicator.
+  void set_communicator(std::shared_ptr<dist::Communicator> comm) { comm_ = std::move(comm); }
   // Checkpoints (Trainer::add_state, registered for every compressor with a trainer;
   // a schedule saves the one-shot pruner it drives): what the
   // run needs to continue exactly. The base writes its targets' state of its kind under
@@ -107,6 +117,7 @@ class Compressor {
   bool has_hooks() const { return hooks_ != nullptr; }
 
   std::shared_ptr<nn::Module> model_;
+  std::shared_ptr<dist::Communicator> comm_;  // set_communicator's, else null
   std::vector<std::string> warnings_;
   const std::string who_;  // class name, for messages
 

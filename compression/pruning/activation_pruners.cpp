@@ -1,6 +1,7 @@
 #include "compression/pruning/activation_pruners.h"
 
 #include "framework/core/autograd.h"
+#include "framework/dist/data_parallel.h"
 #include "framework/ops/ops.h"
 
 namespace shrink::compression {
@@ -64,6 +65,8 @@ void ActivationPruner::collect() {
   }
   NoGradGuard ng;
   model_->eval();
+  dist::Communicator& comm = communicator();
+  if (comm.size() > 1) loader_->set_shard(comm.rank(), comm.size());  // each rank its part of every batch
   Device device = Device::CPU;
   for (const Tensor& p : model_->parameters()) {
     device = p.device();
@@ -76,6 +79,11 @@ void ActivationPruner::collect() {
       SHRINK_CHECK(loader_->next(b), who_, ": the data loader yields no batches");
     }
     (*model_)(b.inputs.to(device));
+  }
+  // The statistics of every rank's part: the sums and counts one process would have.
+  for (auto& [name, sum] : sums_) {
+    sum = dist::allreduce(comm, sum, dist::ReduceOp::Sum);
+    comm.allreduce(&counts_[name], 1, dist::ReduceOp::Sum);
   }
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "framework/ops/ops.h"
+#include "framework/train/trainer.h"
 
 namespace shrink::compression {
 
@@ -19,6 +20,7 @@ MovementPruner::MovementPruner(Host host, const boost::json::value& config_list,
     return m == "add" || m == "movement_add" ? "movement_add" : "movement_mul";
   });
   adam_ = std::make_unique<optim::Adam>(scores, 1e-2f);
+  trainer.add_reduced_parameters(who_, scores);  // stepped by adam_, averaged across ranks
   hooks().before_step([this] {
     adam_->step();
     adam_->zero_grad();

@@ -66,9 +66,16 @@ void Pruner::generate_masks() {
   }
   EngineResult r = compression::generate_masks(engine);
   reports_ = r.global_groups;
+  dist::Communicator& comm = communicator();
   for (auto& e : engine) {
     auto it = r.masks.find(e.state->key());
-    if (it != r.masks.end()) wrapper(e.state->module_name).set_mask(*e.state, it->second);
+    if (it == r.masks.end()) continue;
+    if (comm.size() > 1) {  // NNI's masks can differ between data-parallel ranks; these cannot
+      const Tensor host = it->second.to(Device::CPU).contiguous_copy();
+      dist::check_identical(comm, "the mask of " + e.state->key(), host.raw_data(),
+                            host.numel() * static_cast<int64_t>(dtype_size(host.dtype())));
+    }
+    wrapper(e.state->module_name).set_mask(*e.state, it->second);
   }
 }
 

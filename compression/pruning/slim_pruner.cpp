@@ -1,6 +1,7 @@
 #include "compression/pruning/slim_pruner.h"
 
 #include "framework/ops/ops.h"
+#include "framework/train/trainer.h"
 
 namespace shrink::compression {
 
@@ -10,6 +11,7 @@ SlimPruner::SlimPruner(Host host, const boost::json::value& config_list,
   SHRINK_CHECK(training_steps > 0, "SlimPruner: training_steps must be positive, got ", training_steps);
   std::vector<Tensor> factors = add_extras("slim_factor", 1.f, [](const std::string&) { return "slim_mul"; });
   adam_ = std::make_unique<optim::Adam>(factors, 1e-2f);
+  trainer.add_reduced_parameters(who_, factors);  // stepped by adam_, averaged across ranks
   hooks().before_step([this] { adam_->step(); });
   hooks().after_step([this] { adam_->zero_grad(); });
   if (factors.empty()) return;

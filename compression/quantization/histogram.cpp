@@ -24,7 +24,28 @@ const char* to_string(RangeObserver o) {
   return "?";
 }
 
-void AbsHistogram::add(const Tensor& rows) {
+std::vector<float> AbsHistogram::block_abs_max(const Tensor& rows) {
+  SHRINK_CHECK(rows.dim() == 2, "AbsHistogram: expected [blocks, n] values, got ", rows.shape());
+  const int64_t nb = rows.size(0), n = rows.size(1);
+  const std::vector<float> v = rows.to_vector();
+  std::vector<float> out(static_cast<size_t>(nb), 0.f);
+  for (int64_t b = 0; b < nb; ++b)
+    for (int64_t i = 0; i < n; ++i)
+      if (std::isfinite(v[b * n + i])) out[b] = std::max(out[b], std::fabs(v[b * n + i]));
+  return out;
+}
+
+void AbsHistogram::sum_across_ranks(dist::Communicator& comm) {
+  if (comm.size() == 1) return;
+  std::vector<int64_t> sizes;
+  for (const auto& c : counts_) sizes.push_back(static_cast<int64_t>(c.size()));
+  dist::check_identical(comm, "the calibration histogram's bins", sizes.data(),
+                        static_cast<int64_t>(sizes.size() * sizeof(int64_t)));
+  // Counts are whole numbers below 2^53: their double sums are exact, in any order.
+  for (auto& c : counts_) comm.allreduce(c.data(), static_cast<int64_t>(c.size()), dist::ReduceOp::Sum);
+}
+
+void AbsHistogram::add(const Tensor& rows, const std::vector<float>* block_max) {
   SHRINK_CHECK(rows.dim() == 2, "AbsHistogram: expected [blocks, n] values, got ", rows.shape());
   const int64_t nb = rows.size(0), n = rows.size(1);
   if (counts_.empty()) {
@@ -32,12 +53,13 @@ void AbsHistogram::add(const Tensor& rows) {
     width_.assign(nb, 0.f);
   }
   SHRINK_CHECK(nb == blocks(), "AbsHistogram: ", nb, " blocks, expected ", blocks());
+  SHRINK_CHECK(!block_max || static_cast<int64_t>(block_max->size()) == nb, "AbsHistogram: ",
+               block_max ? block_max->size() : 0, " block maxima for ", nb, " blocks");
   const std::vector<float> v = rows.to_vector();
+  const std::vector<float> local = block_max ? std::vector<float>() : block_abs_max(rows);
   for (int64_t b = 0; b < nb; ++b) {
     const float* x = v.data() + b * n;
-    float mx = 0.f;
-    for (int64_t i = 0; i < n; ++i)
-      if (std::isfinite(x[i])) mx = std::max(mx, std::fabs(x[i]));
+    const float mx = block_max ? (*block_max)[b] : local[b];
     auto& c = counts_[b];
     if (width_[b] == 0.f) {
       if (mx == 0.f) {  // only zeros so far: remember them in bin 0 of a histogram to come

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "framework/core/tensor.h"
+#include "framework/dist/communicator.h"
 
 namespace shrink::compression {
 
@@ -34,7 +35,13 @@ class AbsHistogram {
   static constexpr int64_t kMaxBins = 1 << 16;
 
   // `rows` [blocks, n]: one row of values per block (the same number of blocks every call).
-  void add(const Tensor& rows);
+  // `block_max`, when given, is each block's max |x| (finite values) over the whole batch where
+  // `rows` is one rank's part of it (block_abs_max reduced across ranks): the bins then grow as
+  // they would for the whole batch, on every rank, and sum_across_ranks() makes the counts one
+  // process would have counted.
+  void add(const Tensor& rows, const std::vector<float>* block_max = nullptr);
+  static std::vector<float> block_abs_max(const Tensor& rows);
+  void sum_across_ranks(dist::Communicator& comm);
   int64_t blocks() const { return static_cast<int64_t>(counts_.size()); }
   const std::vector<double>& counts(int64_t block) const { return counts_.at(block); }
   float width(int64_t block) const { return width_.at(block); }

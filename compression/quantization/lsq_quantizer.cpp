@@ -1,9 +1,11 @@
 #include "compression/quantization/lsq_quantizer.h"
 
 #include <cfloat>
+#include <algorithm>
 #include <cmath>
 
 #include "framework/core/autograd.h"
+#include "framework/dist/data_parallel.h"
 #include "framework/ops/ops.h"
 #include "framework/train/trainer.h"
 
@@ -24,8 +26,14 @@ LsqQuantizer::LsqQuantizer(Host host, const boost::json::value& config_list,
                           " learns a " + to_string(want) + " quantizer");
   }
   set_apply_method(plus_ ? "lsq_plus_clamp_round" : "lsq_clamp_round");
-  add_tracker([this](TargetState& t, const Tensor& v, bool) {
+  add_tracker([this](TargetState& t, const Tensor& v, bool training) {
     if (!t.scale.defined()) initialise(t, v);
+    // A training forward under data parallelism sees this rank's share of the batch.
+    const data::Batch& b = this->trainer().current_batch();
+    const bool activation = t.kind != TargetKind::Parameter && t.kind != TargetKind::Buffer;
+    t.numel_factor = training && activation && b.global_size > 0 && b.size() > 0
+                         ? static_cast<double>(b.global_size) / static_cast<double>(b.size())
+                         : 1.0;
   });
 }
 
@@ -34,14 +42,24 @@ void LsqQuantizer::initialise(TargetState& t, const Tensor& value) {
   {
     NoGradGuard ng;
     const std::optional<Scaling> scaling = quant_scaling(t);
+    // The first batch's statistics over every rank's part of it, as one process would see it.
+    dist::Communicator& comm = communicator();
     if (plus_) {
       auto [lo, hi] = block_min_max(value, scaling);
+      lo = dist::allreduce(comm, lo, dist::ReduceOp::Min);
+      hi = dist::allreduce(comm, hi, dist::ReduceOp::Max);
       ScaleZeroPoint sz = compute_scale_zero_point(lo, hi, t.qmin, t.qmax, QuantScheme::Affine);
       scale = sz.scale.contiguous_copy();
       zero = sz.zero_point.contiguous_copy();
     } else {
       const Tensor a = abs(value.detach());
-      const Tensor mean_abs = scaling ? scaling->shrink(a, Scaling::Reduce::Mean) : mean(a);
+      Tensor mean_abs = scaling ? scaling->shrink(a, Scaling::Reduce::Mean) : mean(a);
+      if (comm.size() > 1) {
+        double count = static_cast<double>(a.numel() / std::max<int64_t>(1, mean_abs.numel()));
+        const Tensor weighted = dist::allreduce(comm, mul(mean_abs, static_cast<float>(count)), dist::ReduceOp::Sum);
+        comm.allreduce(&count, 1, dist::ReduceOp::Sum);
+        mean_abs = mul(weighted, static_cast<float>(1.0 / count));
+      }
       scale = maximum(mul(mean_abs, static_cast<float>(2.0 / std::sqrt(static_cast<double>(t.qmax)))),
                       Tensor::full(mean_abs.shape(), FLT_EPSILON, mean_abs.device()))
                   .contiguous_copy();

@@ -5,6 +5,7 @@
 #include "compression/quantization/module_fusion.h"
 #include "compression/quantization/observers.h"
 #include "framework/core/autograd.h"
+#include "framework/dist/data_parallel.h"
 #include "framework/ops/ops.h"
 #include "framework/train/progress.h"
 #include "framework/train/trainer.h"
@@ -20,8 +21,14 @@ PtqQuantizer::PtqQuantizer(Host host, const boost::json::value& config_list,
   set_apply_method("bypass");
   add_tracker([this](TargetState& t, const Tensor& v, bool) {
     if (done_) return;
-    observe_min_max(t, v);
-    if (uses_histogram(t)) histograms_[t.key()].add(blocks_as_rows(v, quant_scaling(t)));
+    dist::Communicator& comm = communicator();
+    observe_min_max(t, v, comm);
+    if (!uses_histogram(t)) return;
+    const Tensor rows = blocks_as_rows(v, quant_scaling(t));
+    if (comm.size() == 1) return histograms_[t.key()].add(rows);
+    std::vector<float> block_max = AbsHistogram::block_abs_max(rows);
+    comm.allreduce(block_max.data(), static_cast<int64_t>(block_max.size()), dist::ReduceOp::Max);
+    histograms_[t.key()].add(rows, &block_max);
   });
 }
 
@@ -45,6 +52,7 @@ void PtqQuantizer::clip_ranges() {
     const double span = static_cast<double>(t->qmax) - t->qmin;
     for (size_t b = 0; b < lo.size(); ++b)
       levels[b] = quant_scheme(*t) == QuantScheme::Affine && lo[b] >= 0.f ? span : span / 2.0;
+    h->second.sum_across_ranks(communicator());
     const std::vector<float> amax = h->second.amax(options_.observer, options_.percentile, levels);
     for (size_t b = 0; b < lo.size(); ++b) {
       lo[b] = std::max(lo[b], -amax[b]);
@@ -68,6 +76,8 @@ void PtqQuantizer::calibrate(const std::vector<nn::Value>& inputs) {
 template <typename F>
 void PtqQuantizer::for_calibration_batches(int64_t max_steps, int64_t max_epochs, F&& f) {
   data::DataLoader& loader = *trainer().train_loader();
+  dist::Communicator& comm = communicator();
+  if (comm.size() > 1) loader.set_shard(comm.rank(), comm.size());  // each rank its part of every batch
   const Device device = model_->parameter_device();
   int64_t done = 0;
   progress::Bar bar("calibration", max_steps > 0 ? max_steps : std::max<int64_t>(0, max_epochs) * loader.num_batches());
@@ -138,8 +148,13 @@ void PtqQuantizer::measure_bias_error(const std::vector<nn::Value>& inputs) {
 std::vector<std::string> PtqQuantizer::apply_bias_correction() {
   std::vector<std::string> corrected;
   NoGradGuard ng;
+  dist::Communicator& comm = communicator();
   for (auto& [name, e] : bias_errors_) {
     e.hook.remove();
+    if (comm.size() > 1) {  // every rank's part of the calibration batches (each saw the layer)
+      e.sum = dist::allreduce(comm, e.sum, dist::ReduceOp::Sum);
+      comm.allreduce(&e.count, 1, dist::ReduceOp::Sum);
+    }
     if (!e.sum.defined() || e.count == 0) continue;
     Tensor& bias = wrapper(name).module().parameter("bias");
     bias.copy_(add(bias, mul(e.sum, static_cast<float>(1.0 / e.count))));

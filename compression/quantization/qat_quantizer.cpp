@@ -12,7 +12,7 @@ QATQuantizer::QATQuantizer(Host host, const boost::json::value& config_list,
   update_apply_methods();
   add_tracker([this](TargetState& t, const Tensor& v, bool training) {
     if (!training) return;
-    observe_ema(t, v, kEmaDecay);
+    observe_ema(t, v, kEmaDecay, communicator());
     if (step_ >= start_step(t)) refresh_scale_zero_point(t);
   });
   hooks().after_step([this] {

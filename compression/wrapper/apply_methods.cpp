@@ -49,8 +49,9 @@ Tensor quantize(const Tensor& x, const TargetState& t, QuantMethod method) {
   q.method = method;
   q.qmin = t.qmin;
   q.qmax = t.qmax;
-  // LSQ's gradient scale 1/sqrt(qmax * numel(x)) (1 when that is 0, as NNI).
-  const double n = static_cast<double>(t.qmax) * static_cast<double>(x.numel());
+  // LSQ's gradient scale 1/sqrt(qmax * numel(x)) (1 when that is 0, as NNI); numel over the
+  // global batch under data parallelism.
+  const double n = static_cast<double>(t.qmax) * static_cast<double>(x.numel()) * t.numel_factor;
   q.grad_scale = n > 0 ? static_cast<float>(1.0 / std::sqrt(n)) : 1.f;
   return fake_quantize(x, expand_blocks(t.scale, x, t, CompressorKind::Quantization),
                        expand_blocks(t.zero_point, x, t, CompressorKind::Quantization), q);

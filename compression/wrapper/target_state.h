@@ -32,6 +32,11 @@ struct TargetState {
   Tensor scale, zero_point;
   Tensor tracked_min, tracked_max;
   float qmin = 0.f, qmax = 0.f;
+  // How many values of the whole batch each value of this rank's activation stands for: LSQ's
+  // gradient scale 1/sqrt(qmax * numel) counts numel(x) times this, so that under data
+  // parallelism (a rank sees its share of the global batch) it is one process's on the global
+  // batch. 1 outside data parallelism and for parameters.
+  double numel_factor = 1.0;
   // Trainable extras of apply methods, e.g. "slim_factor", "mvp_score" (shrunk shape).
   std::map<std::string, Tensor> extras;
   // Observed by every forward: the target's shape (inputs/outputs learn it on the first

@@ -24,6 +24,7 @@
 #include "framework/core/parallel.h"
 #include "framework/core/random.h"
 #include "framework/data/fashion_mnist.h"
+#include "framework/dist/communicator.h"
 #include "framework/io/atomic_file.h"
 #include "framework/nn/layers.h"
 #include "framework/ops/ops.h"
@@ -89,6 +90,7 @@ class Runner {
 
  private:
   State initial_state();
+  void prepare_directory_here();
   State load_state(const fs::path& dir);
   void save_state(State& state, const fs::path& dir, StageRow& row);
   void run_stage(const Stage& stage, size_t index, State& state, StageRow& row);
@@ -135,7 +137,16 @@ static std::string pinned_recipe(const Recipe& r) {
   return json::serialize(json::object{{"recipe", r.resolved}, {"inputs", inputs}}) + "\n";
 }
 
+// Under mpirun rank 0 prepares the directory and writes every file; the other ranks run every
+// stage alongside it (each training on its share of the data) and read the stage files rank 0
+// wrote, after a barrier (so --out must be on a filesystem every rank sees).
 void Runner::prepare_directory() {
+  dist::Communicator& world = *dist::world();
+  if (world.is_writer()) prepare_directory_here();
+  world.barrier();
+}
+
+void Runner::prepare_directory_here() {
   const fs::path recipe_file = out_ / "recipe.json";
   const std::string pinned = pinned_recipe(r_);
   std::error_code ec;
@@ -518,7 +529,7 @@ Report Runner::run() {
   } catch (...) {
     // A run that fails before its first stage is complete leaves no directory behind (a new run
     // may use it); later, the complete stages stay for --resume.
-    if (fresh && !o_.resume && report_.stages.size() <= 1) {
+    if (fresh && !o_.resume && report_.stages.size() <= 1 && dist::world()->is_writer()) {
       std::error_code ec;
       fs::remove_all(out_ / "stages", ec);
       fs::remove(out_ / "recipe.json", ec);
@@ -533,17 +544,25 @@ void Runner::run_stages() {
   report_.model = r_.model.empty() ? r_.model_file : r_.model;
   for (const Stage& s : r_.stages) stage_dirs_.push_back(out_ / "stages" / s.name);
 
-  // The starting model's row.
+  // What a resumed run finds complete, decided by every rank before rank 0 writes anything.
+  dist::Communicator& world = *dist::world();
+  const bool writer = world.is_writer();
   const fs::path initial_dir = out_ / "stages" / "initial";
+  const bool initial_done = fs::exists(initial_dir / "stage.json");
+  std::vector<bool> done;
+  for (const fs::path& dir : stage_dirs_) done.push_back(fs::exists(dir / "stage.json"));
+  world.barrier();
+
+  // The starting model's row.
   StageRow initial;
-  if (fs::exists(initial_dir / "stage.json")) {
+  if (initial_done) {
     initial = stage_row_from_json(json::parse(io::read_file((initial_dir / "stage.json").string())));
   } else {
     State s = initial_state();
     initial.name = "initial";
     initial.kind = "initial";
     measure(s, initial, false, s.calibration.empty() ? "" : "bundle");
-    fs::create_directories(initial_dir);
+    if (writer) fs::create_directories(initial_dir);
     io::write_file_atomic((initial_dir / "stage.json").string(), json::serialize(to_json(initial)) + "\n");
   }
   report_.stages.push_back(initial);
@@ -552,7 +571,7 @@ void Runner::run_stages() {
   for (size_t i = 0; i < r_.stages.size(); ++i) {
     const Stage& stage = r_.stages[i];
     const fs::path dir = stage_dirs_[i];
-    if (fs::exists(dir / "stage.json")) {
+    if (done[i]) {
       report_.stages.push_back(stage_row_from_json(json::parse(io::read_file((dir / "stage.json").string()))));
       log_ << stage.name << ": complete (resumed after it)\n";
       continue;
@@ -563,26 +582,33 @@ void Runner::run_stages() {
     row.kind = to_string(stage.kind);
     log_ << stage.name << ": " << row.kind << "\n";
     try {
-      fs::remove_all(tmp);
-      fs::create_directories(tmp);
+      if (writer) {
+        fs::remove_all(tmp);
+        fs::create_directories(tmp);
+      }
       State state = i == 0 ? initial_state() : load_state(stage_dirs_[i - 1]);
       const auto t0 = Clock::now();
       run_stage(stage, i, state, row);
       row.seconds = since(t0);
       save_state(state, tmp, row);
+      world.barrier();  // rank 0's files are complete
       // Measured on the model as saved, so a resumed run measures what this one did.
       State saved = load_state(tmp);
       measure(saved, row, stage.int8, stage.calibrated_by);
       io::write_file_atomic((tmp / "stage.json").string(), json::serialize(to_json(row)) + "\n");
-      fs::remove_all(dir);
-      fs::rename(tmp, dir);
+      world.barrier();  // every rank has read the temporary directory
+      if (writer) {
+        fs::remove_all(dir);
+        fs::rename(tmp, dir);
+      }
+      world.barrier();  // the next stage starts from `dir`
     } catch (const compression::config::ConfigError& e) {
       std::error_code ec;
-      fs::remove_all(tmp, ec);
+      if (writer) fs::remove_all(tmp, ec);
       throw RecipeError(stage_config_error(e, i, stage));
     } catch (...) {
       std::error_code ec;
-      fs::remove_all(tmp, ec);
+      if (writer) fs::remove_all(tmp, ec);
       throw;
     }
     report_.stages.push_back(row);

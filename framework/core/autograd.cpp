@@ -124,29 +124,54 @@ std::vector<Node*> topo_order(Node* root, PassMarks& marks) {
 Tensor accumulate(const Tensor& a, const Tensor& b) { return a.defined() ? add(a, b) : b; }
 
 // Leaf gradients of one pass. A leaf without hooks accumulates into grad() at once; a hooked one
-// collects the pass's total first, so its hooks see that total (as PyTorch's), in first-arrival
-// order for a deterministic sequence of hook calls.
+// collects the pass's total first, so its hooks see that total (as PyTorch's). The hooks run as
+// soon as the last of the pass's contributions to the leaf is in (expect() counts them before the
+// pass), so work in a hook (e.g. a data-parallel all-reduce) overlaps the rest of backward; a leaf
+// whose count is not reached (a branch that produced no gradient) is finished at the end. Either
+// order is fixed by the graph, so the sequence of hook calls is deterministic.
 class LeafGrads {
  public:
+  // Counts the edges into hooked leaves of the nodes in `order`.
+  void expect(const std::vector<Node*>& order) {
+    for (const Node* node : order)
+      for (const Tensor& in : node->inputs)
+        if (in.defined() && !in.grad_fn() && in.requires_grad() && !in.impl()->grad_hooks.empty()) {
+          auto [it, fresh] = index_.emplace(in.impl(), pending_.size());
+          if (fresh) pending_.push_back({in, Tensor(), 0});
+          ++pending_[it->second].remaining;
+        }
+  }
   void add(const Tensor& leaf, const Tensor& g) {
     if (leaf.impl()->grad_hooks.empty()) {
       leaf.set_grad(accumulate(leaf.grad(), g));
       return;
     }
     auto [it, fresh] = index_.emplace(leaf.impl(), pending_.size());
-    if (fresh) pending_.push_back({leaf, g});
-    else pending_[it->second].second = accumulate(pending_[it->second].second, g);
+    if (fresh) pending_.push_back({leaf, Tensor(), 1});
+    Pending& p = pending_[it->second];
+    p.grad = accumulate(p.grad, g);
+    if (--p.remaining == 0) deliver(p);
   }
+  // A pass's gradient for a leaf can only arrive through an edge that expect() counted, so
+  // `remaining` reaches 0 exactly when the last one is in; leaves still waiting here had some
+  // edge that carried no gradient.
   void finish() {
-    for (auto& [leaf, g] : pending_) {
-      Tensor hooked = run_grad_hooks(leaf.impl()->grad_hooks, g);
-      leaf.set_grad(accumulate(leaf.grad(), hooked));
-    }
+    for (Pending& p : pending_)
+      if (p.grad.defined()) deliver(p);
   }
 
  private:
+  struct Pending {
+    Tensor leaf, grad;
+    int64_t remaining;
+  };
+  static void deliver(Pending& p) {
+    Tensor hooked = run_grad_hooks(p.leaf.impl()->grad_hooks, std::move(p.grad));
+    p.grad = Tensor();
+    p.leaf.set_grad(accumulate(p.leaf.grad(), hooked));
+  }
   std::unordered_map<const TensorImpl*, size_t> index_;
-  std::vector<std::pair<Tensor, Tensor>> pending_;
+  std::vector<Pending> pending_;
 };
 
 }  // namespace
@@ -185,6 +210,7 @@ void run_backward(const Tensor& root, const Tensor& grad) {
   static std::atomic<uint64_t> passes{0};
   PassMarks marks(++passes);
   std::vector<Node*> order = topo_order(root.grad_fn().get(), marks);
+  leaves.expect(order);
   std::vector<Tensor> grads(order.size());  // by pass_slot
   grads.front() = seed;
   for (size_t i = 0; i < order.size(); ++i) {

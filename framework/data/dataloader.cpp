@@ -33,8 +33,18 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, int64_t batch_siz
 }
 
 int64_t DataLoader::num_batches() const {
-  const int64_t n = dataset_->size();
-  return drop_last_ ? n / batch_size_ : (n + batch_size_ - 1) / batch_size_;
+  const int64_t n = dataset_->size(), rest = n % batch_size_;
+  return n / batch_size_ + (rest > 0 && !drop_last_ && rest >= shards_ ? 1 : 0);
+}
+
+void DataLoader::set_shard(int shard, int shards) {
+  SHRINK_CHECK(shards >= 1 && shard >= 0 && shard < shards, "DataLoader::set_shard: shard ", shard, " of ", shards,
+               " is not a shard");
+  SHRINK_CHECK(batch_size_ >= shards, "DataLoader::set_shard: a batch of ", batch_size_, " cannot be split into ",
+               shards, " non-empty shards (give a batch of at least one sample per rank)");
+  shard_ = shard;
+  shards_ = shards;
+  limit_ = std::min(dataset_->size(), num_batches() * batch_size_);
 }
 
 void DataLoader::start_epoch() { start_epoch(epoch_ + 1); }
@@ -59,10 +69,12 @@ bool DataLoader::next(Batch& out) {
   if (epoch_ < 0) start_epoch();
   if (pos_ >= limit_) return false;
   const int64_t b = std::min(batch_size_, limit_ - pos_);
-  indices_.assign(order_.begin() + pos_, order_.begin() + pos_ + b);
+  const int64_t lo = b * shard_ / shards_, hi = b * (shard_ + 1) / shards_;
+  indices_.assign(order_.begin() + pos_ + lo, order_.begin() + pos_ + hi);
   pos_ += b;
   out = dataset_->get_batch(indices_);
-  out.indices = Tensor::from_vector_i64(indices_, {b});
+  out.indices = Tensor::from_vector_i64(indices_, {hi - lo});
+  out.global_size = b;
   return true;
 }
 

@@ -15,8 +15,15 @@ class DataLoader {
   DataLoader(std::shared_ptr<const Dataset> dataset, int64_t batch_size, bool shuffle,
              uint64_t seed, bool drop_last = false);
 
-  // Batches per epoch: a short final batch counts unless drop_last.
+  // Batches per epoch: a short final batch counts unless drop_last (or, when sharded, it has
+  // fewer samples than there are shards, so that some shard would be empty).
   int64_t num_batches() const;
+  // Data parallelism: every shard visits the same global order and batches of batch_size, and
+  // takes its contiguous part of each, samples [b*shard/shards, b*(shard+1)/shards) of a batch of
+  // b. Together the shards see exactly what one unsharded loader with the same seed sees.
+  void set_shard(int shard, int shards);
+  int shard() const { return shard_; }
+  int shards() const { return shards_; }
   int64_t batch_size() const { return batch_size_; }
   bool drop_last() const { return drop_last_; }
   const Dataset& dataset() const { return *dataset_; }
@@ -70,6 +77,7 @@ class DataLoader {
   bool shuffle_;
   uint64_t seed_;
   bool drop_last_;
+  int shard_ = 0, shards_ = 1;
   int64_t epoch_ = -1;
   int64_t pos_ = 0;    // next position in order_
   int64_t limit_ = 0;  // positions past this are not served (drop_last)

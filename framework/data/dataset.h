@@ -19,6 +19,9 @@ struct Batch {
   Tensor inputs;   // f32 [B, ...example_shape]
   Tensor labels;   // i64 [B]
   Tensor indices;  // i64 [B]: each sample's index in the loader's dataset (set by DataLoader)
+  // Samples in the global batch this one is a shard of (DataLoader::set_shard); the batch's own
+  // size when it is not a shard, or 0 when no loader set it.
+  int64_t global_size = 0;
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
 };
 

@@ -18,6 +18,7 @@ namespace {
 // A per-process counter keeps concurrent writers in one process (threads, or two writes to
 // the same path) from sharing a temp name; the pid separates processes.
 std::atomic<unsigned long long> g_temp_counter{0};
+std::atomic<bool> g_writer{true};
 
 std::string dir_of(const std::string& path) {
   size_t slash = path.find_last_of('/');
@@ -37,8 +38,12 @@ std::string dir_of(const std::string& path) {
 
 }  // namespace
 
+void set_file_writer(bool writes) { g_writer = writes; }
+bool is_file_writer() { return g_writer; }
+
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   SHRINK_CHECK(!path.empty(), "write_file_atomic: empty path");
+  if (!g_writer) return;
   std::string tmp = path + ".tmp." + std::to_string(static_cast<long long>(::getpid())) + "." +
                     std::to_string(g_temp_counter.fetch_add(1));
 

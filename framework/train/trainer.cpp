@@ -8,9 +8,11 @@
 #include <cstdio>
 #include <iomanip>
 #include <optional>
+#include <set>
 #include <ostream>
 
 #include "framework/core/autograd.h"
+#include "framework/dist/data_parallel.h"
 #include "framework/ops/ops.h"
 
 namespace shrink::train {
@@ -34,7 +36,7 @@ Trainer::Trainer(std::shared_ptr<nn::Module> model, std::shared_ptr<optim::Optim
                  std::shared_ptr<data::DataLoader> eval_loader, LossFn loss)
     : model_(std::move(model)), optimizer_(std::move(optimizer)),
       train_loader_(std::move(train_loader)), eval_loader_(std::move(eval_loader)),
-      loss_fn_(std::move(loss)) {
+      loss_fn_(std::move(loss)), comm_(dist::world()) {
   SHRINK_CHECK(model_ && optimizer_ && train_loader_, "Trainer: model, optimizer and training "
                "loader are required");
   if (!loss_fn_)
@@ -50,8 +52,8 @@ struct Trainer::ModelHook {
 Trainer::~Trainer() {
   for (auto& [id, h] : model_hooks_) h->remove();
   // A run that trained less than the one that wrote the checkpoint never reached it.
-  if (pending_resume_ && log_)
-    *log_ << "warning: " << pending_resume_->source << " was never resumed from (this run made fewer training "
+  if (pending_resume_ && log())
+    *log() << "warning: " << pending_resume_->source << " was never resumed from (this run made fewer training "
           << "calls than the one that wrote it)\n";
 }
 
@@ -174,6 +176,71 @@ void Trainer::add_to_param_group(const std::string& module, const std::vector<Te
   }
 }
 
+void Trainer::set_communicator(std::shared_ptr<dist::Communicator> comm) {
+  SHRINK_CHECK(comm != nullptr, "Trainer::set_communicator: no communicator");
+  comm_ = std::move(comm);
+}
+
+void Trainer::add_reduced_parameters(const std::string& owner, const std::vector<Tensor>& tensors) {
+  for (const Tensor& t : tensors) {
+    SHRINK_CHECK(t.defined() && t.is_leaf() && t.requires_grad(), "Trainer::add_reduced_parameters: ", owner,
+                 ": ", t.defined() ? t.describe() : std::string("an undefined tensor"), " is not a leaf that requires grad");
+    extra_reduced_.emplace_back(owner + " " + t.describe(), t);
+  }
+}
+
+namespace {
+// Every trainable tensor the ranks must agree on: the optimizer's, then the extra ones, each once.
+std::vector<std::pair<std::string, Tensor>> reduced_parameters(
+    nn::Module& model, optim::Optimizer& optimizer, const std::vector<std::pair<std::string, Tensor>>& extra) {
+  std::map<const TensorImpl*, std::string> names;
+  for (auto& [name, p] : model.named_parameters()) names[p.impl()] = name;
+  std::vector<std::pair<std::string, Tensor>> params;
+  std::set<const TensorImpl*> seen;
+  for (const auto& group : optimizer.param_groups())
+    for (const Tensor& p : group.params) {
+      if (!seen.insert(p.impl()).second) continue;
+      auto it = names.find(p.impl());
+      params.emplace_back(it != names.end() ? it->second : "an optimizer parameter " + p.describe(), p);
+    }
+  for (const auto& [name, t] : extra)
+    if (seen.insert(t.impl()).second) params.emplace_back(name, t);
+  return params;
+}
+}  // namespace
+
+std::unique_ptr<dist::GradReducer> Trainer::make_reducer() {
+  if (comm_->size() == 1) return nullptr;
+  std::vector<std::pair<std::string, Tensor>> params = reduced_parameters(*model_, *optimizer_, extra_reduced_);
+  dist::GradReducer::Options options;
+  options.deterministic = deterministic_reduce_;
+  return std::make_unique<dist::GradReducer>(comm_, std::move(params), options);
+}
+
+std::unique_ptr<dist::GradReducer> Trainer::cover_new_parameters(std::unique_ptr<dist::GradReducer> reducer,
+                                                                double share) {
+  std::vector<std::pair<std::string, Tensor>> all = reduced_parameters(*model_, *optimizer_, extra_reduced_);
+  if (static_cast<int64_t>(all.size()) == reducer->num_params()) return reducer;
+  std::set<const TensorImpl*> covered;
+  for (const auto& [name, p] : reducer->params()) covered.insert(p.impl());
+  for (const auto& [name, p] : all) {
+    if (covered.count(p.impl())) continue;
+    // Every rank runs the same graph, so every rank has this gradient or none does.
+    int64_t has = p.grad().defined() ? 1 : 0, all_have = has;
+    comm_->allreduce(&all_have, 1, dist::ReduceOp::Sum);
+    SHRINK_CHECK(all_have == 0 || all_have == comm_->size(), "data parallel: ", name, " received a gradient on ",
+                 all_have, " of ", comm_->size(), " ranks; every rank must run the same graph");
+    if (!has) continue;
+    Tensor g = mul(p.grad(), static_cast<float>(share)).to(Device::CPU).contiguous_copy();
+    comm_->allreduce(g.data<float>(), g.numel(), dist::ReduceOp::Sum);
+    p.set_grad(g.to(p.device()));
+  }
+  allreduce_wait_s_ += reducer->wait_seconds();
+  allreduce_steps_ += reducer->steps();
+  reducer.reset();  // its hooks go before the new reducer's
+  return make_reducer();
+}
+
 Tensor Trainer::forward_backward(const Tensor& x, const Tensor& y, Tensor* out) {
   *out = (*model_)(x);
   Tensor loss = loss_fn_(*out, y);
@@ -192,6 +259,10 @@ std::string Trainer::scope_name(const void* scope) const {
 
 void Trainer::report_nonfinite(const Tensor& x, const Tensor& y, const std::string& what) {
   const int64_t step = global_step_ + 1;
+  // Re-running one rank's step would start gradient reductions the others never join.
+  if (comm_->size() > 1)
+    fail("step ", step, ": ", what, " (under data parallelism the op that produced it is not searched for: run the ",
+         "same command as one process to find it; training stopped; --allow-nonfinite trains on regardless)");
   try {
     AnomalyGuard anomaly;
     Tensor out;
@@ -206,7 +277,7 @@ void Trainer::report_nonfinite(const Tensor& x, const Tensor& y, const std::stri
 }
 
 void Trainer::progress(int64_t done, int64_t total, double loss, double seconds) {
-  if (!log_ || !tty_) return;
+  if (!log() || !tty_) return;
   char extra[32];
   std::snprintf(extra, sizeof extra, "loss %.4f", loss);
   *log_ << "\r\033[K" << progress::format_line("epoch", done, total, seconds, extra) << std::flush;
@@ -221,7 +292,7 @@ std::vector<EpochStats> Trainer::train(int64_t max_epochs, int64_t max_steps) {
     if (saved_call > call) {  // the checkpoint is in a later call: this one was done
       pos_ = Position();
       pos_.call = call;
-      if (log_) *log_ << "resume: training call " << call << " was complete at the checkpoint\n";
+      if (log()) *log() << "resume: training call " << call << " was complete at the checkpoint\n";
       return {};
     }
     io::StateDict state = std::move(*pending_resume_);
@@ -236,6 +307,12 @@ std::vector<EpochStats> Trainer::train(int64_t max_epochs, int64_t max_steps) {
   }
   std::vector<EpochStats> history;
   const int64_t first_epoch = pos_.call_epochs;
+  const bool parallel = comm_->size() > 1;
+  if (parallel) {
+    train_loader_->set_shard(comm_->rank(), comm_->size());
+    dist::broadcast_module(*comm_, *model_);
+  }
+  std::unique_ptr<dist::GradReducer> reducer = make_reducer();
   for (int64_t e = first_epoch; max_epochs < 0 || e < max_epochs; ++e) {
     // A resumed run finishes the epoch its checkpoint was in, even when the step limit was
     // reached inside it (the uninterrupted run did too).
@@ -261,6 +338,9 @@ std::vector<EpochStats> Trainer::train(int64_t max_epochs, int64_t max_steps) {
       if (max_steps >= 0 && pos_.call_steps >= max_steps) break;
       Tensor x = batch_.inputs.to(device_), y = batch_.labels.to(device_);
       Tensor out;
+      // This rank's share of the global batch (1 on one rank).
+      const double share = batch_.global_size > 0 ? static_cast<double>(batch_.size()) / batch_.global_size : 1.0;
+      if (reducer) reducer->begin_step(share);
       try {
         AnomalyGuard anomaly(detect_anomaly_ || AnomalyMode::enabled());  // a caller's guard stays on
         loss_ = forward_backward(x, y, &out);
@@ -268,8 +348,18 @@ std::vector<EpochStats> Trainer::train(int64_t max_epochs, int64_t max_steps) {
         fail("step ", global_step_ + 1, ": ", e.what(), " in the ", e.backward ? "backward" : "forward", " of module '",
              scope_name(e.scope), "'");
       }
+      if (reducer) {
+        reducer->finish_step();
+        reducer = cover_new_parameters(std::move(reducer), share);
+      }
       if (check_finite_) {
-        if (!all_finite(loss_)) report_nonfinite(x, y, "the loss is " + std::to_string(loss_.item()));
+        bool loss_finite = all_finite(loss_);
+        if (parallel) {  // every rank stops together, or none does
+          int64_t bad = loss_finite ? 0 : 1;
+          comm_->allreduce(&bad, 1, dist::ReduceOp::Max);
+          if (bad && loss_finite) report_nonfinite(x, y, "the loss is not finite on another rank");
+        }
+        if (!loss_finite) report_nonfinite(x, y, "the loss is " + std::to_string(loss_.item()));
         for (const auto& group : optimizer_->param_groups())
           for (const Tensor& p : group.params)
             if (p.grad().defined() && !all_finite(p.grad())) {
@@ -285,21 +375,28 @@ std::vector<EpochStats> Trainer::train(int64_t max_epochs, int64_t max_steps) {
       ++global_step_;
       ++pos_.call_steps;
       for (auto& [id, cb] : after_step_) cb(*this);
-      pos_.loss_sum += loss_.item();
+      pos_.loss_sum += loss_.item() * share;
       ++pos_.batches;
       pos_.correct += correct_count(out, batch_.labels);
       pos_.seen += batch_.labels.numel();
       progress(pos_.batches, total, pos_.loss_sum / pos_.batches, seconds_since(t0));
       if (checkpoint_every_ > 0 && global_step_ % checkpoint_every_ == 0) write_checkpoint();
     }
-    if (log_ && tty_) *log_ << "\n";
+    if (log() && tty_) *log() << "\n";
     SHRINK_CHECK(pos_.batches > 0 || (max_steps >= 0 && pos_.call_steps >= max_steps),
                  "Trainer::train: the training loader yielded no batch (empty dataset, or "
                  "drop_last with fewer examples than a batch)");
     st.seconds = seconds_since(t0);
-    st.loss = pos_.batches ? pos_.loss_sum / pos_.batches : 0.0;
-    st.train_accuracy = pos_.seen ? static_cast<double>(pos_.correct) / pos_.seen : 0.0;
-    st.samples_per_s = st.seconds > 0 ? (pos_.seen - seen_before) / st.seconds : 0.0;
+    // Over every rank: the loss sums are already weighted by each rank's share of its batches.
+    double sums[4] = {pos_.loss_sum, static_cast<double>(pos_.correct), static_cast<double>(pos_.seen),
+                      static_cast<double>(pos_.seen - seen_before)};
+    if (parallel) {
+      comm_->allreduce(sums, 4, dist::ReduceOp::Sum);
+      dist::broadcast_module(*comm_, *model_);  // rank 0's running statistics for the evaluation
+    }
+    st.loss = pos_.batches ? sums[0] / pos_.batches : 0.0;
+    st.train_accuracy = sums[2] > 0 ? sums[1] / sums[2] : 0.0;
+    st.samples_per_s = st.seconds > 0 ? sums[3] / st.seconds : 0.0;
     if (scheduler_) scheduler_->step();
     if (eval_loader_) {
       EvalResult r = evaluate(*eval_loader_);
@@ -310,6 +407,12 @@ std::vector<EpochStats> Trainer::train(int64_t max_epochs, int64_t max_steps) {
     history.push_back(st);
     for (auto& [id, cb] : epoch_end_) cb(*this, st);
   }
+  if (reducer) {
+    allreduce_wait_s_ += reducer->wait_seconds();
+    allreduce_steps_ += reducer->steps();
+  }
+  // A step limit can end the call inside an epoch: its running statistics are rank 0's too.
+  if (parallel) dist::broadcast_module(*comm_, *model_);
   return history;
 }
 
@@ -320,6 +423,10 @@ EvalResult Trainer::evaluate(data::DataLoader& loader) {
   EvalResult r;
   double loss_sum = 0.0;
   int64_t correct = 0;
+  if (comm_->size() > 1) {
+    loader.set_shard(comm_->rank(), comm_->size());
+    dist::broadcast_module(*comm_, *model_);
+  }
   loader.start_epoch();
   data::Batch b;
   while (loader.next(b)) {
@@ -330,6 +437,13 @@ EvalResult Trainer::evaluate(data::DataLoader& loader) {
     r.samples += b.labels.numel();
   }
   model_->train(was_training);
+  if (comm_->size() > 1) {
+    double sums[3] = {loss_sum, static_cast<double>(correct), static_cast<double>(r.samples)};
+    comm_->allreduce(sums, 3, dist::ReduceOp::Sum);
+    loss_sum = sums[0];
+    correct = static_cast<int64_t>(sums[1]);
+    r.samples = static_cast<int64_t>(sums[2]);
+  }
   if (r.samples > 0) {
     r.loss = loss_sum / r.samples;
     r.accuracy = static_cast<double>(correct) / r.samples;

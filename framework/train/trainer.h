@@ -12,9 +12,14 @@
 #include <vector>
 
 #include "framework/data/dataloader.h"
+#include "framework/dist/communicator.h"
 #include "framework/io/checkpoint.h"
 #include "framework/nn/module.h"
 #include "framework/optim/optimizer.h"
+
+namespace shrink::dist {
+class GradReducer;
+}
 
 namespace shrink::train {
 
@@ -30,7 +35,7 @@ struct EpochStats {
   double train_accuracy = 0.0;  // on the training batches as seen (train mode)
   double test_accuracy = -1.0;  // -1 when no evaluation loader
   double test_loss = 0.0;
-  double samples_per_s = 0.0;
+  double samples_per_s = 0.0;  // every rank's samples together
   double seconds = 0.0;
 };
 
@@ -117,6 +122,35 @@ class Trainer {
   void set_detect_anomaly(bool on) { detect_anomaly_ = on; }
   void set_scheduler(std::shared_ptr<optim::LRScheduler> s) { scheduler_ = std::move(s); }
 
+  // ---- data parallelism (framework/dist/) ----
+  // The ranks this trainer trains with; by default the process's world (dist::world(): every
+  // rank of an mpirun job, or just this process). With more than one rank, train():
+  // - starts from rank 0's parameters and buffers (broadcast);
+  // - shards the training loader (DataLoader::set_shard): each rank takes its part of every
+  //   global batch of `batch_size`, in the order one process with the same seed would see;
+  // - averages gradients across ranks before the after-backward callbacks, weighting each rank
+  //   by its share of the batch, so every rank holds the gradient of the global batch's loss and
+  //   takes the same optimizer step (dist::GradReducer: buckets reduced while backward runs);
+  // - reports loss, accuracy and samples/s over all ranks;
+  // - keeps BatchNorm's batch statistics per rank; buffers (running statistics) are rank 0's,
+  //   broadcast before every evaluation and when train() returns (PyTorch DDP's default);
+  // - logs and writes checkpoints on rank 0 only.
+  // evaluate() shards its loader too and reduces its sums. Compressors reduce their own
+  // statistics through communicator() before deciding masks or scales.
+  void set_communicator(std::shared_ptr<dist::Communicator> comm);
+  dist::Communicator& communicator() { return *comm_; }
+  std::shared_ptr<dist::Communicator> communicator_ptr() { return comm_; }
+  // Trainable tensors outside the optimizer (a compressor's own, stepped by its own optimizer)
+  // whose gradients must be averaged across ranks too. Parameters added to the optimizer during
+  // a step (e.g. learned scales made at the first forward) are reduced at the end of that step
+  // and with the others from the next step on.
+  void add_reduced_parameters(const std::string& owner, const std::vector<Tensor>& tensors);
+  // Sums gradients in rank order (bit-identical repetitions; no overlap with backward).
+  void set_deterministic_reduce(bool on) { deterministic_reduce_ = on; }
+  // Seconds spent waiting for gradient all-reduces after backward, and the steps they cover.
+  double allreduce_wait_seconds() const { return allreduce_wait_s_; }
+  int64_t allreduce_steps() const { return allreduce_steps_; }
+
   // ---- checkpoints (framework/io/checkpoint.h) ----
   // After every `every` optimizer steps (counted over the trainer's life) the run's whole state
   // is written to `dir`; the newest two checkpoints are kept. The state: the model's parameters,
@@ -169,6 +203,14 @@ class Trainer {
     double loss_sum = 0.0;
   };
   void write_checkpoint();
+  // The log, on the writing rank only.
+  std::ostream* log() const { return comm_->is_writer() ? log_ : nullptr; }
+  // Gradient reduction over the optimizer's parameters and the extra ones, as they are now; null
+  // on one rank.
+  std::unique_ptr<dist::GradReducer> make_reducer();
+  // The step's gradients of parameters the reducer did not cover (added to the optimizer during
+  // the step), averaged now; then a reducer that covers them. Returns the reducer to use.
+  std::unique_ptr<dist::GradReducer> cover_new_parameters(std::unique_ptr<dist::GradReducer> reducer, double share);
 
   std::shared_ptr<nn::Module> model_;
   std::shared_ptr<optim::Optimizer> optimizer_;
@@ -194,6 +236,11 @@ class Trainer {
   bool tty_ = false;
   Device device_ = Device::CPU;
   bool check_finite_ = true, detect_anomaly_ = false;
+  std::shared_ptr<dist::Communicator> comm_;
+  std::vector<std::pair<std::string, Tensor>> extra_reduced_;
+  bool deterministic_reduce_ = false;
+  double allreduce_wait_s_ = 0.0;
+  int64_t allreduce_steps_ = 0;
 };
 
 }  // namespace shrink::train

@@ -12,22 +12,23 @@ namespace shrink::train {
 void Trainer::set_checkpointing(const std::string& dir, int64_t every) {
   SHRINK_CHECK(!dir.empty(), "Trainer::set_checkpointing: empty directory");
   SHRINK_CHECK(every > 0, "Trainer::set_checkpointing: every must be a positive number of steps, got ", every);
-  // Now, so that a directory that cannot be made fails before any training is done.
+  // Now, so that a directory that cannot be made fails before any training is done (by the rank
+  // that writes checkpoints).
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  SHRINK_CHECK(!ec && std::filesystem::is_directory(dir), "checkpoint directory '", dir, "' cannot be created",
+  if (comm_->is_writer()) std::filesystem::create_directories(dir, ec);
+  SHRINK_CHECK(!comm_->is_writer() || (!ec && std::filesystem::is_directory(dir)), "checkpoint directory '", dir, "' cannot be created",
                ec ? ": " + ec.message() : std::string());
   checkpoint_dir_ = dir;
   checkpoint_every_ = every;
 }
 
 bool Trainer::resume_from(const std::string& dir) {
-  pending_resume_ = io::load_latest_checkpoint(dir, log_);
-  if (log_) {
+  pending_resume_ = io::load_latest_checkpoint(dir, log());
+  if (log()) {
     if (pending_resume_)
-      *log_ << "resuming from " << pending_resume_->source << "\n";
+      *log() << "resuming from " << pending_resume_->source << "\n";
     else
-      *log_ << "no checkpoint in " << dir << ": starting afresh\n";
+      *log() << "no checkpoint in " << dir << ": starting afresh\n";
   }
   return pending_resume_.has_value();
 }
@@ -124,6 +125,7 @@ void Trainer::load_checkpoint_state(const io::StateDict& s) {
 }
 
 void Trainer::write_checkpoint() {
+  if (!comm_->is_writer()) return;  // every rank holds the same state; one writes it
   io::save_checkpoint(checkpoint_dir_, global_step_, checkpoint_state());
 }
 

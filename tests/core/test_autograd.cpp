@@ -118,4 +118,26 @@ BOOST_AUTO_TEST_CASE(backward_inside_a_hook_leaves_the_outer_pass_intact) {
   }
 }
 
+// A hooked leaf's hooks run once its last contribution of the pass is in, before backward
+// reaches the rest of the graph (data-parallel reduction overlaps backward this way), and see the
+// pass's total. Here w2 (used twice, near the loss) is finished before w1's branch is processed:
+// the unhooked w1 has no gradient yet when w2's hook runs; w3's only edge carries no gradient
+// (its input does not require grad), so its hook runs when the pass ends.
+BOOST_AUTO_TEST_CASE(leaf_hooks_run_as_soon_as_the_leaf_is_complete) {
+  Tensor w1 = Tensor::from_vector({2.f}, {1}).set_requires_grad(true);
+  Tensor w2 = Tensor::from_vector({3.f}, {1}).set_requires_grad(true);
+  Tensor h = mul(w1, 5.f);           // far from the loss
+  Tensor y = mul(mul(h, w2), w2);    // y = 5 w1 w2^2: dy/dw2 = 10 w1 w2 = 60 (two edges)
+  std::vector<std::string> events;
+  w2.register_hook([&](const Tensor& g) {
+    events.push_back("w2 " + std::to_string(g.to_vector()[0]) + (w1.grad().defined() ? " after w1" : " before w1"));
+    return Tensor();
+  });
+  sum(y).backward();
+  BOOST_REQUIRE_EQUAL(events.size(), 1u);
+  BOOST_TEST(events[0] == "w2 60.000000 before w1");
+  check_close(w1.grad().to_vector(), {45.f}, 0, "w1");  // 5 w2^2
+  check_close(w2.grad().to_vector(), {60.f}, 0, "w2");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -476,4 +476,48 @@ BOOST_AUTO_TEST_CASE(real_fashion_mnist_if_installed) {
   BOOST_TEST(load_fashion_mnist(dir, true, 100)->size() == 100);
 }
 
+// Shards of a loader (data parallelism) see, batch by batch and together in shard order, exactly
+// the batches of one loader with the same seed; a final batch smaller than the number of shards
+// is dropped (a shard would be empty), one at least as large is split.
+BOOST_AUTO_TEST_CASE(shards_split_every_global_batch_in_order) {
+  for (int64_t n : {10, 9, 64}) {
+    auto ds = std::make_shared<TensorDataset>(make_synthetic_classification(n, {2}, 3, 1));
+    DataLoader whole(ds, 4, true, 7);
+    std::vector<DataLoader> shards;
+    for (int s = 0; s < 3; ++s) {
+      shards.emplace_back(ds, 4, true, 7);
+      shards.back().set_shard(s, 3);
+    }
+    for (int epoch = 0; epoch < 2; ++epoch) {
+      whole.start_epoch();
+      for (auto& sh : shards) sh.start_epoch();
+      Batch b;
+      int64_t batches = 0;
+      while (shards[0].next(b)) {
+        std::vector<int64_t> joined = b.indices.to_vector_i64();
+        BOOST_TEST(b.size() >= 1);
+        const int64_t global = b.global_size;
+        for (int s = 1; s < 3; ++s) {
+          Batch part;
+          BOOST_REQUIRE(shards[static_cast<size_t>(s)].next(part));
+          BOOST_TEST(part.size() >= 1);
+          BOOST_TEST(part.global_size == global);
+          for (int64_t i : part.indices.to_vector_i64()) joined.push_back(i);
+        }
+        Batch full;
+        BOOST_REQUIRE(whole.next(full));
+        BOOST_TEST(full.global_size == full.size());
+        BOOST_TEST(joined == full.indices.to_vector_i64(), boost::test_tools::per_element());
+        ++batches;
+      }
+      // n = 10: 4, 4, 2 -> the 2 is dropped for 3 shards; n = 9: 4, 4, 1 -> dropped.
+      BOOST_TEST(batches == shards[0].num_batches());
+      BOOST_TEST(batches == n / 4, "n " << n);
+    }
+  }
+  DataLoader loader(std::make_shared<TensorDataset>(make_synthetic_classification(8, {2}, 3, 1)), 2, false, 0);
+  check_error([&] { loader.set_shard(0, 3); }, {"a batch of 2 cannot be split into 3"}, __LINE__);
+  check_error([&] { loader.set_shard(3, 3); }, {"shard 3 of 3"}, __LINE__);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,204 @@
+// Data-parallel training against one process on the same global batches: the reduced gradients,
+// the weights after some steps, the epoch's statistics and the evaluation.
+#include <boost/test/unit_test.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dist_test_util.h"
+#include "framework/core/error.h"
+#include "framework/core/random.h"
+#include "framework/data/dataloader.h"
+#include "framework/dist/data_parallel.h"
+#include "framework/ops/ops.h"
+#include "framework/optim/optimizer.h"
+#include "framework/train/trainer.h"
+#include "models/zoo.h"
+
+using namespace shrink;
+
+namespace {
+
+using Grads = std::map<std::string, std::vector<float>>;
+
+struct Run {
+  Grads first_grads;  // after step 1's reduction, as the after-backward callbacks see them
+  Grads weights;      // after the run
+  std::vector<train::EpochStats> stats;
+  std::shared_ptr<train::Trainer> trainer;
+  std::shared_ptr<nn::Module> model;
+};
+
+std::shared_ptr<data::TensorDataset> images(int64_t n) {
+  manual_seed(11);
+  Tensor x = randn({n, 1, 28, 28});
+  std::vector<int64_t> y(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) y[static_cast<size_t>(i)] = (i * 7) % 10;
+  return std::make_shared<data::TensorDataset>(x, Tensor::from_vector_i64(y, {n}));
+}
+
+Grads values_of(const std::vector<std::pair<std::string, Tensor>>& named, bool grads) {
+  Grads out;
+  for (auto& [name, t] : named) out[name] = (grads ? t.grad() : t).to_vector();
+  return out;
+}
+
+// lenet5 (no batch norm or dropout: its gradient does not depend on how the batch is split).
+Run train_lenet(std::shared_ptr<dist::Communicator> comm, int64_t batch, int64_t steps, bool deterministic,
+                int64_t samples = 256, std::string model_name = "lenet5") {
+  Run r;
+  manual_seed(3);
+  r.model = models::make_model(model_name);
+  auto opt = std::make_shared<optim::SGD>(r.model->parameters(), 0.05f, 0.9f, 1e-4f);
+  auto loader = std::make_shared<data::DataLoader>(images(samples), batch, true, 5);
+  r.trainer = std::make_shared<train::Trainer>(r.model, opt, loader);
+  r.trainer->set_communicator(comm);
+  r.trainer->set_deterministic_reduce(deterministic);
+  r.trainer->on_after_backward([&r](train::Trainer& t) {
+    if (t.global_step() == 0) r.first_grads = values_of(t.model().named_parameters(), true);
+  });
+  r.stats = r.trainer->train(steps < 0 ? 1 : -1, steps);
+  r.weights = values_of(r.model->named_parameters(), false);
+  return r;
+}
+
+void check_close(const Grads& got, const Grads& want, double tol, const char* what) {
+  BOOST_REQUIRE_EQUAL(got.size(), want.size());
+  for (auto& [name, v] : want) {
+    const double err = test::relative_error(got.at(name), v);
+    BOOST_TEST(err <= tol, what << " of " << name << ": relative error " << err);
+  }
+}
+
+void check_same_on_every_rank(dist::Communicator& comm, const Grads& values, const char* what) {
+  for (auto& [name, v] : values)
+    dist::check_identical(comm, std::string(what) + " " + name, v.data(), static_cast<int64_t>(v.size() * 4));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(data_parallel)
+
+// A batch of 63 splits 31/32 on two ranks: each rank's mean-loss gradient is weighted by its
+// share, so the sum is the gradient of the 63-sample mean. Two checks:
+// - bit for bit, the same sum formed in one process from the two halves' gradients (each half's
+//   gradient times its share, then added: what the all-reduce of two ranks computes);
+// - against one process on the whole batch: 1e-6 relative over the model's gradient, and per
+//   tensor 1e-6 except where the gradient is a sum with heavy cancellation (conv1's bias: 49k
+//   terms of both signs), whose rounding differs by a few 1e-6 between any two groupings.
+BOOST_AUTO_TEST_CASE(gradients_equal_one_process_on_the_global_batch) {
+  auto w = test::world_or_note("gradients");
+  Run one = train_lenet(std::make_shared<dist::SelfCommunicator>(), 63, 1, false);
+  for (bool deterministic : {false, true}) {
+    Run all = train_lenet(w, 63, 1, deterministic);
+    check_same_on_every_rank(*w, all.first_grads, "the reduced gradient of");
+    double diff = 0, norm = 0;
+    for (auto& [name, g] : one.first_grads) {
+      const std::vector<float>& d = all.first_grads.at(name);
+      for (size_t i = 0; i < g.size(); ++i) {
+        diff += (static_cast<double>(d[i]) - g[i]) * (static_cast<double>(d[i]) - g[i]);
+        norm += static_cast<double>(g[i]) * g[i];
+      }
+      const double err = test::relative_error(d, g);
+      BOOST_TEST(err <= (name == "conv1.bias" ? 5e-6 : 1e-6), name << ": relative error " << err);
+    }
+    BOOST_TEST(std::sqrt(diff / norm) <= 1e-6, "the whole gradient: relative error " << std::sqrt(diff / norm));
+    if (w->size() != 2) continue;
+    // The halves in this process: the first global batch of the same loader, split as the ranks do.
+    data::DataLoader loader(images(256), 63, true, 5);
+    data::Batch batch;
+    BOOST_REQUIRE(loader.next(batch));
+    manual_seed(3);
+    auto model = models::make_model("lenet5");
+    Grads half[2];  // each half's gradient times its share, rounded to float
+    for (int64_t part = 0; part < 2; ++part) {
+      const int64_t lo = 63 * part / 2, hi = 63 * (part + 1) / 2;
+      Tensor x = slice(batch.inputs, 0, lo, hi), y = slice(batch.labels, 0, lo, hi);
+      for (const Tensor& p : model->parameters()) p.zero_grad();
+      cross_entropy((*model)(x), y).backward();
+      const float share = static_cast<float>(static_cast<double>(hi - lo) / 63.0);  // as the trainer rounds it
+      for (auto& [name, p] : model->named_parameters()) {
+        std::vector<float> g = p.grad().to_vector();
+        for (float& v : g) v *= share;
+        half[part][name] = std::move(g);
+      }
+    }
+    // Added in a loop of its own: with the multiply in the same expression the compiler may fuse
+    // the two into one rounding (FMA), which no all-reduce does.
+    for (auto& [name, g0] : half[0]) {
+      std::vector<float> e = g0;
+      const std::vector<float>& g1 = half[1].at(name);
+      for (size_t i = 0; i < e.size(); ++i) e[i] += g1[i];
+      BOOST_TEST((all.first_grads.at(name) == e), name << ": the ranks' sum differs from the halves' in one process");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(weights_after_steps_match_and_agree_across_ranks) {
+  auto w = test::world_or_note("weights");
+  Run one = train_lenet(std::make_shared<dist::SelfCommunicator>(), 64, 4, false);
+  Run all = train_lenet(w, 64, 4, false);
+  check_close(all.weights, one.weights, 1e-5, "weight after 4 steps");
+  check_same_on_every_rank(*w, all.weights, "the weight");
+  if (w->size() > 1) BOOST_TEST(all.trainer->allreduce_steps() == 4);
+}
+
+BOOST_AUTO_TEST_CASE(deterministic_reduction_repeats_bit_for_bit) {
+  auto w = test::world_or_note("deterministic");
+  Run a = train_lenet(w, 32, 3, true);
+  Run b = train_lenet(w, 32, 3, true);
+  for (auto& [name, v] : a.weights) BOOST_TEST((v == b.weights.at(name)), name << " differs between repetitions");
+}
+
+// 200 samples in batches of 64: three full batches and one of 8 (4 per rank).
+BOOST_AUTO_TEST_CASE(epoch_statistics_and_evaluation_cover_every_rank) {
+  auto w = test::world_or_note("statistics");
+  Run one = train_lenet(std::make_shared<dist::SelfCommunicator>(), 64, -1, false, 200);
+  Run all = train_lenet(w, 64, -1, false, 200);
+  BOOST_REQUIRE_EQUAL(all.stats.size(), 1u);
+  BOOST_TEST(std::fabs(all.stats[0].loss - one.stats[0].loss) <= 1e-5 * std::fabs(one.stats[0].loss));
+  BOOST_TEST(std::fabs(all.stats[0].train_accuracy - one.stats[0].train_accuracy) <= 1.0 / 200 + 1e-12);
+  // The same model evaluated by every rank on its shard, and by this process alone.
+  data::DataLoader eval_all(images(99), 10, false, 0), eval_one(images(99), 10, false, 0);
+  const train::EvalResult sharded = all.trainer->evaluate(eval_all);
+  all.trainer->set_communicator(std::make_shared<dist::SelfCommunicator>());
+  const train::EvalResult alone = all.trainer->evaluate(eval_one);
+  all.trainer->set_communicator(w);
+  BOOST_TEST(sharded.samples == alone.samples);
+  BOOST_TEST(sharded.accuracy == alone.accuracy);
+  BOOST_TEST(std::fabs(sharded.loss - alone.loss) <= 1e-6 * std::fabs(alone.loss));
+}
+
+// Batch norm: batch statistics per rank, running statistics rank 0's once train() returns.
+BOOST_AUTO_TEST_CASE(batch_norm_buffers_agree_after_training) {
+  auto w = test::world_or_note("buffers");
+  Run all = train_lenet(w, 16, 2, false, 64, "vgg_small");
+  check_same_on_every_rank(*w, values_of(all.model->named_buffers(), false), "the buffer");
+  check_same_on_every_rank(*w, all.weights, "the weight");
+}
+
+// A rank whose graph leaves a parameter out while another's uses it would drift apart.
+BOOST_AUTO_TEST_CASE(a_parameter_used_on_some_ranks_only_stops_the_run) {
+  auto w = test::world_or_note("unused parameter");
+  if (w->size() < 2) return;
+  manual_seed(1);
+  auto a = std::make_shared<nn::Linear>(4, 3), b = std::make_shared<nn::Linear>(4, 3);
+  Tensor x = randn({2, 4});
+  std::vector<std::pair<std::string, Tensor>> params = {{"a.weight", a->param("weight")},
+                                                        {"b.weight", b->param("weight")}};
+  dist::GradReducer reducer(w, params, dist::GradReducer::Options());
+  reducer.begin_step(0.5);
+  Tensor loss = sum(w->rank() == 0 ? add((*a)(x), (*b)(x)) : (*a)(x));
+  loss.backward();
+  try {
+    reducer.finish_step();
+    BOOST_FAIL("the ranks' disagreement passed");
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    BOOST_TEST(what.find("disagree on which parameters received a gradient") != std::string::npos, what);
+    if (w->rank() == 1) BOOST_TEST(what.find("'b.weight'") != std::string::npos, what);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
