@@ -6,6 +6,7 @@
 //   ./build/bin/bench_dist --threads 2
 //   mpirun -np 2 ./build/bin/bench_dist --threads 1
 // (bench/dist_scaling.sh alternates the two for several rounds and prints the medians.)
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <iomanip>
@@ -25,9 +26,9 @@ using namespace shrink;
 int main(int argc, char** argv) {
   dist::init(&argc, &argv);
   auto world = dist::world();
-  int threads = 0, batch = 64;
+  int threads = 0, batch = 64, bucket_kb = 0;
   double seconds = 3.0;
-  bool deterministic = false;
+  bool deterministic = false, allreduce_only = false;
   std::vector<std::string> names;
   po::options_description desc("bench_dist options");
   desc.add_options()("help,h", "help")
@@ -35,12 +36,38 @@ int main(int argc, char** argv) {
       ("batch", po::value(&batch)->default_value(64), "global batch size")
       ("seconds", po::value(&seconds)->default_value(3.0), "measuring time per model")
       ("deterministic", po::bool_switch(&deterministic), "sum gradients in rank order")
+      ("bucket-kb", po::value(&bucket_kb)->default_value(0), "gradient bucket size in KB (0: GradReducer's default)")
+      ("allreduce", po::bool_switch(&allreduce_only), "instead: microseconds per all-reduce of 64 KB to 16 MB (median of 30)")
       ("model", po::value(&names)->multitoken(), "models (default: lenet5 resnet20)");
   if (!shrink::bench::parse_args(argc, argv, desc)) {
     dist::finalize();
     return 0;
   }
   if (threads > 0) set_num_threads(threads);
+  if (allreduce_only) {
+    if (world->is_writer()) std::cout << "bytes,ranks,us_per_allreduce,us_per_ordered_sum\n";
+    for (int64_t bytes = int64_t{1} << 16; bytes <= int64_t{1} << 24; bytes *= 4) {
+      std::vector<float> buf(static_cast<size_t>(bytes / 4), 1.0f);
+      double us[2];
+      for (int ordered = 0; ordered < 2; ++ordered) {
+        std::vector<double> times;
+        for (int rep = 0; rep < 30; ++rep) {
+          world->barrier();
+          const auto t0 = std::chrono::steady_clock::now();
+          if (ordered) world->allreduce_sum_ordered(buf.data(), bytes / 4);
+          else world->allreduce(buf.data(), bytes / 4, dist::ReduceOp::Sum);
+          times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+        }
+        std::sort(times.begin(), times.end());
+        us[ordered] = times[times.size() / 2];
+      }
+      if (world->is_writer())
+        std::cout << bytes << "," << world->size() << "," << std::fixed << std::setprecision(1) << us[0] << "," << us[1]
+                  << "\n";
+    }
+    dist::finalize();
+    return 0;
+  }
   if (names.empty()) names = {"lenet5", "resnet20"};
   const int ranks = world->size(), rank = world->rank();
   const int64_t lo = int64_t{batch} * rank / ranks, hi = int64_t{batch} * (rank + 1) / ranks;
@@ -61,6 +88,7 @@ int main(int argc, char** argv) {
     if (ranks > 1) {
       dist::GradReducer::Options o;
       o.deterministic = deterministic;
+      if (bucket_kb > 0) o.bucket_bytes = int64_t{bucket_kb} * 1024;
       reducer = std::make_unique<dist::GradReducer>(world, model->named_parameters(), o);
     }
     auto step = [&] {

@@ -13,6 +13,7 @@
 #include "framework/core/parallel.h"
 #include "framework/data/fashion_mnist.h"
 #include "framework/dist/communicator.h"
+#include "framework/dist/sync_batch_norm.h"
 #include "framework/io/checkpoint.h"
 #include "framework/ops/ops.h"
 
@@ -34,7 +35,8 @@ void add_train_options(po::options_description& desc, TrainOptions& o) {
       ("device", po::value(&o.device)->default_value("cpu"), "cpu | cuda")
       ("allow-nonfinite", po::bool_switch(&o.allow_nonfinite), "train on when the loss or a gradient is NaN/Inf (default: stop with an error naming the op)")
       ("detect-anomaly", po::bool_switch(&o.detect_anomaly), "check every op's output and gradient for NaN/Inf as it is made (slower)")
-      ("deterministic", po::bool_switch(&o.deterministic), "under mpirun: sum gradients in rank order, so that repeated runs are bit-identical (no overlap with backward)");
+      ("deterministic", po::bool_switch(&o.deterministic), "under mpirun: sum gradients in rank order, so that repeated runs are bit-identical (no overlap with backward)")
+      ("sync-bn", po::bool_switch(&o.sync_bn), "under mpirun: batch norm statistics over the global batch (SyncBatchNorm) instead of each rank's part");
 }
 
 void add_checkpoint_options(po::options_description& desc, TrainOptions& o) {
@@ -100,6 +102,7 @@ FashionSession make_fashion_session(std::shared_ptr<nn::Module> model, const Tra
   s.trainer->set_check_finite(!o.allow_nonfinite);
   s.trainer->set_detect_anomaly(o.detect_anomaly);
   s.trainer->set_deterministic_reduce(o.deterministic);
+  if (o.sync_bn) dist::sync_batch_norm(*s.model, s.trainer->communicator_ptr());
   s.trainer->set_log(&log, &log == &std::cout && draws_progress(STDOUT_FILENO));
   if (schedule_epochs > 0)
     s.trainer->set_scheduler(std::make_shared<optim::CosineAnnealingLR>(*s.optimizer, schedule_epochs));

@@ -22,6 +22,7 @@ struct TrainOptions {
   std::string data_dir, device = "cpu";
   bool allow_nonfinite = false, detect_anomaly = false;
   bool deterministic = false;  // under mpirun: gradients summed in rank order
+  bool sync_bn = false;        // under mpirun: batch norm statistics over the global batch
   // Checkpoints (add_checkpoint_options): write to checkpoint_dir, or resume from and go on
   // writing to resume_dir, every checkpoint_every optimizer steps.
   std::string checkpoint_dir, resume_dir;
@@ -29,7 +30,7 @@ struct TrainOptions {
 };
 
 // --batch --lr --momentum --weight-decay --seed --limit --threads --data --device --allow-nonfinite
-// --detect-anomaly --deterministic, each defaulting
+// --detect-anomaly --deterministic --sync-bn, each defaulting
 // to what `o` holds (a command may preset them).
 void add_train_options(boost::program_options::options_description& desc, TrainOptions& o);
 // --checkpoint DIR --checkpoint-every N --resume DIR, for the commands that train.

@@ -2,6 +2,7 @@
 #include "framework/dist/communicator.h"
 
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -39,11 +40,16 @@ void Communicator::allreduce_sum_ordered(float* data, int64_t n) {
   const int ranks = size();
   if (ranks == 1 || n == 0) return;
   const int64_t chunk = (n + ranks - 1) / ranks;  // padded: alltoall moves equal blocks
-  std::vector<float> send(static_cast<size_t>(chunk * ranks), 0.0f), recv(send.size());
+  const size_t total = static_cast<size_t>(chunk * ranks);
+  std::vector<float>& send = ordered_send_;
+  std::vector<float>& recv = ordered_recv_;
+  std::vector<float>& mine = ordered_mine_;
+  if (send.size() < total) send.resize(total), recv.resize(total);
+  if (mine.size() < static_cast<size_t>(chunk)) mine.resize(static_cast<size_t>(chunk));
   std::memcpy(send.data(), data, static_cast<size_t>(n) * sizeof(float));
+  std::fill(send.begin() + n, send.begin() + static_cast<int64_t>(total), 0.0f);
   alltoall(send.data(), chunk * static_cast<int64_t>(sizeof(float)), recv.data());
   // recv holds every rank's copy of this rank's chunk, rank by rank: sum them in that order.
-  std::vector<float> mine(static_cast<size_t>(chunk));
   for (int64_t i = 0; i < chunk; ++i) {
     float s = recv[static_cast<size_t>(i)];
     for (int r = 1; r < ranks; ++r) s += recv[static_cast<size_t>(r * chunk + i)];

@@ -54,6 +54,19 @@ class Communicator {
   void allreduce_sum_ordered(float* data, int64_t n);
 
   bool is_writer() const { return rank() == 0; }
+
+  // This rank's share of the current step's global batch (its samples / all samples), set by
+  // GradReducer::begin_step; 1/size() until a step sets it. Ops that sum across ranks inside
+  // the model (SyncBatchNorm's statistics) weight their gradients with it, as the reducer
+  // weights the parameters'.
+  void set_batch_share(double share) { batch_share_ = share; }
+  double batch_share() const { return batch_share_ > 0 ? batch_share_ : 1.0 / size(); }
+
+ private:
+  double batch_share_ = 0;
+  // allreduce_sum_ordered's buffers, kept: fresh ones cost page faults and the transport's
+  // registration of new memory on every call (tens of times the transfer).
+  std::vector<float> ordered_send_, ordered_recv_, ordered_mine_;
 };
 
 // The one-rank communicator.

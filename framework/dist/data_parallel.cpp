@@ -71,12 +71,14 @@ GradReducer::~GradReducer() {
 void GradReducer::begin_step(double share) {
   SHRINK_CHECK(share >= 0.0 && share <= 1.0, "GradReducer::begin_step: share ", share, " is outside [0, 1]");
   share_ = static_cast<float>(share);
+  comm_->set_batch_share(share);
   for (Bucket& b : buckets_) {
     SHRINK_CHECK(!b.pending, "GradReducer::begin_step: the previous step was not finished");
     std::fill(b.flat.begin(), b.flat.end(), 0.0f);
     b.arrived = 0;
   }
   for (Slot& s : slots_) s.arrived = false;
+  arrived_ = 0;
 }
 
 void GradReducer::on_grad(size_t index, const Tensor& g) {
@@ -89,7 +91,11 @@ void GradReducer::on_grad(size_t index, const Tensor& g) {
   Bucket& b = buckets_[s.bucket];
   float* dst = b.flat.data() + s.offset;
   for (int64_t i = 0, n = host.numel(); i < n; ++i) dst[i] = src[i] * share_;
-  if (++b.arrived == static_cast<int64_t>(b.params.size()) && !options_.deterministic) start(b);
+  ++arrived_;
+  if (++b.arrived == static_cast<int64_t>(b.params.size()) && !options_.deterministic) {
+    if (arrived_ < static_cast<int64_t>(params_.size())) ++started_early_;
+    start(b);
+  }
   // Lets the buckets already sent move on while backward continues.
   for (Bucket& other : buckets_)
     if (other.pending) other.pending->test();

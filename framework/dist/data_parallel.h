@@ -53,6 +53,9 @@ class GradReducer {
   // and steps, since construction.
   double wait_seconds() const { return wait_seconds_; }
   int64_t steps() const { return steps_; }
+  // Buckets whose all-reduce started while gradients of other buckets were still to come (the
+  // overlap with backward), since construction.
+  int64_t started_during_backward() const { return started_early_; }
   int64_t num_buckets() const { return static_cast<int64_t>(buckets_.size()); }
   int64_t num_params() const { return static_cast<int64_t>(params_.size()); }
   const std::vector<std::pair<std::string, Tensor>>& params() const { return params_; }
@@ -80,7 +83,8 @@ class GradReducer {
   std::vector<Slot> slots_;
   float share_ = 1.0f;
   double wait_seconds_ = 0.0;
-  int64_t steps_ = 0;
+  int64_t steps_ = 0, started_early_ = 0;
+  int64_t arrived_ = 0;  // parameters whose gradient arrived this step
 };
 
 }  // namespace shrink::dist

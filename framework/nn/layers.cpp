@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "framework/core/autograd.h"
+
 namespace shrink::nn {
 
 namespace {
@@ -74,9 +76,35 @@ Value BatchNorm::forward(const std::vector<Value>& inputs) {
     host.data<int64_t>()[0] += 1;
     nbt.copy_(host);
   }
+  if (is_training() && batch_statistics_) return forward_with(x, batch_statistics_(x));
   // Batch statistics in training, and in evaluation when no running statistics are tracked.
   bool use_batch_stats = is_training() || !rm.defined();
   return batch_norm(x, param("weight"), param("bias"), rm, rv, use_batch_stats, momentum, eps);
+}
+
+// y = (x - mean) / sqrt(var + eps) * weight + bias with statistics from set_batch_statistics, in
+// composite ops (autograd through the statistics too); running statistics updated as the
+// batch_norm op does (momentum; the variance unbiased over the whole batch's count).
+Tensor BatchNorm::forward_with(const Tensor& x, const BatchStatistics& st) {
+  SHRINK_CHECK(st.mean.defined() && st.var.defined() && st.mean.numel() == num_features &&
+                   st.var.numel() == num_features && st.count > 0,
+               type_name(), "(", num_features, "): the batch statistics given are not ", num_features, " means and ",
+               "variances over a non-empty batch");
+  Shape per_channel(static_cast<size_t>(x.dim()), 1);
+  per_channel[1] = num_features;
+  Tensor y = div(sub(x, reshape(st.mean, per_channel)), sqrt(add(reshape(st.var, per_channel), eps)));
+  const Tensor w = param("weight"), b = param("bias");
+  if (w.defined()) y = mul(y, reshape(w, per_channel));
+  if (b.defined()) y = add(y, reshape(b, per_channel));
+  Tensor rm = param("running_mean"), rv = param("running_var");
+  if (rm.defined()) {
+    NoGradGuard ng;
+    const float m = momentum;
+    const float unbias = st.count > 1 ? static_cast<float>(st.count / (st.count - 1)) : 1.f;
+    rm.copy_(add(mul(rm, 1.f - m), mul(st.mean.detach(), m)));
+    rv.copy_(add(mul(rv, 1.f - m), mul(st.var.detach(), m * unbias)));
+  }
+  return y;
 }
 
 LayerNorm::LayerNorm(Shape shape, float eps, bool affine) : normalized_shape(shape), eps(eps) {

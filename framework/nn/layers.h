@@ -1,6 +1,7 @@
 // The standard layers. Parameter names, shapes, defaults and initialisation follow PyTorch so
 // that state dicts interchange and NNI configs address the same targets.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,11 +43,25 @@ class BatchNorm : public Module {
   int64_t num_features;
   float eps, momentum;
 
+  // Training-mode batch statistics computed elsewhere: the per-channel mean and biased variance
+  // (differentiable, shape [C]) over a batch larger than the input, and how many values per
+  // channel that batch holds. Data parallelism's SyncBatchNorm (framework/dist/) computes them
+  // over every rank's part of the global batch. Unset (the default): the batch_norm op's own.
+  struct BatchStatistics {
+    Tensor mean, var;
+    double count = 0;
+  };
+  using BatchStatisticsFn = std::function<BatchStatistics(const Tensor& x)>;
+  void set_batch_statistics(BatchStatisticsFn fn) { batch_statistics_ = std::move(fn); }
+  bool has_batch_statistics() const { return static_cast<bool>(batch_statistics_); }
+
  protected:
   Value forward(const std::vector<Value>& inputs) override;
 
  private:
+  Tensor forward_with(const Tensor& x, const BatchStatistics& st);
   int64_t expected_rank_;
+  BatchStatisticsFn batch_statistics_;
 };
 
 class BatchNorm1d : public BatchNorm {

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <memory>
 
+#include "framework/core/random.h"
+#include "framework/data/dataset.h"
 #include "framework/dist/communicator.h"
 
 namespace shrink::test {
@@ -27,6 +29,15 @@ inline double relative_error(const std::vector<float>& a, const std::vector<floa
     norm += static_cast<double>(b[i]) * b[i];
   }
   return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
+
+// n random 1x28x28 images (seed 11) with labels (7 i) mod 10: the same data on every rank.
+inline std::shared_ptr<data::TensorDataset> images(int64_t n) {
+  manual_seed(11);
+  Tensor x = randn({n, 1, 28, 28});
+  std::vector<int64_t> y(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) y[static_cast<size_t>(i)] = (i * 7) % 10;
+  return std::make_shared<data::TensorDataset>(x, Tensor::from_vector_i64(y, {n}));
 }
 
 }  // namespace shrink::test

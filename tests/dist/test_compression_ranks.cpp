@@ -32,20 +32,12 @@ struct Setup {
   std::shared_ptr<data::DataLoader> loader;
 };
 
-std::shared_ptr<data::TensorDataset> images(int64_t n) {
-  manual_seed(11);
-  Tensor x = randn({n, 1, 28, 28});
-  std::vector<int64_t> y(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) y[static_cast<size_t>(i)] = (i * 7) % 10;
-  return std::make_shared<data::TensorDataset>(x, Tensor::from_vector_i64(y, {n}));
-}
-
 Setup setup(std::shared_ptr<dist::Communicator> comm) {
   Setup s;
   manual_seed(3);
   s.model = models::make_model("lenet5");
   auto opt = std::make_shared<optim::SGD>(s.model->parameters(), 0.05f, 0.9f);
-  s.loader = std::make_shared<data::DataLoader>(images(256), 32, true, 5);
+  s.loader = std::make_shared<data::DataLoader>(test::images(256), 32, true, 5);
   s.trainer = std::make_shared<train::Trainer>(s.model, opt, s.loader);
   s.trainer->set_communicator(comm);
   return s;

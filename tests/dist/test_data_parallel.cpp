@@ -9,8 +9,11 @@
 #include "dist_test_util.h"
 #include "framework/core/error.h"
 #include "framework/core/random.h"
+#include "framework/nn/containers.h"
+#include "framework/nn/layers.h"
 #include "framework/data/dataloader.h"
 #include "framework/dist/data_parallel.h"
+#include "framework/dist/sync_batch_norm.h"
 #include "framework/ops/ops.h"
 #include "framework/optim/optimizer.h"
 #include "framework/train/trainer.h"
@@ -30,31 +33,42 @@ struct Run {
   std::shared_ptr<nn::Module> model;
 };
 
-std::shared_ptr<data::TensorDataset> images(int64_t n) {
-  manual_seed(11);
-  Tensor x = randn({n, 1, 28, 28});
-  std::vector<int64_t> y(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) y[static_cast<size_t>(i)] = (i * 7) % 10;
-  return std::make_shared<data::TensorDataset>(x, Tensor::from_vector_i64(y, {n}));
-}
-
 Grads values_of(const std::vector<std::pair<std::string, Tensor>>& named, bool grads) {
   Grads out;
   for (auto& [name, t] : named) out[name] = (grads ? t.grad() : t).to_vector();
   return out;
 }
 
+// Batch norms between smooth layers (tanh, no ReLU or max pool), so that rounding differences
+// cannot flip a unit or a pooling window and the gradients stay comparable to 1e-5.
+std::shared_ptr<nn::Module> smooth_bn_model() {
+  auto m = std::make_shared<nn::Sequential>();
+  m->push_back("conv1", std::make_shared<nn::Conv2d>(1, 4, 3, 1, 1, 1, 1, false));
+  m->push_back("bn1", std::make_shared<nn::BatchNorm2d>(4));
+  m->push_back("tanh1", std::make_shared<nn::Tanh>());
+  m->push_back("conv2", std::make_shared<nn::Conv2d>(4, 8, 3, 2, 1, 1, 1, false));
+  m->push_back("bn2", std::make_shared<nn::BatchNorm2d>(8));
+  m->push_back("tanh2", std::make_shared<nn::Tanh>());
+  m->push_back("flatten", std::make_shared<nn::Flatten>());
+  m->push_back("fc1", std::make_shared<nn::Linear>(8 * 14 * 14, 16, false));  // a bias before a batch norm has no gradient
+  m->push_back("bn3", std::make_shared<nn::BatchNorm1d>(16));
+  m->push_back("tanh3", std::make_shared<nn::Tanh>());
+  m->push_back("fc2", std::make_shared<nn::Linear>(16, 10));
+  return m;
+}
+
 // lenet5 (no batch norm or dropout: its gradient does not depend on how the batch is split).
 Run train_lenet(std::shared_ptr<dist::Communicator> comm, int64_t batch, int64_t steps, bool deterministic,
-                int64_t samples = 256, std::string model_name = "lenet5") {
+                int64_t samples = 256, std::string model_name = "lenet5", bool sync_bn = false) {
   Run r;
   manual_seed(3);
-  r.model = models::make_model(model_name);
+  r.model = model_name == "smooth_bn" ? smooth_bn_model() : models::make_model(model_name);
   auto opt = std::make_shared<optim::SGD>(r.model->parameters(), 0.05f, 0.9f, 1e-4f);
-  auto loader = std::make_shared<data::DataLoader>(images(samples), batch, true, 5);
+  auto loader = std::make_shared<data::DataLoader>(test::images(samples), batch, true, 5);
   r.trainer = std::make_shared<train::Trainer>(r.model, opt, loader);
   r.trainer->set_communicator(comm);
   r.trainer->set_deterministic_reduce(deterministic);
+  if (sync_bn) BOOST_TEST(dist::sync_batch_norm(*r.model, comm) > 0);
   r.trainer->on_after_backward([&r](train::Trainer& t) {
     if (t.global_step() == 0) r.first_grads = values_of(t.model().named_parameters(), true);
   });
@@ -106,7 +120,7 @@ BOOST_AUTO_TEST_CASE(gradients_equal_one_process_on_the_global_batch) {
     BOOST_TEST(std::sqrt(diff / norm) <= 1e-6, "the whole gradient: relative error " << std::sqrt(diff / norm));
     if (w->size() != 2) continue;
     // The halves in this process: the first global batch of the same loader, split as the ranks do.
-    data::DataLoader loader(images(256), 63, true, 5);
+    data::DataLoader loader(test::images(256), 63, true, 5);
     data::Batch batch;
     BOOST_REQUIRE(loader.next(batch));
     manual_seed(3);
@@ -160,7 +174,7 @@ BOOST_AUTO_TEST_CASE(epoch_statistics_and_evaluation_cover_every_rank) {
   BOOST_TEST(std::fabs(all.stats[0].loss - one.stats[0].loss) <= 1e-5 * std::fabs(one.stats[0].loss));
   BOOST_TEST(std::fabs(all.stats[0].train_accuracy - one.stats[0].train_accuracy) <= 1.0 / 200 + 1e-12);
   // The same model evaluated by every rank on its shard, and by this process alone.
-  data::DataLoader eval_all(images(99), 10, false, 0), eval_one(images(99), 10, false, 0);
+  data::DataLoader eval_all(test::images(99), 10, false, 0), eval_one(test::images(99), 10, false, 0);
   const train::EvalResult sharded = all.trainer->evaluate(eval_all);
   all.trainer->set_communicator(std::make_shared<dist::SelfCommunicator>());
   const train::EvalResult alone = all.trainer->evaluate(eval_one);
@@ -176,6 +190,56 @@ BOOST_AUTO_TEST_CASE(batch_norm_buffers_agree_after_training) {
   Run all = train_lenet(w, 16, 2, false, 64, "vgg_small");
   check_same_on_every_rank(*w, values_of(all.model->named_buffers(), false), "the buffer");
   check_same_on_every_rank(*w, all.weights, "the weight");
+}
+
+// Small buckets on lenet5: each bucket's all-reduce starts as soon as its parameters' gradients
+// are in, while backward still computes the earlier layers' (leaf hooks run as each leaf
+// completes); the averaged gradient is the same as with one bucket.
+BOOST_AUTO_TEST_CASE(buckets_start_during_backward) {
+  auto w = test::world_or_note("buckets");
+  Grads averaged[2];
+  for (int small = 0; small < 2; ++small) {
+    manual_seed(3);
+    auto model = models::make_model("lenet5");
+    dist::GradReducer::Options o;
+    if (small) o.bucket_bytes = 4096;
+    dist::GradReducer reducer(w, model->named_parameters(), o);
+    if (small) BOOST_TEST(reducer.num_buckets() >= 4);
+    manual_seed(5);
+    Tensor x = randn({8, 1, 28, 28});
+    reducer.begin_step(0.5);
+    cross_entropy((*model)(x), Tensor::from_vector_i64({1, 2, 3, 4, 5, 6, 7, 8}, {8})).backward();
+    reducer.finish_step();
+    if (small) BOOST_TEST(reducer.started_during_backward() >= reducer.num_buckets() - 1);
+    averaged[small] = values_of(model->named_parameters(), true);
+  }
+  for (auto& [name, g] : averaged[0]) BOOST_TEST((averaged[1].at(name) == g), name);
+}
+
+// SyncBatchNorm: statistics over the global batch, so a data-parallel step computes one
+// process's gradients and running statistics on the whole batch, batch norm included (BatchNorm2d
+// and BatchNorm1d); with per-rank statistics (the default) the gradients differ far beyond
+// rounding. (A model with ReLU and max pooling after its batch norms, e.g. vgg_small, agrees
+// except where rounding flips a unit or a pooling window: a few 1e-3 in its first layers.)
+BOOST_AUTO_TEST_CASE(sync_batch_norm_equals_one_process) {
+  auto w = test::world_or_note("SyncBatchNorm");
+  Run one = train_lenet(std::make_shared<dist::SelfCommunicator>(), 30, 1, false, 64, "smooth_bn");
+  for (bool deterministic : {false, true}) {
+    Run synced = train_lenet(w, 30, 1, deterministic, 64, "smooth_bn", true);
+    check_close(synced.first_grads, one.first_grads, 1e-5, "SyncBatchNorm gradient");
+    // Running means near 0 (of channel means near 0): 1e-6 of rounding relative to their size.
+    check_close(values_of(synced.model->named_buffers(), false), values_of(one.model->named_buffers(), false), 1e-5,
+                "SyncBatchNorm buffer");
+    check_same_on_every_rank(*w, synced.first_grads, "the SyncBatchNorm gradient of");
+  }
+  // One process with SyncBatchNorm is plain batch norm (composite ops instead of the fused op).
+  Run alone_synced = train_lenet(std::make_shared<dist::SelfCommunicator>(), 30, 1, false, 64, "smooth_bn", true);
+  check_close(alone_synced.first_grads, one.first_grads, 1e-5, "one-rank SyncBatchNorm gradient");
+  if (w->size() < 2) return;
+  Run per_rank = train_lenet(w, 30, 1, false, 64, "smooth_bn");
+  double worst = 0;
+  for (auto& [name, g] : one.first_grads) worst = std::max(worst, test::relative_error(per_rank.first_grads.at(name), g));
+  BOOST_TEST(worst > 1e-3, "per-rank batch statistics should change the gradient; worst relative difference " << worst);
 }
 
 // A rank whose graph leaves a parameter out while another's uses it would drift apart.
