@@ -46,17 +46,21 @@ void add_checkpoint_options(po::options_description& desc, TrainOptions& o) {
       ("resume", po::value(&o.resume_dir), "continue from the newest complete checkpoint in DIR (same command otherwise; starts afresh when there is none) and go on checkpointing there");
 }
 
+void apply_thread_count(int threads) {
+  if (threads > 0) {
+    set_num_threads(threads);
+  } else if (dist::local_size() > 1) {
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    set_num_threads(std::max(1, static_cast<int>(cores) / dist::local_size()));
+  }
+}
+
 Device apply_runtime_options(const TrainOptions& o) {
   SHRINK_CHECK(o.batch > 0 && o.lr > 0, "--batch and --lr must be positive");
   SHRINK_CHECK(o.checkpoint_dir.empty() || o.resume_dir.empty(), "give --checkpoint or --resume, not both (--resume ",
                "goes on writing checkpoints to its directory)");
   SHRINK_CHECK(o.checkpoint_every > 0, "--checkpoint-every must be positive, got ", o.checkpoint_every);
-  if (o.threads > 0) {
-    set_num_threads(o.threads);
-  } else if (dist::local_size() > 1) {
-    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-    set_num_threads(std::max(1, static_cast<int>(cores) / dist::local_size()));
-  }
+  apply_thread_count(o.threads);
   if (o.device == "cpu") return Device::CPU;
   SHRINK_CHECK(o.device == "cuda", "--device must be cpu or cuda, got '", o.device, "'");
   SHRINK_CHECK(backend_available(Device::CUDA),
@@ -102,7 +106,8 @@ FashionSession make_fashion_session(std::shared_ptr<nn::Module> model, const Tra
   s.trainer->set_check_finite(!o.allow_nonfinite);
   s.trainer->set_detect_anomaly(o.detect_anomaly);
   s.trainer->set_deterministic_reduce(o.deterministic);
-  if (o.sync_bn) dist::sync_batch_norm(*s.model, s.trainer->communicator_ptr());
+  if (o.sync_bn && s.trainer->communicator().size() > 1)  // one process: the fused op is the same
+    dist::sync_batch_norm(*s.model, s.trainer->communicator_ptr());
   s.trainer->set_log(&log, &log == &std::cout && draws_progress(STDOUT_FILENO));
   if (schedule_epochs > 0)
     s.trainer->set_scheduler(std::make_shared<optim::CosineAnnealingLR>(*s.optimizer, schedule_epochs));

@@ -35,8 +35,11 @@ struct TrainOptions {
 void add_train_options(boost::program_options::options_description& desc, TrainOptions& o);
 // --checkpoint DIR --checkpoint-every N --resume DIR, for the commands that train.
 void add_checkpoint_options(boost::program_options::options_description& desc, TrainOptions& o);
-// Applies --threads (by default this machine's cores, divided between the ranks of an mpirun job
-// that share it) and checks --device; returns the device (throws for "cuda" without one).
+// Sets the worker threads: `threads` when positive, else this machine's cores divided between
+// the ranks of an mpirun job that share it (all of them outside mpirun: the default pool).
+void apply_thread_count(int threads);
+// Applies --threads (apply_thread_count) and checks --device; returns the device (throws for
+// "cuda" without one).
 Device apply_runtime_options(const TrainOptions& o);
 
 // --checkpoint / --resume on a trainer (make_fashion_session does it): a fresh --checkpoint into a

@@ -36,12 +36,16 @@ namespace {
 int run(const std::string& cmd, const std::vector<std::string>& args);
 
 // Under mpirun every rank runs the same command on its share of the data; rank 0 prints and
-// writes, the others compute the same results silently (errors still go to stderr).
+// writes, the others compute the same results silently. Their errors still reach stderr (through
+// `real_stderr`, kept here).
+std::streambuf* real_stderr = nullptr;
+
 void become_rank(shrink::dist::Communicator& world) {
   if (world.is_writer()) return;
   shrink::io::set_file_writer(false);
   static std::ostream null_stream(nullptr);
   std::cout.rdbuf(null_stream.rdbuf());
+  real_stderr = std::cerr.rdbuf(null_stream.rdbuf());
 }
 }  // namespace
 
@@ -60,12 +64,20 @@ int main(int argc, char** argv) {
     become_rank(*world);
     rc = run(cmd, args);
   } catch (const std::exception& e) {
+    if (real_stderr) std::cerr.rdbuf(real_stderr);
     std::cerr << "shrink " << cmd << ": error: ";
     if (world && world->size() > 1) std::cerr << "(rank " << world->rank() << " of " << world->size() << ") ";
     std::cerr << e.what() << "\n";
-    // A rank that stops must not leave the others waiting in a collective.
-    if (world && world->size() > 1) world->abort(1);
-    return 1;
+    rc = 1;
+  }
+  // A rank that stops with an error (an exception, or a command's own non-zero status such as a
+  // bad argument or directory) must not leave the others waiting in a collective: it ends the job.
+  if (rc != 0 && world && world->size() > 1) {
+    if (real_stderr) std::cerr.rdbuf(real_stderr);
+    std::cerr << "shrink " << cmd << ": rank " << world->rank() << " of " << world->size() << " exits with status "
+              << rc << "; ending every rank\n"
+              << std::flush;
+    world->abort(rc);
   }
   shrink::dist::finalize();
   return rc;

@@ -66,17 +66,23 @@ void Pruner::generate_masks() {
   }
   EngineResult r = compression::generate_masks(engine);
   reports_ = r.global_groups;
-  dist::Communicator& comm = communicator();
   for (auto& e : engine) {
     auto it = r.masks.find(e.state->key());
     if (it == r.masks.end()) continue;
-    if (comm.size() > 1) {  // NNI's masks can differ between data-parallel ranks; these cannot
-      const Tensor host = it->second.to(Device::CPU).contiguous_copy();
-      dist::check_identical(comm, "the mask of " + e.state->key(), host.raw_data(),
-                            host.numel() * static_cast<int64_t>(dtype_size(host.dtype())));
-    }
+    check_same_on_every_rank(e.state->key(), it->second);
     wrapper(e.state->module_name).set_mask(*e.state, it->second);
   }
+}
+
+// NNI's masks can differ between data-parallel ranks (its #5205); these cannot: a mask that does
+// stops the run, naming the target.
+void Pruner::check_same_on_every_rank(const std::string& key, const Tensor& mask) {
+  dist::Communicator& comm = communicator();
+  if (comm.size() == 1) return;
+  if (!mask.defined()) return dist::check_identical(comm, "the mask of " + key + " (cleared)", nullptr, 0);
+  const Tensor host = mask.to(Device::CPU).contiguous_copy();
+  dist::check_identical(comm, "the mask of " + key, host.raw_data(),
+                        host.numel() * static_cast<int64_t>(dtype_size(host.dtype())));
 }
 
 Masks Pruner::compress() {
@@ -99,6 +105,7 @@ Masks Pruner::get_masks() {
 void Pruner::update_masks(const Masks& masks) {
   for (const auto& [key, mask] : masks) {
     TargetState& found = find_target(targets(), key, "update_masks");
+    check_same_on_every_rank(key, mask);
     wrapper(found.module_name).set_mask(found, mask);
   }
 }

@@ -71,6 +71,8 @@ class Pruner : public Compressor {
   virtual std::string default_granularity() const { return "out_channel"; }
   // The value a metric is computed from: the parameter, or the last observed activation.
   Tensor current_value(TargetState& t);
+  // Under data parallelism: stops with an error naming `key` unless every rank holds `mask`.
+  void check_same_on_every_rank(const std::string& key, const Tensor& mask);
   bool is_active(const TargetState& t) const;
 
   std::vector<GroupReport> reports_;

@@ -151,7 +151,12 @@ std::vector<std::string> PtqQuantizer::apply_bias_correction() {
   dist::Communicator& comm = communicator();
   for (auto& [name, e] : bias_errors_) {
     e.hook.remove();
-    if (comm.size() > 1) {  // every rank's part of the calibration batches (each saw the layer)
+    if (comm.size() > 1) {  // every rank's part of the calibration batches
+      int64_t seen = e.sum.defined() ? 1 : 0;  // a layer the calibration never reached: on every rank
+      comm.allreduce(&seen, 1, dist::ReduceOp::Sum);
+      if (seen == 0) continue;
+      SHRINK_CHECK(seen == comm.size(), who_, ": bias correction of ", name, ": the layer ran on ", seen, " of ",
+                   comm.size(), " ranks");
       e.sum = dist::allreduce(comm, e.sum, dist::ReduceOp::Sum);
       comm.allreduce(&e.count, 1, dist::ReduceOp::Sum);
     }

@@ -521,7 +521,7 @@ static std::string stage_config_error(const compression::config::ConfigError& e,
 }
 
 Report Runner::run() {
-  if (r_.threads > 0) set_num_threads(r_.threads);
+  apply_thread_count(r_.threads);
   const bool fresh = !fs::exists(out_ / "recipe.json");
   prepare_directory();
   try {

@@ -147,13 +147,15 @@ class LeafGrads {
       return;
     }
     auto [it, fresh] = index_.emplace(leaf.impl(), pending_.size());
-    if (fresh) pending_.push_back({leaf, Tensor(), 1});
+    // A leaf expect() did not count (the backward root itself, or one whose first hook was
+    // registered during this pass) is delivered when the pass ends.
+    if (fresh) pending_.push_back({leaf, Tensor(), kAtEnd});
     Pending& p = pending_[it->second];
     p.grad = accumulate(p.grad, g);
-    if (--p.remaining == 0) deliver(p);
+    if (p.remaining != kAtEnd && --p.remaining == 0) deliver(p);
   }
-  // A pass's gradient for a leaf can only arrive through an edge that expect() counted, so
-  // `remaining` reaches 0 exactly when the last one is in; leaves still waiting here had some
+  // A pass's gradient for a counted leaf can only arrive through an edge that expect() counted,
+  // so `remaining` reaches 0 exactly when the last one is in; leaves still waiting here had some
   // edge that carried no gradient.
   void finish() {
     for (Pending& p : pending_)
@@ -161,6 +163,7 @@ class LeafGrads {
   }
 
  private:
+  static constexpr int64_t kAtEnd = -1;
   struct Pending {
     Tensor leaf, grad;
     int64_t remaining;

@@ -62,8 +62,15 @@ class Communicator {
   void set_batch_share(double share) { batch_share_ = share; }
   double batch_share() const { return batch_share_ > 0 ? batch_share_ : 1.0 / size(); }
 
+  // Deterministic mode (--deterministic): the float sums made through dist::allreduce (the
+  // gradient reducer's, SyncBatchNorm's, the compressors' statistics) go through
+  // allreduce_sum_ordered. Minima, maxima and whole-number counts are exact in any order.
+  void set_deterministic(bool on) { deterministic_ = on; }
+  bool deterministic() const { return deterministic_; }
+
  private:
   double batch_share_ = 0;
+  bool deterministic_ = false;
   // allreduce_sum_ordered's buffers, kept: fresh ones cost page faults and the transport's
   // registration of new memory on every call (tens of times the transfer).
   std::vector<float> ordered_send_, ordered_recv_, ordered_mine_;

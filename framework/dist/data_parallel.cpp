@@ -1,6 +1,7 @@
 // broadcast_module and GradReducer.
 #include "framework/dist/data_parallel.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -22,7 +23,8 @@ Tensor allreduce(Communicator& comm, const Tensor& t, ReduceOp op) {
   if (comm.size() == 1) return t;
   SHRINK_CHECK(t.dtype() == DType::F32, "dist::allreduce: ", t.describe(), " is not f32");
   Tensor host = t.to(Device::CPU).contiguous_copy();
-  comm.allreduce(host.data<float>(), host.numel(), op);
+  if (op == ReduceOp::Sum && comm.deterministic()) comm.allreduce_sum_ordered(host.data<float>(), host.numel());
+  else comm.allreduce(host.data<float>(), host.numel(), op);
   return t.device() == Device::CPU ? host : host.to(t.device());
 }
 
@@ -51,11 +53,14 @@ GradReducer::GradReducer(std::shared_ptr<Communicator> comm, std::vector<std::pa
     Bucket& b = buckets_.back();
     slots_[k].bucket = buckets_.size() - 1;
     slots_[k].offset = static_cast<int64_t>(b.flat.size());
+    slots_[k].index_in_bucket = b.params.size();
     b.params.push_back(k);
     b.flat.resize(b.flat.size() + static_cast<size_t>(p.numel()));
     bytes += nb;
   }
-  for (Bucket& b : buckets_) b.flat.push_back(0.0f);  // the arrival count
+  // One arrival slot per parameter after the gradients: 1 where this rank got the gradient, so
+  // the sum says, parameter by parameter, how many ranks did.
+  for (Bucket& b : buckets_) b.flat.resize(b.flat.size() + b.params.size(), 0.0f);
   for (size_t k = 0; k < params_.size(); ++k)
     slots_[k].hook = params_[k].second.register_hook([this, k](const Tensor& g) {
       on_grad(k, g);
@@ -79,6 +84,7 @@ void GradReducer::begin_step(double share) {
   }
   for (Slot& s : slots_) s.arrived = false;
   arrived_ = 0;
+  next_start_ = 0;
 }
 
 void GradReducer::on_grad(size_t index, const Tensor& g) {
@@ -91,10 +97,15 @@ void GradReducer::on_grad(size_t index, const Tensor& g) {
   Bucket& b = buckets_[s.bucket];
   float* dst = b.flat.data() + s.offset;
   for (int64_t i = 0, n = host.numel(); i < n; ++i) dst[i] = src[i] * share_;
+  b.flat[b.flat.size() - b.params.size() + s.index_in_bucket] = 1.0f;
   ++arrived_;
-  if (++b.arrived == static_cast<int64_t>(b.params.size()) && !options_.deterministic) {
+  ++b.arrived;
+  // Buckets start in index order only (every rank issues its collectives in the same order,
+  // whatever order its gradients complete in): those complete from the next one on.
+  while (!options_.deterministic && next_start_ < buckets_.size() &&
+         buckets_[next_start_].arrived == static_cast<int64_t>(buckets_[next_start_].params.size())) {
     if (arrived_ < static_cast<int64_t>(params_.size())) ++started_early_;
-    start(b);
+    start(buckets_[next_start_++]);
   }
   // Lets the buckets already sent move on while backward continues.
   for (Bucket& other : buckets_)
@@ -102,19 +113,18 @@ void GradReducer::on_grad(size_t index, const Tensor& g) {
 }
 
 void GradReducer::start(Bucket& b) {
-  b.flat.back() = static_cast<float>(b.arrived);
   b.pending = comm_->start_allreduce_sum(b.flat.data(), static_cast<int64_t>(b.flat.size()));
 }
 
 void GradReducer::finish_step() {
   const auto t0 = std::chrono::steady_clock::now();
   const float ranks = static_cast<float>(comm_->size());
+  // The buckets not started yet (a parameter got no gradient here), in index order.
+  for (; !options_.deterministic && next_start_ < buckets_.size(); ++next_start_) start(buckets_[next_start_]);
   for (Bucket& b : buckets_) {
     if (options_.deterministic) {
-      b.flat.back() = static_cast<float>(b.arrived);
       comm_->allreduce_sum_ordered(b.flat.data(), static_cast<int64_t>(b.flat.size()));
     } else {
-      if (!b.pending) start(b);  // some parameter got no gradient here
       b.pending->wait();
       b.pending.reset();
     }
@@ -122,14 +132,14 @@ void GradReducer::finish_step() {
   wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ++steps_;
   for (Bucket& b : buckets_) {
-    // Counts are small integers: their float sum is exact.
-    if (b.flat.back() != ranks * static_cast<float>(b.arrived)) {
-      std::string missing;
-      for (size_t k : b.params)
-        if (!slots_[k].arrived) missing += (missing.empty() ? "'" : ", '") + params_[k].first + "'";
-      fail("data parallel: the ranks disagree on which parameters received a gradient in this step (",
-           missing.empty() ? std::string("this rank got all of its bucket") : "this rank got none for " + missing,
-           "); every rank must run the same graph");
+    // Arrival slots are 0/1 per rank: their float sums are exact.
+    const float* arrivals = b.flat.data() + b.flat.size() - b.params.size();
+    for (size_t j = 0; j < b.params.size(); ++j) {
+      const float on = arrivals[j], here = slots_[b.params[j]].arrived ? 1.0f : 0.0f;
+      if (on != 0.0f && on != ranks)
+        fail("data parallel: '", params_[b.params[j]].first, "' received a gradient on ", on, " of ", ranks,
+             " ranks in this step (", here != 0.0f ? "this one included" : "not this one",
+             "); every rank must run the same graph");
     }
     for (size_t k : b.params) {
       if (!slots_[k].arrived) continue;

@@ -14,7 +14,8 @@
 namespace shrink::dist {
 
 // The element-wise sum / minimum / maximum of an f32 tensor over the ranks, as a new tensor on
-// the same device (`t` itself on one rank).
+// the same device (`t` itself on one rank); sums in rank order when the communicator is
+// deterministic.
 Tensor allreduce(Communicator& comm, const Tensor& t, ReduceOp op);
 
 // Rank `root`'s parameters and buffers, copied into every rank's module (same architecture on
@@ -27,9 +28,15 @@ void broadcast_module(Communicator& comm, nn::Module& module, int root = 0);
 // transfer of the last layers' gradients overlaps the backward of the first ones. Buckets group
 // the parameters in reverse order, roughly the order backward finishes them.
 //
-// A parameter must receive a gradient on every rank or on none: each bucket carries a count of
-// the gradients it got, and finish_step() stops the run, naming the parameter, if the ranks
+// Buckets start strictly in index order (every rank issues its collectives in the same order).
+// A parameter must receive a gradient on every rank or on none: each bucket carries an arrival
+// slot per parameter, and finish_step() stops the run, naming the parameter, if the ranks
 // disagree (their weights would drift apart).
+//
+// The reducer's hooks see a gradient after the hooks registered before them and before those
+// registered later; finish_step() then replaces grad() by the average, so a hook registered after
+// the reducer (e.g. add_tensor_hook from inside a training run) sees, but cannot change, the
+// gradient that is reduced.
 class GradReducer {
  public:
   struct Options {
@@ -69,6 +76,7 @@ class GradReducer {
   };
   struct Slot {
     size_t bucket = 0;
+    size_t index_in_bucket = 0;
     int64_t offset = 0;
     bool arrived = false;
     uint64_t hook = 0;
@@ -84,7 +92,8 @@ class GradReducer {
   float share_ = 1.0f;
   double wait_seconds_ = 0.0;
   int64_t steps_ = 0, started_early_ = 0;
-  int64_t arrived_ = 0;  // parameters whose gradient arrived this step
+  int64_t arrived_ = 0;    // parameters whose gradient arrived this step
+  size_t next_start_ = 0;  // the first bucket not started this step
 };
 
 }  // namespace shrink::dist

@@ -1,8 +1,8 @@
 // SyncBatchNorm: batch norm whose training statistics cover the global batch, every rank's part
 // of it, instead of each rank's part alone (the default under data parallelism). With it, a
 // data-parallel step computes what one process on the global batch computes (up to rounding),
-// batch norm included; each batch norm costs two small all-reduces per forward and two per
-// backward.
+// batch norm included; each batch norm costs three small all-reduces per forward (the count, the
+// sums, the squared deviations) and two per backward.
 #pragma once
 #include <memory>
 

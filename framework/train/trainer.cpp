@@ -179,6 +179,7 @@ void Trainer::add_to_param_group(const std::string& module, const std::vector<Te
 void Trainer::set_communicator(std::shared_ptr<dist::Communicator> comm) {
   SHRINK_CHECK(comm != nullptr, "Trainer::set_communicator: no communicator");
   comm_ = std::move(comm);
+  if (deterministic_reduce_) comm_->set_deterministic(true);
 }
 
 void Trainer::add_reduced_parameters(const std::string& owner, const std::vector<Tensor>& tensors) {
@@ -220,9 +221,11 @@ std::unique_ptr<dist::GradReducer> Trainer::make_reducer() {
 std::unique_ptr<dist::GradReducer> Trainer::cover_new_parameters(std::unique_ptr<dist::GradReducer> reducer,
                                                                 double share) {
   std::vector<std::pair<std::string, Tensor>> all = reduced_parameters(*model_, *optimizer_, extra_reduced_);
-  if (static_cast<int64_t>(all.size()) == reducer->num_params()) return reducer;
   std::set<const TensorImpl*> covered;
   for (const auto& [name, p] : reducer->params()) covered.insert(p.impl());
+  bool all_covered = true;
+  for (const auto& [name, p] : all) all_covered = all_covered && covered.count(p.impl()) > 0;
+  if (all_covered) return reducer;
   for (const auto& [name, p] : all) {
     if (covered.count(p.impl())) continue;
     // Every rank runs the same graph, so every rank has this gradient or none does.
@@ -231,9 +234,7 @@ std::unique_ptr<dist::GradReducer> Trainer::cover_new_parameters(std::unique_ptr
     SHRINK_CHECK(all_have == 0 || all_have == comm_->size(), "data parallel: ", name, " received a gradient on ",
                  all_have, " of ", comm_->size(), " ranks; every rank must run the same graph");
     if (!has) continue;
-    Tensor g = mul(p.grad(), static_cast<float>(share)).to(Device::CPU).contiguous_copy();
-    comm_->allreduce(g.data<float>(), g.numel(), dist::ReduceOp::Sum);
-    p.set_grad(g.to(p.device()));
+    p.set_grad(dist::allreduce(*comm_, mul(p.grad(), static_cast<float>(share)), dist::ReduceOp::Sum));
   }
   allreduce_wait_s_ += reducer->wait_seconds();
   allreduce_steps_ += reducer->steps();
@@ -286,6 +287,16 @@ void Trainer::progress(int64_t done, int64_t total, double loss, double seconds)
 std::vector<EpochStats> Trainer::train(int64_t max_epochs, int64_t max_steps) {
   SHRINK_CHECK(max_epochs >= 0 || max_steps >= 0, "Trainer::train: give max_epochs or max_steps");
   const int64_t call = pos_.call + 1;
+  const bool parallel = comm_->size() > 1;
+  if (parallel) {
+    // Sharded before a checkpoint is put back: it was written with the sharded batch count.
+    train_loader_->set_shard(comm_->rank(), comm_->size());
+    // Every rank must resume from the same checkpoint (or none): each reads it for itself.
+    const int64_t where[2] = {pending_resume_ ? 1 : 0,
+                              pending_resume_ ? pending_resume_->integer("trainer.global_step") : -1};
+    dist::check_identical(*comm_, "the checkpoint resumed from (found or not, and its step; is the checkpoint "
+                          "directory on a filesystem every rank sees?)", where, sizeof where);
+  }
   bool resumed = false;
   if (pending_resume_) {
     const int64_t saved_call = pending_resume_->integer("trainer.call");
@@ -307,11 +318,7 @@ std::vector<EpochStats> Trainer::train(int64_t max_epochs, int64_t max_steps) {
   }
   std::vector<EpochStats> history;
   const int64_t first_epoch = pos_.call_epochs;
-  const bool parallel = comm_->size() > 1;
-  if (parallel) {
-    train_loader_->set_shard(comm_->rank(), comm_->size());
-    dist::broadcast_module(*comm_, *model_);
-  }
+  if (parallel) dist::broadcast_module(*comm_, *model_);
   std::unique_ptr<dist::GradReducer> reducer = make_reducer();
   for (int64_t e = first_epoch; max_epochs < 0 || e < max_epochs; ++e) {
     // A resumed run finishes the epoch its checkpoint was in, even when the step limit was

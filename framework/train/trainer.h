@@ -146,7 +146,12 @@ class Trainer {
   // and with the others from the next step on.
   void add_reduced_parameters(const std::string& owner, const std::vector<Tensor>& tensors);
   // Sums gradients in rank order (bit-identical repetitions; no overlap with backward).
-  void set_deterministic_reduce(bool on) { deterministic_reduce_ = on; }
+  // Also makes the communicator deterministic (Communicator::set_deterministic), so that the
+  // compressors' and SyncBatchNorm's sums are ordered too.
+  void set_deterministic_reduce(bool on) {
+    deterministic_reduce_ = on;
+    comm_->set_deterministic(on);
+  }
   // Seconds spent waiting for gradient all-reduces after backward, and the steps they cover.
   double allreduce_wait_seconds() const { return allreduce_wait_s_; }
   int64_t allreduce_steps() const { return allreduce_steps_; }

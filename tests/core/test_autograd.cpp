@@ -140,4 +140,23 @@ BOOST_AUTO_TEST_CASE(leaf_hooks_run_as_soon_as_the_leaf_is_complete) {
   check_close(w2.grad().to_vector(), {60.f}, 0, "w2");
 }
 
+// A hook registered on a leaf during the pass (here by another leaf's hook, before the leaf's
+// only contribution arrives) runs once, when the pass ends, with the leaf's total.
+BOOST_AUTO_TEST_CASE(a_leaf_hooked_during_the_pass_gets_its_total_once) {
+  Tensor w1 = Tensor::from_vector({2.f}, {1}).set_requires_grad(true);
+  Tensor w2 = Tensor::from_vector({3.f}, {1}).set_requires_grad(true);
+  Tensor y = mul(mul(mul(w1, 5.f), w1), w2);  // y = 5 w1^2 w2: dy/dw1 = 10 w1 w2 = 60 (two edges)
+  std::vector<float> seen;
+  w2.register_hook([&](const Tensor& g) {
+    w1.register_hook([&](const Tensor& g1) {
+      seen.push_back(g1.to_vector()[0]);
+      return Tensor();
+    });
+    return g;
+  });
+  sum(y).backward();
+  BOOST_TEST(seen == (std::vector<float>{60.f}), boost::test_tools::per_element());
+  check_close(w1.grad().to_vector(), {60.f}, 0, "w1");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -88,6 +88,14 @@ check "rank 1's directory stays empty" test -z "$(ls -A "$work/c1")"
 check "the report lists the last stage" grep -q '"name":"5-export"' "$work/two/report.json"
 check "rank 0 alone logs the stages" test "$(grep -c '^5-export: test accuracy' "$work/compress_two.txt")" -eq 1
 
+# 5. A command that fails on rank 0 with its own status (a recipe whose --out is taken): the job
+#    ends instead of leaving rank 1 in a barrier.
+timeout 120 "$mpirun" --oversubscribe -np 2 "$shrink" compress --recipe "$work/recipe.json" --out "$work/two" \
+  > "$work/taken.txt" 2>&1
+rc=$?
+check "a taken --out ends the two-rank job (rc $rc, not the timeout's 124)" test "$rc" -ne 0 -a "$rc" -ne 124
+check "and says why" grep -q "exists and is not an empty directory" "$work/taken.txt"
+
 if [ "$failures" -ne 0 ]; then
   echo "--- stdout of the two-rank run"; cat "$work/out.txt"; echo "--- stderr"; cat "$work/err.txt"
   echo "--- the failing run"; cat "$work/fail_out.txt"

@@ -260,8 +260,7 @@ BOOST_AUTO_TEST_CASE(a_parameter_used_on_some_ranks_only_stops_the_run) {
     BOOST_FAIL("the ranks' disagreement passed");
   } catch (const Error& e) {
     const std::string what = e.what();
-    BOOST_TEST(what.find("disagree on which parameters received a gradient") != std::string::npos, what);
-    if (w->rank() == 1) BOOST_TEST(what.find("'b.weight'") != std::string::npos, what);
+    BOOST_TEST(what.find("'b.weight' received a gradient on 1 of 2 ranks") != std::string::npos, what);
   }
 }
 
