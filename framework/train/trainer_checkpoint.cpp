@@ -94,6 +94,12 @@ void Trainer::load_checkpoint_state(const io::StateDict& s) {
   pos_.correct = s.integer("trainer.correct");
   pos_.seen = s.integer("trainer.seen");
   pos_.loss_sum = s.real("trainer.loss_sum");
+  // The epoch's running sums in a checkpoint are every rank's (write_checkpoint): rank 0 carries
+  // them on, the others start from zero, and the epoch's all-reduce adds them up once.
+  if (!comm_->is_writer()) {
+    pos_.correct = pos_.seen = 0;
+    pos_.loss_sum = 0.0;
+  }
   // The data position is counted in batches: the same batches, or the resume would be another run.
   SHRINK_CHECK(s.integer("data.batch_size") == train_loader_->batch_size() &&
                    s.integer("data.batches_per_epoch") == train_loader_->num_batches(),
@@ -125,8 +131,28 @@ void Trainer::load_checkpoint_state(const io::StateDict& s) {
 }
 
 void Trainer::write_checkpoint() {
-  if (!comm_->is_writer()) return;  // every rank holds the same state; one writes it
-  io::save_checkpoint(checkpoint_dir_, global_step_, checkpoint_state());
+  if (comm_->size() == 1) {
+    io::save_checkpoint(checkpoint_dir_, global_step_, checkpoint_state());
+    return;
+  }
+  // Every rank holds the same model, optimizer and compressor state; the epoch's running sums are
+  // each rank's own, so the checkpoint gets their total (every rank calls this at the same step).
+  double sums[3] = {pos_.loss_sum, static_cast<double>(pos_.correct), static_cast<double>(pos_.seen)};
+  comm_->allreduce(sums, 3, dist::ReduceOp::Sum);
+  if (!comm_->is_writer()) return;  // one rank writes
+  const Position mine = pos_;
+  pos_.loss_sum = sums[0];
+  pos_.correct = static_cast<int64_t>(sums[1]);
+  pos_.seen = static_cast<int64_t>(sums[2]);
+  io::StateDict state;
+  try {
+    state = checkpoint_state();
+  } catch (...) {
+    pos_ = mine;
+    throw;
+  }
+  pos_ = mine;
+  io::save_checkpoint(checkpoint_dir_, global_step_, state);
 }
 
 }  // namespace shrink::train

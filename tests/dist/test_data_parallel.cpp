@@ -1,7 +1,9 @@
 // Data-parallel training against one process on the same global batches: the reduced gradients,
 // the weights after some steps, the epoch's statistics and the evaluation.
-#include <boost/test/unit_test.hpp>
+#include <unistd.h>
 
+#include <boost/test/unit_test.hpp>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -240,6 +242,53 @@ BOOST_AUTO_TEST_CASE(sync_batch_norm_equals_one_process) {
   double worst = 0;
   for (auto& [name, g] : one.first_grads) worst = std::max(worst, test::relative_error(per_rank.first_grads.at(name), g));
   BOOST_TEST(worst > 1e-3, "per-rank batch statistics should change the gradient; worst relative difference " << worst);
+}
+
+// A data-parallel run stopped mid-epoch and resumed from its checkpoint (a directory every rank
+// sees; rank 0 wrote it) ends with the uninterrupted run's weights, bit for bit (deterministic
+// sums), and the same epoch statistics: the checkpoint holds every rank's running sums.
+BOOST_AUTO_TEST_CASE(resumed_run_continues_the_run) {
+  auto w = test::world_or_note("resume");
+  int64_t pid = ::getpid();
+  w->broadcast(&pid, sizeof pid, 0);
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("shrink_dist_resume_" + std::to_string(pid));
+  if (w->is_writer()) std::filesystem::remove_all(dir);
+  w->barrier();
+  struct Stop {};
+  auto make = [&](Run& r) {
+    manual_seed(3);
+    r.model = models::make_model("lenet5");
+    auto opt = std::make_shared<optim::SGD>(r.model->parameters(), 0.05f, 0.9f, 1e-4f);
+    r.trainer = std::make_shared<train::Trainer>(r.model, opt,
+                                                 std::make_shared<data::DataLoader>(test::images(200), 32, true, 5));
+    r.trainer->set_communicator(w);
+    r.trainer->set_deterministic_reduce(true);
+  };
+  Run full;
+  make(full);
+  const std::vector<train::EpochStats> expected = full.trainer->train(2);  // 7 batches an epoch
+  {
+    Run first;
+    make(first);
+    first.trainer->set_checkpointing(dir.string(), 3);
+    first.trainer->on_after_step([](train::Trainer& t) {
+      if (t.global_step() == 11) throw Stop();
+    });
+    BOOST_CHECK_THROW(first.trainer->train(2), Stop);
+  }
+  w->barrier();
+  Run second;
+  make(second);
+  BOOST_REQUIRE(second.trainer->resume_from(dir.string()));  // step 9, in the second epoch
+  const std::vector<train::EpochStats> tail = second.trainer->train(2);
+  BOOST_TEST(second.trainer->global_step() == 14);
+  const Grads a = values_of(full.model->named_parameters(), false), b = values_of(second.model->named_parameters(), false);
+  for (auto& [name, v] : a) BOOST_TEST((b.at(name) == v), name << " differs from the uninterrupted run's");
+  BOOST_REQUIRE_EQUAL(tail.size(), 1u);
+  BOOST_TEST(std::fabs(tail[0].loss - expected[1].loss) <= 1e-12 * std::fabs(expected[1].loss));
+  BOOST_TEST(tail[0].train_accuracy == expected[1].train_accuracy);
+  w->barrier();
+  if (w->is_writer()) std::filesystem::remove_all(dir);
 }
 
 // A rank whose graph leaves a parameter out while another's uses it would drift apart.
