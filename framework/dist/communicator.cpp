@@ -1,8 +1,8 @@
 // The one-rank communicator, the ordered sum every backend shares, and the process's world.
 #include "framework/dist/communicator.h"
 
-#include <cstdlib>
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 

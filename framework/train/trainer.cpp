@@ -8,8 +8,8 @@
 #include <cstdio>
 #include <iomanip>
 #include <optional>
-#include <set>
 #include <ostream>
+#include <set>
 
 #include "framework/core/autograd.h"
 #include "framework/dist/data_parallel.h"
