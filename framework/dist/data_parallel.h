@@ -24,11 +24,11 @@ void broadcast_module(Communicator& comm, nn::Module& module, int root = 0);
 
 // Averages gradients across ranks in buckets that are sent while backward still runs: each
 // parameter's gradient hook copies its total (scaled by this rank's share of the global batch)
-// into its bucket, and a bucket whose parameters are all in starts its all-reduce at once, so the
-// transfer of the last layers' gradients overlaps the backward of the first ones. Buckets group
-// the parameters in reverse order, roughly the order backward finishes them.
-//
-// Buckets start strictly in index order (every rank issues its collectives in the same order).
+// into its bucket, and a bucket whose parameters are all in starts its all-reduce as soon as the
+// buckets before it have started, so the transfer of the last layers' gradients overlaps the
+// backward of the first ones. Buckets group the parameters in reverse order, roughly the order
+// backward finishes them; starting strictly in index order keeps every rank's collectives in the
+// same order.
 // A parameter must receive a gradient on every rank or on none: each bucket carries an arrival
 // slot per parameter, and finish_step() stops the run, naming the parameter, if the ranks
 // disagree (their weights would drift apart).
