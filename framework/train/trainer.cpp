@@ -430,7 +430,15 @@ EvalResult Trainer::evaluate(data::DataLoader& loader) {
   EvalResult r;
   double loss_sum = 0.0;
   int64_t correct = 0;
+  // Sharded for this evaluation only: the caller's loader is given back as it was.
+  struct ShardScope {
+    data::DataLoader& loader;
+    int shard, shards;
+    ~ShardScope() { loader.set_shard(shard, shards); }
+  };
+  std::optional<ShardScope> restore;
   if (comm_->size() > 1) {
+    restore.emplace(ShardScope{loader, loader.shard(), loader.shards()});
     loader.set_shard(comm_->rank(), comm_->size());
     dist::broadcast_module(*comm_, *model_);
   }

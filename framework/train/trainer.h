@@ -135,7 +135,8 @@ class Trainer {
   // - keeps BatchNorm's batch statistics per rank; buffers (running statistics) are rank 0's,
   //   broadcast before every evaluation and when train() returns (PyTorch DDP's default);
   // - logs and writes checkpoints on rank 0 only.
-  // evaluate() shards its loader too and reduces its sums. Compressors reduce their own
+  // evaluate() shards its loader for the evaluation (and gives it back as it was) and reduces
+  // its sums. Compressors reduce their own
   // statistics through communicator() before deciding masks or scales.
   void set_communicator(std::shared_ptr<dist::Communicator> comm);
   dist::Communicator& communicator() { return *comm_; }

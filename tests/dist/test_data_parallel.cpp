@@ -178,6 +178,7 @@ BOOST_AUTO_TEST_CASE(epoch_statistics_and_evaluation_cover_every_rank) {
   // The same model evaluated by every rank on its shard, and by this process alone.
   data::DataLoader eval_all(test::images(99), 10, false, 0), eval_one(test::images(99), 10, false, 0);
   const train::EvalResult sharded = all.trainer->evaluate(eval_all);
+  BOOST_TEST(eval_all.shards() == 1);  // the caller's loader is given back unsharded
   all.trainer->set_communicator(std::make_shared<dist::SelfCommunicator>());
   const train::EvalResult alone = all.trainer->evaluate(eval_one);
   all.trainer->set_communicator(w);
