@@ -117,8 +117,7 @@ class Runner {
 // FNV-1a of a file's bytes: enough to notice that --resume was given other starting weights.
 static std::string file_digest(const std::string& path) {
   const std::string bytes = io::read_file(path);
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  const uint64_t h = dist::hash_bytes(bytes.data(), static_cast<int64_t>(bytes.size()));
   std::ostringstream s;
   s << std::hex << std::setw(16) << std::setfill('0') << h;
   return s.str();
