@@ -67,6 +67,7 @@ int cmd_speedup(const std::vector<std::string>& args) {
         << l.out_before << " -> " << l.out_after << "\n";
   for (const auto& m : r.inexact)
     log << "  not exact: " << m << " (a removed channel's constant meets zero padding)\n";
+  for (const auto& n : r.notes) log << "  note: " << n << "\n";
   log << "saved " << save << "\n";
   if (json) {
     boost::json::object layers;
@@ -84,10 +85,13 @@ int cmd_speedup(const std::vector<std::string>& args) {
       }
     boost::json::array inexact;
     for (const auto& m : r.inexact) inexact.push_back(boost::json::value(m));
+    boost::json::array notes;
+    for (const auto& n : r.notes) notes.push_back(boost::json::value(n));
     boost::json::object out{{"params_before", r.params_before}, {"params_after", r.params_after},
                             {"macs_before", r.macs_before},     {"macs_after", r.macs_after},
                             {"deviation", r.deviation},         {"layers", layers},
-                            {"inexact", inexact},               {"counts", counts}};
+                            {"inexact", inexact},               {"notes", notes},
+                            {"counts", counts}};
     std::cout << boost::json::serialize(out) << "\n";
   }
   return 0;

@@ -46,6 +46,24 @@ void resize(nn::Module& m, const boost::json::object& d, const std::string& wher
   } else if (auto* bn = dynamic_cast<nn::BatchNorm*>(&m)) {
     bn->num_features = num("num_features");
     for (const char* name : {"weight", "bias", "running_mean", "running_var"}) reshape(name, {bn->num_features});
+  } else if (auto* ln = dynamic_cast<nn::LayerNorm*>(&m)) {
+    ln->normalized_shape = {num("features")};
+    ln->removed = num("removed");
+    SHRINK_CHECK(d.contains("removed_sum") && d.at("removed_sum").is_number() && d.contains("removed_sumsq") &&
+                     d.at("removed_sumsq").is_number(),
+                 where, ": missing numbers 'removed_sum' and 'removed_sumsq'");
+    ln->removed_sum = d.at("removed_sum").to_number<double>();
+    ln->removed_sumsq = d.at("removed_sumsq").to_number<double>();
+    for (const char* name : {"weight", "bias"}) reshape(name, ln->normalized_shape);
+  } else if (auto* emb = dynamic_cast<nn::Embedding*>(&m)) {
+    emb->num_embeddings = num("num_embeddings");
+    emb->embedding_dim = num("embedding_dim");
+    reshape("weight", {emb->num_embeddings, emb->embedding_dim});
+  } else if (auto* mha = dynamic_cast<nn::MultiheadAttention*>(&m)) {  // its projections are layers of their own
+    mha->embed_dim = num("embed_dim");
+    mha->num_heads = num("num_heads");
+    mha->head_dim = num("head_dim");
+    SHRINK_CHECK(mha->num_heads > 0 && mha->head_dim > 0, where, ": heads and head_dim must be positive");
   } else {
     fail(where, ": a ", m.type_name(), " cannot be resized");
   }
@@ -64,6 +82,15 @@ std::map<std::string, std::string> model_file_metadata(nn::Module& model, const 
                       {"bias", lin->param("bias").defined()}};
     else if (auto* bn = dynamic_cast<nn::BatchNorm*>(m.get()))
       layers[name] = {{"type", bn->type_name()}, {"num_features", bn->num_features}};
+    else if (auto* ln = dynamic_cast<nn::LayerNorm*>(m.get()); ln && ln->normalized_shape.size() == 1)
+      layers[name] = {{"type", "LayerNorm"}, {"features", ln->normalized_shape[0]}, {"removed", ln->removed},
+                      {"removed_sum", ln->removed_sum}, {"removed_sumsq", ln->removed_sumsq}};
+    else if (auto* emb = dynamic_cast<nn::Embedding*>(m.get()))
+      layers[name] = {{"type", "Embedding"}, {"num_embeddings", emb->num_embeddings},
+                      {"embedding_dim", emb->embedding_dim}};
+    else if (auto* mha = dynamic_cast<nn::MultiheadAttention*>(m.get()))
+      layers[name] = {{"type", "MultiheadAttention"}, {"embed_dim", mha->embed_dim}, {"num_heads", mha->num_heads},
+                      {"head_dim", mha->head_dim}};
   }
   boost::json::object arch{{"layers", layers}};
   return {{kModel, zoo_name}, {kArchitecture, boost::json::serialize(arch)}};

@@ -3,7 +3,11 @@
 //   "shrink.model"        the zoo model it was built as ("vgg_small", ...)
 //   "shrink.architecture" JSON: {"layers": {"<module>": {"type": "Conv2d", "in_channels": ..,
 //                         "out_channels": .., "groups": ..} | {"type": "Linear", "in_features": ..,
-//                         "out_features": ..} | {"type": "BatchNorm2d", "num_features": ..}}}
+//                         "out_features": ..} | {"type": "BatchNorm2d", "num_features": ..} |
+//                         {"type": "MultiheadAttention", "embed_dim": .., "num_heads": .., "head_dim": ..} |
+//                         {"type": "LayerNorm", "features": .., "removed": .., "removed_sum": ..,
+//                         "removed_sumsq": ..} | {"type": "Embedding", "num_embeddings": ..,
+//                         "embedding_dim": ..}}}
 // Loading builds the zoo model, resizes those layers, then loads the tensors strictly. Tensors
 // whose name holds a ':' are attachments of a bundle (its masks and calibration, e.g.
 // "mask:conv1.weight"); the model loader leaves them to whoever wrote them.

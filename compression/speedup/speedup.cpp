@@ -4,6 +4,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "compression/speedup/attention_heads.h"
 #include "compression/speedup/dependency.h"
 #include "framework/core/autograd.h"
 #include "framework/nn/layers.h"
@@ -40,6 +41,9 @@ struct LayerPlan {
   std::vector<uint8_t> in_keep, out_keep;
   std::vector<float> fold;  // per output channel, added to the bias
   int64_t groups_after = 1;  // convolutions
+  // Layer norms: the removed features' constants, which still count in the statistics.
+  int64_t removed = 0;
+  double removed_sum = 0.0, removed_sumsq = 0.0;
   bool seen = false;
 };
 
@@ -81,23 +85,45 @@ class Planner {
  public:
   Planner(nn::Module& model, const Masks& masks, const Graph& graph) : model_(model), masks_(masks), graph_(graph) {
     for (auto& [name, m] : model.named_modules()) modules_.emplace(m.get(), name);
+    heads = plan_attention_heads(model, masks);
     layer_keeps();
     states_.resize(graph.nodes.size());
+    inside_.resize(graph.nodes.size());
     for (size_t k = 0; k < graph.nodes.size(); ++k) visit(k);
-    for (int out : graph.outputs)
-      if (out >= 0 && !states_[static_cast<size_t>(out)].everything())
+    for (int out : graph.outputs) {
+      if (out < 0) continue;
+      if (!states_[static_cast<size_t>(out)].everything())
         refuse(static_cast<size_t>(out), "the model's output would lose channels (prune the layers before it only)");
+      if (!inside_[static_cast<size_t>(out)].empty())
+        refuse(static_cast<size_t>(out), "the model returns an inner value of '" + inside_[static_cast<size_t>(out)] +
+                                             "', whose heads are being removed");
+    }
+    for (const auto& [name, h] : heads) notes.insert(notes.end(), h.notes.begin(), h.notes.end());
   }
 
   std::vector<std::string> errors;
   std::map<std::string, LayerPlan> plans;  // by module name
   std::vector<std::string> inexact;
+  std::vector<std::string> notes;
+  std::map<std::string, AttentionHeads> heads;  // every MultiheadAttention, by module name
 
  private:
   // Output channels each Conv2d/Linear keeps: its weight mask's rows, united over dependency sets.
   void layer_keeps() {
     std::map<std::string, std::vector<uint8_t>> keep;
     for (const GraphNode& n : graph_.nodes) {
+      if (n.kind == OpKind::Embedding) {  // features are the weight's columns (NNI: from its output mask)
+        const int64_t dim = n.shape.back();
+        std::vector<uint8_t> k(static_cast<size_t>(dim), 1);
+        auto it = masks_.find(n.module + ".weight");
+        if (it != masks_.end()) {
+          const std::vector<float> m = it->second.to(Device::CPU).to_vector();
+          std::fill(k.begin(), k.end(), 0);
+          for (size_t i = 0; i < m.size(); ++i) k[i % k.size()] |= m[i] != 0.f;
+        }
+        keep[n.module] = k;
+        continue;
+      }
       if (n.kind != OpKind::Conv2d && n.kind != OpKind::Linear) continue;
       const int64_t out = n.kind == OpKind::Conv2d ? n.shape.at(1) : n.shape.back();
       std::vector<uint8_t> k(static_cast<size_t>(out), 1);
@@ -124,7 +150,27 @@ class Planner {
       for (const std::string& m : set)
         if (keep.count(m) && keep[m].size() == u.size()) keep[m] = u;
     }
+    // Attention projections keep whole heads (attention_heads.h), whatever their masks say.
+    for (const auto& [name, h] : heads) {
+      const std::string p = name.empty() ? "" : name + ".";
+      for (const char* proj : {"q_proj", "k_proj", "v_proj"})
+        if (keep.count(p + proj)) keep[p + proj] = h.features();
+    }
     out_keep_ = std::move(keep);
+  }
+
+  // The MultiheadAttention whose heads are being removed and whose projection `module` is (q/k/v or
+  // out_proj), if any.
+  const AttentionHeads* pruned_heads_of(const std::string& module, const std::string& proj) const {
+    std::string owner;
+    if (module != proj) {
+      const std::string suffix = "." + proj;
+      if (module.size() <= suffix.size() || module.compare(module.size() - suffix.size(), suffix.size(), suffix) != 0)
+        return nullptr;
+      owner = module.substr(0, module.size() - suffix.size());
+    }
+    auto it = heads.find(owner);
+    return it != heads.end() && it->second.kept() < static_cast<int64_t>(it->second.keep.size()) ? &it->second : nullptr;
   }
 
   void refuse(size_t k, const std::string& why) {
@@ -199,6 +245,20 @@ class Planner {
     // Every branch below sets st on success; a refused node passes every channel on, so the walk
     // goes on (and reports every refusal) with consistent sizes.
     st = Channels::all(channels);
+    // The ops of a MultiheadAttention itself (head reshapes, scores, softmax, context) follow its
+    // head count; what they hand on is whole. Only the attention's out_proj may read them when heads
+    // go: any other reader (e.g. of the averaged attention weights) would see them change.
+    if (auto it = heads.find(n.module); it != heads.end() && n.kind != OpKind::Linear) {
+      if (it->second.kept() < static_cast<int64_t>(it->second.keep.size())) inside_[k] = n.module;
+      return;
+    }
+    for (size_t i : acts) {
+      const int producer = n.inputs[i];
+      if (producer < 0 || inside_[static_cast<size_t>(producer)].empty()) continue;
+      const std::string& owner = inside_[static_cast<size_t>(producer)];
+      if (n.module != (owner.empty() ? "out_proj" : owner + ".out_proj"))
+        return refuse(k, "reads an inner value of '" + owner + "' (e.g. its attention weights), whose heads are being removed");
+    }
 
     if (n.kind == OpKind::Conv2d) {
       auto* conv = dynamic_cast<nn::Conv2d*>(model_.find(n.module).get());
@@ -238,7 +298,18 @@ class Planner {
     if (n.kind == OpKind::Linear) {
       auto* lin = dynamic_cast<nn::Linear*>(model_.find(n.module).get());
       if (!lin) return refuse(k, "a linear op outside an nn::Linear module");
-      const Channels in = sized_input(n, lin->in_features);
+      Channels in = sized_input(n, lin->in_features);
+      if (const AttentionHeads* h = pruned_heads_of(n.module, "out_proj")) {
+        if (h->kept() == 0) return refuse(k, "every head of its attention is removed (a layer cannot be pruned to empty)");
+        // The context of a removed head: its value rows' constants (attention_heads.h).
+        in = Channels::all(lin->in_features);
+        in.keep = h->features();
+        const std::string owner = n.module.substr(0, n.module.size() - std::string("out_proj").size());
+        auto v = values_.find(owner + "v_proj");
+        if (v != values_.end() && v->second.keep.size() == in.keep.size())
+          for (size_t c = 0; c < in.keep.size(); ++c)
+            if (!in.keep[c] && !v->second.keep[c]) in.value[c] = v->second.value[c];
+      }
       if (static_cast<int64_t>(in.keep.size()) != lin->in_features)
         return refuse(k, "its input's removed channels are not along the last dim");
       const int64_t outs = lin->out_features;  // along the last dim, whatever the rank
@@ -256,8 +327,23 @@ class Planner {
       fold_inputs(w, in, 1, p.fold);  // exact: every feature is one column
       p.out_keep = out_keep_[n.module];
       st = layer_output(p, b);
+      if (pruned_heads_of(n.module, "v_proj")) values_[n.module] = st;
       return;
     }
+    if (n.kind == OpKind::Embedding) {
+      auto* emb = dynamic_cast<nn::Embedding*>(model_.find(n.module).get());
+      if (!emb) return refuse(k, "an embedding op outside an nn::Embedding module");
+      LayerPlan& p = plan(n, "Embedding", Channels::all(emb->num_embeddings), k);
+      p.out_keep = out_keep_[n.module];
+      p.fold.assign(p.out_keep.size(), 0.f);
+      const Channels out{p.out_keep, std::vector<float>(p.out_keep.size(), 0.f)};  // a masked column reads 0
+      if (out.everything()) return;
+      if (out.kept() == 0) return refuse(k, "every feature is removed (a layer cannot be pruned to empty)");
+      if (n.shape.size() >= 4) return refuse(k, "an Embedding of rank-3 indices with removed features (its features are not the channels)");
+      st = out;
+      return;
+    }
+    if (n.kind == OpKind::LayerNorm) return layer_norm(n, k);
     if (n.kind == OpKind::BatchNorm) {
       auto* bn = dynamic_cast<nn::BatchNorm*>(model_.find(n.module).get());
       if (!bn) return refuse(k, "a batch norm op outside an nn::BatchNorm module");
@@ -335,6 +421,40 @@ class Planner {
     refuse(k, "cannot carry removed channels through this op");
   }
 
+  // A LayerNorm over the last dim: its removed features go, their constants stay in its statistics
+  // (nn::LayerNorm::removed), so the kept features are normalised exactly as before. A removed
+  // feature's output is its bias only where its weight is masked; elsewhere it would vary with the
+  // input, and that is refused.
+  void layer_norm(const GraphNode& n, size_t k) {
+    Channels& st = states_[k];
+    auto* ln = dynamic_cast<nn::LayerNorm*>(model_.find(n.module).get());
+    if (!ln) return refuse(k, "a layer norm op outside an nn::LayerNorm module");
+    const Channels in = input(n, 0);
+    LayerPlan& p = plan(n, "LayerNorm", in, k);
+    p.out_keep = in.keep;
+    if (in.everything()) return;
+    if (ln->normalized_shape.size() != 1 || n.shape.size() >= 4)
+      return refuse(k, "a layer norm over more than the last dim, with removed channels");
+    const Tensor g = effective(*ln, n.module, "weight", masks_), b = effective(*ln, n.module, "bias", masks_);
+    const std::vector<float> gv = g.defined() ? g.to_vector() : std::vector<float>(in.keep.size(), 1.f);
+    const std::vector<float> bv = b.defined() ? b.to_vector() : std::vector<float>(in.keep.size(), 0.f);
+    Channels out = in;
+    p.removed = 0;
+    p.removed_sum = p.removed_sumsq = 0.0;
+    for (size_t c = 0; c < in.keep.size(); ++c) {
+      if (in.keep[c]) continue;
+      if (gv[c] != 0.f)
+        return refuse(k, "removed feature " + std::to_string(c) + " is normalised with an unmasked weight, so its "
+                         "output varies with the input (mask the LayerNorm's weight there: one dependency group "
+                         "with the layer before it)");
+      ++p.removed;
+      p.removed_sum += in.value[c];
+      p.removed_sumsq += static_cast<double>(in.value[c]) * in.value[c];
+      out.value[c] = bv[c];
+    }
+    st = out;
+  }
+
   void note_inexact(const std::string& module) {
     if (std::find(inexact.begin(), inexact.end(), module) == inexact.end()) inexact.push_back(module);
   }
@@ -345,6 +465,8 @@ class Planner {
   std::map<const nn::Module*, std::string> modules_;
   std::map<std::string, std::vector<uint8_t>> out_keep_;
   std::vector<Channels> states_;
+  std::vector<std::string> inside_;         // per node: the attention module whose heads go, for its inner ops
+  std::map<std::string, Channels> values_;  // v_proj outputs of attentions losing heads
 };
 
 // Rows (dim 0) `rows` and, within each row, columns (dim 1) `cols` of a [R, C, ...] tensor.
@@ -562,9 +684,30 @@ SpeedupReport speedup_model(nn::Module& model, const Masks& masks, const std::ve
       for (const char* bname : {"running_mean", "running_var"})
         if (bn->has_buffer(bname)) bn->set_buffer(bname, select(bn->buffer(bname).to(Device::CPU), out, nullptr).to(device));
       bn->num_features = static_cast<int64_t>(out.size());
+    } else if (auto* ln = dynamic_cast<nn::LayerNorm*>(&m); ln && p.removed > 0) {
+      for (const char* pn : {"weight", "bias"})
+        if (ln->param(pn).defined()) ln->set_parameter(pn, trainable(select(ln->param(pn).to(Device::CPU), out, nullptr), device));
+      ln->normalized_shape = {static_cast<int64_t>(out.size())};
+      ln->removed += p.removed;
+      ln->removed_sum += p.removed_sum;
+      ln->removed_sumsq += p.removed_sumsq;
+    } else if (auto* emb = dynamic_cast<nn::Embedding*>(&m)) {
+      const std::vector<int64_t> rows = indices(std::vector<uint8_t>(static_cast<size_t>(emb->num_embeddings), 1));
+      emb->set_parameter("weight", trainable(select(emb->parameter("weight").to(Device::CPU), rows, &out), device));
+      emb->embedding_dim = static_cast<int64_t>(out.size());
     }
     if (change.in_after != change.in_before || change.out_after != change.out_before) report.layers.push_back(change);
   }
+  // Attentions take their sizes from their projections, shrunk above.
+  for (const auto& [name, h] : planner.heads) {
+    auto* mha = dynamic_cast<nn::MultiheadAttention*>(model.find(name).get());
+    const int64_t heads_before = mha->num_heads, width_before = mha->embed_dim;
+    mha->num_heads = h.kept();
+    mha->embed_dim = mha->q_proj->in_features;
+    if (mha->num_heads != heads_before || mha->embed_dim != width_before)
+      report.layers.push_back({name, "MultiheadAttention", width_before, mha->embed_dim, heads_before, mha->num_heads});
+  }
+  report.notes = planner.notes;
   const Tensor sped = first_output(model, input);
   model.train(was_training);
   SHRINK_CHECK(sped.shape() == reference.shape(), "speedup: the output shape changed from ", reference.shape(), " to ",

@@ -15,7 +15,10 @@
 //      there the sped-up model differs, and the report names the layer and the measured deviation
 //      (DECISIONS 18). Pruning the batch norm with its convolution (one dependency group) removes
 //      the constant.
-//   4. Layers are then shrunk in place (parameters, buffers and the size fields), masks baked into
+//   4. A MultiheadAttention loses whole heads (attention_heads.h): its projections keep the
+//      features of the heads that stay, and a removed head's constant context is folded into
+//      out_proj's bias.
+//   5. Layers are then shrunk in place (parameters, buffers and the size fields), masks baked into
 //      the weights that remain.
 // Before anything changes, a pre-flight walks the whole graph and refuses, with every reason, any
 // op it cannot carry removed channels through (DECISIONS 17); ops whose inputs keep every channel
@@ -30,6 +33,7 @@
 
 namespace shrink::compression {
 
+// A MultiheadAttention's row gives its query width as "in" and its head count as "out".
 struct LayerChange {
   std::string module, type;
   int64_t in_before = 0, in_after = 0, out_before = 0, out_after = 0;  // channels / features
@@ -52,6 +56,8 @@ struct SpeedupReport {
   double deviation = 0.0;
   // Layers where a folded constant met zero padding (the fold is exact only in the interior).
   std::vector<std::string> inexact;
+  // Masked weights that stay (as zeros) although their channels look removable, and why.
+  std::vector<std::string> notes;
   // Per Conv2d / Linear layer: dense and masked counts before, and the sped-up model's (its
   // "params"/"macs"; masked = dense there), in graph order.
   std::vector<LayerCount> counts_before, counts_after;

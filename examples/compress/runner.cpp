@@ -422,6 +422,7 @@ void Runner::run_stage_kind(const Stage& stage, size_t index, State& state, Stag
       row.notes.push_back("deviation from the masked model " + dev.str());
       for (const auto& m : rep.inexact)
         row.notes.push_back("not exact: " + m + " (a removed channel's constant meets zero padding)");
+      row.notes.insert(row.notes.end(), rep.notes.begin(), rep.notes.end());
       state.masks.clear();
       break;
     }

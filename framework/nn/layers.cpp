@@ -113,10 +113,25 @@ LayerNorm::LayerNorm(Shape shape, float eps, bool affine) : normalized_shape(sha
 }
 
 Value LayerNorm::forward(const std::vector<Value>& inputs) {
-  return layer_norm(input_tensor(inputs, 0), normalized_shape, param("weight"), param("bias"), eps);
+  const Tensor& x = input_tensor(inputs, 0);
+  if (removed == 0) return layer_norm(x, normalized_shape, param("weight"), param("bias"), eps);
+  SHRINK_CHECK(normalized_shape.size() == 1 && x.dim() >= 1 && x.size(-1) == normalized_shape[0],
+               "LayerNorm with removed features: input ", x.shape(), " must end in ", normalized_shape);
+  // Two passes as the fused op, the removed constants c_j included: mean = (sum x + sum c) / D,
+  // var = (sum (x - mean)^2 + sum (c_j - mean)^2) / D, the second sum as S2 - 2 mean S1 + R mean^2.
+  const float count = static_cast<float>(normalized_shape[0] + removed), r = static_cast<float>(removed);
+  const Tensor mu = mul(add(sum(x, {-1}, true), static_cast<float>(removed_sum)), 1.f / count);
+  const Tensor xc = sub(x, mu);
+  const Tensor absent = add(sub(mul(mul(mu, mu), r), mul(mu, static_cast<float>(2.0 * removed_sum))),
+                            static_cast<float>(removed_sumsq));
+  const Tensor var = mul(add(sum(mul(xc, xc), {-1}, true), absent), 1.f / count);
+  Tensor y = div(xc, sqrt(add(var, eps)));
+  if (param("weight").defined()) y = mul(y, param("weight"));
+  if (param("bias").defined()) y = add(y, param("bias"));
+  return y;
 }
 
-Embedding::Embedding(int64_t num, int64_t dim) {
+Embedding::Embedding(int64_t num, int64_t dim) : num_embeddings(num), embedding_dim(dim) {
   SHRINK_CHECK(num > 0 && dim > 0, "Embedding: sizes must be positive");
   register_parameter("weight", randn({num, dim}));
 }
@@ -146,7 +161,7 @@ Value Flatten::forward(const std::vector<Value>& inputs) {
   return flatten(input_tensor(inputs, 0), start_dim, end_dim);
 }
 
-MultiheadAttention::MultiheadAttention(int64_t e, int64_t h) : embed_dim(e), num_heads(h) {
+MultiheadAttention::MultiheadAttention(int64_t e, int64_t h) : embed_dim(e), num_heads(h), head_dim(h > 0 ? e / h : 0) {
   SHRINK_CHECK(e > 0 && h > 0 && e % h == 0, "MultiheadAttention: embed_dim ", e,
                " must be divisible by num_heads ", h);
   q_proj = register_module("q_proj", std::make_shared<Linear>(e, e));
@@ -159,14 +174,21 @@ Value MultiheadAttention::forward(const std::vector<Value>& inputs) {
   const Tensor& q_in = input_tensor(inputs, 0);
   const Tensor& k_in = inputs.size() > 1 ? input_tensor(inputs, 1) : q_in;
   const Tensor& v_in = inputs.size() > 2 ? input_tensor(inputs, 2) : k_in;
-  SHRINK_CHECK(q_in.dim() == 3 && q_in.size(2) == embed_dim, "MultiheadAttention: query must be [B, L, ",
-               embed_dim, "], got ", q_in.shape());
-  SHRINK_CHECK(k_in.dim() == 3 && v_in.dim() == 3 && k_in.shape() == v_in.shape() &&
-                   k_in.size(0) == q_in.size(0) && k_in.size(2) == embed_dim,
-               "MultiheadAttention: key ", k_in.shape(), " and value ", v_in.shape(),
-               " must be [B, S, E] matching query ", q_in.shape());
-  const int64_t b = q_in.size(0), l = q_in.size(1), s = k_in.size(1), hd = embed_dim / num_heads;
-  auto heads = [&](const Tensor& t, int64_t len) {  // [B, len, E] -> [B, H, len, hd]
+  const int64_t width = q_proj->in_features, inner = num_heads * head_dim;
+  SHRINK_CHECK(q_in.dim() == 3 && q_in.size(2) == width, "MultiheadAttention: query must be [B, L, ", width, "], got ",
+               q_in.shape());
+  SHRINK_CHECK(k_in.dim() == 3 && v_in.dim() == 3 && k_in.size(0) == q_in.size(0) && v_in.size(0) == q_in.size(0) &&
+                   k_in.size(1) == v_in.size(1) && k_in.size(2) == k_proj->in_features &&
+                   v_in.size(2) == v_proj->in_features,
+               "MultiheadAttention: key ", k_in.shape(), " and value ", v_in.shape(), " must be [B, S, ",
+               k_proj->in_features, "] and [B, S, ", v_proj->in_features, "] matching query ", q_in.shape());
+  SHRINK_CHECK(q_proj->out_features == inner && k_proj->out_features == inner && v_proj->out_features == inner &&
+                   out_proj->in_features == inner,
+               "MultiheadAttention: projections must have ", num_heads, " heads x ", head_dim, " = ", inner,
+               " features, got q ", q_proj->out_features, ", k ", k_proj->out_features, ", v ", v_proj->out_features,
+               ", out ", out_proj->in_features);
+  const int64_t b = q_in.size(0), l = q_in.size(1), s = k_in.size(1), hd = head_dim;
+  auto heads = [&](const Tensor& t, int64_t len) {  // [B, len, H*hd] -> [B, H, len, hd]
     return permute(reshape(t, {b, len, num_heads, hd}), {0, 2, 1, 3});
   };
   Tensor q = heads((*q_proj)(q_in), l);
@@ -175,7 +197,7 @@ Value MultiheadAttention::forward(const std::vector<Value>& inputs) {
   Tensor scores = mul(matmul(q, transpose(k, 2, 3)), 1.f / std::sqrt(static_cast<float>(hd)));
   Tensor attn = softmax(scores, -1);                       // [B, H, L, S]
   Tensor ctx = matmul(attn, v);                            // [B, H, L, hd]
-  Tensor merged = reshape(permute(ctx, {0, 2, 1, 3}), {b, l, embed_dim});
+  Tensor merged = reshape(permute(ctx, {0, 2, 1, 3}), {b, l, inner});
   Tensor out = (*out_proj)(merged);
   Tensor avg = mean(attn, {1});
   return Value::list({out, avg});

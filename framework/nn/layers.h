@@ -86,6 +86,12 @@ class LayerNorm : public Module {
   std::string type_name() const override { return "LayerNorm"; }
   Shape normalized_shape;
   float eps;
+  // Features that pruning speedup removed from the (last) normalised dim while they still count in
+  // the statistics, each a constant: how many, their sum and their sum of squares. With `removed`
+  // > 0 the mean and variance are taken over normalized_shape's features plus these, which is what
+  // the unpruned layer computed. 0: a plain LayerNorm.
+  int64_t removed = 0;
+  double removed_sum = 0.0, removed_sumsq = 0.0;
 
  protected:
   Value forward(const std::vector<Value>& inputs) override;
@@ -95,6 +101,7 @@ class Embedding : public Module {
  public:
   Embedding(int64_t num_embeddings, int64_t embedding_dim);
   std::string type_name() const override { return "Embedding"; }
+  int64_t num_embeddings, embedding_dim;
 
  protected:
   Value forward(const std::vector<Value>& inputs) override;
@@ -200,12 +207,16 @@ class Flatten : public Module {
 // Batch-first multi-head attention: forward(query, key, value) with [B, L, E] inputs returns
 // the list [attn_output [B, L, E], attn_weights averaged over heads [B, L, S]], like PyTorch's
 // tuple. Projections are child Linear modules q_proj, k_proj, v_proj, out_proj.
+// Scaled dot-product attention over `num_heads` heads of `head_dim` features each. The projections
+// map the query/key/value width (`embed_dim` at construction) to num_heads * head_dim features and
+// back; pruning speedup removes whole heads (num_heads drops, head_dim stays) and may narrow the
+// projections' outer width, so the forward reads the widths off the projections.
 class MultiheadAttention : public Module {
  public:
   MultiheadAttention(int64_t embed_dim, int64_t num_heads);
   std::string type_name() const override { return "MultiheadAttention"; }
   std::vector<std::string> arg_names() const override { return {"query", "key", "value"}; }
-  int64_t embed_dim, num_heads;
+  int64_t embed_dim, num_heads, head_dim;
   std::shared_ptr<Linear> q_proj, k_proj, v_proj, out_proj;
 
  protected:

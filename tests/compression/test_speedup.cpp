@@ -208,8 +208,8 @@ BOOST_AUTO_TEST_CASE(depthwise_follows_its_input) {
   BOOST_TEST(r.deviation < 1e-5, "deviation " << r.deviation);
 }
 
-// mlp and tiny_transformer's feed-forward layers: exact; its attention projections are refused (the
-// heads are reshaped out of the features), naming the op inside the attention module.
+// mlp and tiny_transformer's feed-forward layers: exact. Query rows masked inside heads that stay
+// are kept as zeros (attention loses whole heads only), with a note; the output is unchanged.
 BOOST_AUTO_TEST_CASE(mlp_and_transformer_feed_forward) {
   manual_seed(11);
   auto mlp = models::make_model("mlp");
@@ -230,9 +230,152 @@ BOOST_AUTO_TEST_CASE(mlp_and_transformer_feed_forward) {
 
   auto tt2 = models::make_model("tiny_transformer");
   Masks m3 = l1_masks(*tt2, tt2, R"([{"op_names": ["layers.0.attn.q_proj"], "sparse_ratio": 0.5}])", x, false);
-  const std::vector<std::string> why = speedup_preflight(*tt2, m3, {nn::Value(x)});
-  BOOST_REQUIRE(!why.empty());
-  BOOST_TEST(why[0].find("layers.0.attn") != std::string::npos, why[0]);
+  BOOST_TEST(speedup_preflight(*tt2, m3, {nn::Value(x)}).empty());
+  SpeedupReport r3 = speedup_model(*tt2, m3, {nn::Value(x)});
+  BOOST_TEST(tt2->find("layers.0.attn.q_proj")->param("weight").shape() == (Shape{64, 64}));
+  BOOST_REQUIRE(r3.notes.size() == 1u);
+  BOOST_TEST(r3.notes[0].find("layers.0.attn.q_proj: 32 masked rows stay") == 0u, r3.notes[0]);
+  BOOST_TEST(r3.deviation < 1e-5, "deviation " << r3.deviation);
+}
+
+namespace {
+
+// A [rows, cols] mask of ones with rows [r0, r1) and columns [c0, c1) zeroed.
+Tensor mask_without(int64_t rows, int64_t cols, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  std::vector<float> m(static_cast<size_t>(rows * cols), 1.f);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      if ((r >= r0 && r < r1) || (c >= c0 && c < c1)) m[static_cast<size_t>(r * cols + c)] = 0.f;
+  return Tensor::from_vector(m, {rows, cols});
+}
+
+// `model` with `masks` multiplied into its weights.
+void bake(nn::Module& model, const Masks& masks) {
+  NoGradGuard ng;
+  for (const auto& [key, mask] : masks) {
+    const size_t dot = key.rfind('.');
+    Tensor& p = model.find(key.substr(0, dot))->parameter(key.substr(dot + 1));
+    p.copy_(mul(p, mask));
+  }
+}
+
+double relative_gap(const Tensor& a, const Tensor& b) {
+  const std::vector<float> x = a.to_vector(), y = b.to_vector();
+  double scale = 0, gap = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    scale = std::max(scale, std::fabs(static_cast<double>(x[i])));
+    gap = std::max(gap, std::fabs(static_cast<double>(x[i]) - y[i]));
+  }
+  return gap / scale;
+}
+
+Tensor logits(nn::Module& m, const Tensor& x) {
+  NoGradGuard ng;
+  m.eval();
+  return m(std::vector<nn::Value>{x}).tensor();
+}
+
+// Attention over [B, L, 8] tokens with 2 heads, then a Linear; `read_weights` also multiplies the
+// averaged attention weights into the result, so that they are read after the attention.
+class AttentionModel : public nn::Module {
+ public:
+  explicit AttentionModel(bool read_weights) : read_weights_(read_weights) {
+    attn = register_module("attn", std::make_shared<nn::MultiheadAttention>(8, 2));
+    fc = register_module("fc", std::make_shared<nn::Linear>(8, 3));
+  }
+  std::string type_name() const override { return "AttentionModel"; }
+  std::shared_ptr<nn::MultiheadAttention> attn;
+  std::shared_ptr<nn::Linear> fc;
+
+ protected:
+  nn::Value forward(const std::vector<nn::Value>& in) override {
+    const Tensor& x = input_tensor(in, 0);
+    nn::Value a = (*attn)(std::vector<nn::Value>{x, x, x});
+    Tensor h = a.items().at(0).tensor();
+    if (read_weights_) h = matmul(a.items().at(1).tensor(), h);
+    return (*fc)(h);
+  }
+
+ private:
+  bool read_weights_;
+};
+
+}  // namespace
+
+// Whole heads go when their value rows (the constant context folds into out_proj's bias) or their
+// out_proj columns are masked; masked query/key rows of heads that stay remain. Checked against the
+// masked model on a second input, and through a model file.
+BOOST_AUTO_TEST_CASE(attention_heads_of_tiny_transformer) {
+  manual_seed(21);
+  auto tt = models::make_model("tiny_transformer");
+  auto masked = models::make_model("tiny_transformer");
+  masked->load_state_dict(tt->state_dict());
+  const Masks masks{
+      {"layers.0.attn.v_proj.weight", mask_without(64, 64, 16, 32, 0, 0)},    // head 1: values
+      {"layers.0.attn.q_proj.weight", mask_without(64, 64, 16, 24, 0, 0)},    // part of head 1's queries
+      {"layers.0.attn.k_proj.weight", mask_without(64, 64, 0, 4, 0, 0)},      // 4 key rows of head 0, which stays
+      {"layers.1.attn.out_proj.weight", mask_without(64, 64, 0, 0, 32, 64)},  // heads 2 and 3: output columns
+  };
+  bake(*masked, masks);
+  const Tensor x = randn({3, 1, 28, 28}), x2 = randn({5, 1, 28, 28});
+  SpeedupReport r = speedup_model(*tt, masks, {nn::Value(x)});
+  auto* a0 = dynamic_cast<nn::MultiheadAttention*>(tt->find("layers.0.attn").get());
+  auto* a1 = dynamic_cast<nn::MultiheadAttention*>(tt->find("layers.1.attn").get());
+  BOOST_TEST(a0->num_heads == 3);
+  BOOST_TEST(a1->num_heads == 2);
+  BOOST_TEST(a0->head_dim == 16);
+  for (const char* proj : {"q_proj", "k_proj", "v_proj"}) {
+    BOOST_TEST(a0->find(proj)->param("weight").shape() == (Shape{48, 64}));
+    BOOST_TEST(a1->find(proj)->param("bias").shape() == (Shape{32}));
+  }
+  BOOST_TEST(a0->out_proj->param("weight").shape() == (Shape{64, 48}));
+  BOOST_TEST(a1->out_proj->param("weight").shape() == (Shape{64, 32}));
+  BOOST_TEST(r.deviation < 1e-5, "deviation " << r.deviation);
+  const Tensor expected = logits(*masked, x2), sped = logits(*tt, x2);
+  BOOST_TEST(relative_gap(expected, sped) < 1e-5);
+  BOOST_REQUIRE(r.notes.size() == 1u);
+  BOOST_TEST(r.notes[0].find("layers.0.attn.k_proj: 4 masked rows stay") == 0u, r.notes[0]);
+  bool listed = false;
+  for (const LayerChange& c : r.layers)
+    listed |= c.module == "layers.1.attn" && c.type == "MultiheadAttention" && c.out_before == 4 && c.out_after == 2;
+  BOOST_TEST(listed);
+
+  const std::string file = (std::filesystem::temp_directory_path() / "shrink_speedup_heads.safetensors").string();
+  models::save_model_file(file, *tt, "tiny_transformer");
+  auto loaded = models::load_model_file(file);
+  std::filesystem::remove(file);
+  BOOST_TEST(relative_gap(sped, logits(*loaded, x2)) == 0.0);
+
+  // Head masks from a pruner: L1 over blocks of one head's value rows.
+  auto tt3 = models::make_model("tiny_transformer");
+  Masks blocks = l1_masks(*tt3, tt3, R"([{"op_names_re": ["layers\\.[0-9]+\\.attn\\.v_proj"], "sparse_ratio": 0.5,
+                                         "granularity": [16, -1]}])", x, false);
+  SpeedupReport r3 = speedup_model(*tt3, blocks, {nn::Value(x)});
+  for (const char* name : {"layers.0.attn", "layers.1.attn"})
+    BOOST_TEST(dynamic_cast<nn::MultiheadAttention*>(tt3->find(name).get())->num_heads == 2);
+  BOOST_TEST(r3.notes.empty());
+  BOOST_TEST(r3.deviation < 1e-5, "deviation " << r3.deviation);
+}
+
+// Heads cannot go when something reads the attention's inner values (here its averaged weights),
+// nor all of them; both are refused before anything changes.
+BOOST_AUTO_TEST_CASE(attention_heads_refused) {
+  manual_seed(22);
+  const Tensor x = randn({2, 4, 8});
+  auto reader = std::make_shared<AttentionModel>(true);
+  const Masks head0{{"attn.v_proj.weight", mask_without(8, 8, 0, 4, 0, 0)}};
+  std::vector<std::string> why = speedup_preflight(*reader, head0, {nn::Value(x)});
+  BOOST_REQUIRE(why.size() == 1u);
+  BOOST_TEST(why[0].find("reads an inner value of 'attn'") != std::string::npos, why[0]);
+  BOOST_CHECK_THROW(speedup_model(*reader, head0, {nn::Value(x)}), Error);
+  BOOST_TEST(reader->attn->num_heads == 2);
+
+  auto plain = std::make_shared<AttentionModel>(false);
+  BOOST_TEST(speedup_preflight(*plain, head0, {nn::Value(x)}).empty());
+  const Masks every{{"attn.out_proj.weight", mask_without(8, 8, 0, 0, 0, 8)}};
+  why = speedup_preflight(*plain, every, {nn::Value(x)});
+  BOOST_REQUIRE(why.size() == 1u);
+  BOOST_TEST(why[0].find("every head") != std::string::npos, why[0]);
 }
 
 // Review regressions: a Linear on a rank-4 value (its features are the last dim, not dim 1) keeps its
@@ -351,6 +494,89 @@ BOOST_AUTO_TEST_CASE(model_file_round_trip_and_cli) {
   auto from_cli = models::load_model_file((dir / "cli.safetensors").string());
   BOOST_TEST(from_cli->find("features.conv4")->param("weight").shape() == (Shape{48, 48, 3, 3}));
   fs::remove_all(dir);
+}
+
+namespace {
+
+// Token ids [B, T] -> Embedding(10, 8) -> Linear(8, 12) -> LayerNorm(12) -> GELU -> Linear(12, 3).
+class TokenModel : public nn::Module {
+ public:
+  TokenModel() {
+    emb = register_module("emb", std::make_shared<nn::Embedding>(10, 8));
+    fc1 = register_module("fc1", std::make_shared<nn::Linear>(8, 12));
+    norm = register_module("norm", std::make_shared<nn::LayerNorm>(Shape{12}));
+    fc2 = register_module("fc2", std::make_shared<nn::Linear>(12, 3));
+    NoGradGuard ng;  // a trained-looking norm, so that its weight and bias matter
+    norm->parameter("weight").copy_(add(randn({12}), 1.f));
+    norm->parameter("bias").copy_(randn({12}));
+  }
+  std::string type_name() const override { return "TokenModel"; }
+  std::shared_ptr<nn::Embedding> emb;
+  std::shared_ptr<nn::Linear> fc1, fc2;
+  std::shared_ptr<nn::LayerNorm> norm;
+
+ protected:
+  nn::Value forward(const std::vector<nn::Value>& in) override {
+    return (*fc2)(gelu((*norm)((*fc1)((*emb)(input_tensor(in, 0))))));
+  }
+};
+
+Tensor tokens(int64_t b, int64_t t, int64_t seed) {
+  std::vector<int64_t> ids;
+  for (int64_t i = 0; i < b * t; ++i) ids.push_back((i * 7 + seed * 3 + i / 5) % 10);
+  return Tensor::from_vector_i64(ids, {b, t});
+}
+
+Tensor ones_but(int64_t n, std::initializer_list<int64_t> zero) {
+  std::vector<float> m(static_cast<size_t>(n), 1.f);
+  for (int64_t z : zero) m[static_cast<size_t>(z)] = 0.f;
+  return Tensor::from_vector(m, {n});
+}
+
+}  // namespace
+
+// Embedding features go with their weight columns (a masked single element stays); a LayerNorm
+// loses the features its input lost where its weight is masked, and still counts their constants
+// in its mean and variance, so the kept features come out exactly as before. Checked against the
+// masked model on other tokens.
+BOOST_AUTO_TEST_CASE(embedding_and_layer_norm) {
+  manual_seed(23);
+  auto m = std::make_shared<TokenModel>(), masked = std::make_shared<TokenModel>();
+  masked->load_state_dict(m->state_dict());
+  std::vector<float> e = mul(mask_without(10, 8, 0, 0, 2, 3), mask_without(10, 8, 0, 0, 5, 6)).to_vector();
+  e[1] = 0.f;  // row 0, column 1: not a whole column, so it stays (as a zero)
+  const Tensor emb_mask = Tensor::from_vector(e, {10, 8});
+  const Masks masks{{"emb.weight", emb_mask},
+                    {"fc1.weight", mask_without(12, 8, 0, 4, 0, 0)},
+                    {"norm.weight", ones_but(12, {0, 1, 2, 3})},
+                    {"norm.bias", ones_but(12, {0, 1})}};
+  bake(*masked, masks);
+  SpeedupReport r = speedup_model(*m, masks, {nn::Value(tokens(2, 5, 1))});
+  BOOST_TEST(m->emb->param("weight").shape() == (Shape{10, 6}));
+  BOOST_TEST(m->emb->embedding_dim == 6);
+  BOOST_TEST(m->fc1->param("weight").shape() == (Shape{8, 6}));
+  BOOST_TEST(m->norm->normalized_shape == (Shape{8}));
+  BOOST_TEST(m->norm->removed == 4);
+  BOOST_TEST(m->norm->param("bias").shape() == (Shape{8}));
+  BOOST_TEST(m->fc2->param("weight").shape() == (Shape{3, 8}));
+  BOOST_TEST(r.deviation < 1e-5, "deviation " << r.deviation);
+  const Tensor t2 = tokens(4, 6, 2);
+  BOOST_TEST(relative_gap(logits(*masked, t2), logits(*m, t2)) < 1e-5);
+  // The LayerNorm's statistics over 12 features, 4 of them fc1's removed biases: a plain LayerNorm
+  // over the 8 kept ones would differ.
+  m->norm->removed = 0;
+  BOOST_TEST(relative_gap(logits(*masked, t2), logits(*m, t2)) > 1e-3);
+}
+
+// A removed feature whose LayerNorm weight is not masked would come back, varying with the input:
+// refused, naming the feature.
+BOOST_AUTO_TEST_CASE(layer_norm_with_unmasked_weight_refused) {
+  manual_seed(24);
+  auto m = std::make_shared<TokenModel>();
+  const Masks masks{{"fc1.weight", mask_without(12, 8, 0, 4, 0, 0)}, {"norm.weight", ones_but(12, {0, 1, 3})}};
+  const std::vector<std::string> why = speedup_preflight(*m, masks, {nn::Value(tokens(2, 5, 1))});
+  BOOST_REQUIRE(why.size() == 1u);
+  BOOST_TEST(why[0].find("removed feature 2 is normalised with an unmasked weight") != std::string::npos, why[0]);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -233,4 +233,38 @@ BOOST_AUTO_TEST_CASE(forward_override) {
   BOOST_TEST(relu(x).to_vector() == std::vector<float>({0.f, 2.f}), boost::test_tools::per_element());
 }
 
+// A LayerNorm that pruning speedup took features from still counts their constants: on the kept
+// features it equals the full LayerNorm (the fused op) over the input with the constants appended,
+// values and input gradients.
+BOOST_AUTO_TEST_CASE(layer_norm_with_removed_features) {
+  manual_seed(5);
+  const std::vector<float> c{0.7f, -1.2f, 0.f};
+  const Tensor x = mul(randn({3, 2, 5}), 2.f).set_requires_grad(true), w = randn({8}), b = randn({8});
+  const Tensor consts = expand(Tensor::from_vector(c, {1, 1, 3}), {3, 2, 3});
+  const Tensor full = layer_norm(cat({x, consts}, 2), {8}, w, b, 1e-5f);
+  const Tensor r = randn({3, 2, 5});
+  Tensor expected_out = slice(full, 2, 0, 5);
+  sum(mul(expected_out, r)).backward();
+  const Tensor expected_grad = x.grad();
+  x.zero_grad();
+
+  LayerNorm ln(Shape{5});
+  {
+    NoGradGuard ng;
+    ln.parameter("weight").copy_(slice(w, 0, 0, 5));
+    ln.parameter("bias").copy_(slice(b, 0, 0, 5));
+  }
+  ln.removed = 3;
+  ln.removed_sum = 0.7 - 1.2;
+  ln.removed_sumsq = 0.7 * 0.7 + 1.2 * 1.2;
+  const Tensor y = ln(std::vector<Value>{x}).tensor();
+  sum(mul(y, r)).backward();
+  const std::vector<float> got = y.to_vector(), want = expected_out.contiguous_copy().to_vector();
+  const std::vector<float> g = x.grad().to_vector(), gw = expected_grad.to_vector();
+  for (size_t i = 0; i < got.size(); ++i) {
+    BOOST_TEST(got[i] == want[i], boost::test_tools::tolerance(1e-5f));
+    BOOST_TEST(g[i] == gw[i], boost::test_tools::tolerance(1e-4f));
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
