@@ -165,7 +165,7 @@ void Int8Model::convert(nn::Module& model, const CalibrationConfig& calibration,
   // 1. Plan every Conv2d and Linear; fold the batch norm and ReLU that alone follow it (modules
   //    called once: they become the identity).
   std::vector<Layer> layers;
-  std::map<int, size_t> layer_of_node;  // a converted convolution's graph node -> its layer
+  std::map<int, size_t> layer_of_node;  // a converted layer's graph node -> its layer
   for (auto& [name, module] : model.named_modules()) {
     if (!dynamic_cast<nn::Conv2d*>(module.get()) && !dynamic_cast<nn::Linear*>(module.get())) continue;
     std::variant<Planned, std::string> planned = plan(*module, name, calibration);
@@ -178,7 +178,7 @@ void Int8Model::convert(nn::Module& model, const CalibrationConfig& calibration,
     const std::vector<int> nodes = graph.nodes_of(name);
     if (nodes.size() == 1) {
       l.last = nodes.front();
-      if (l.plan.conv) layer_of_node[l.last] = layers.size();
+      layer_of_node[l.last] = layers.size();
       // The batch norm must normalise the channel dim the epilogue scales: dim 1 of a [N, C, H, W]
       // convolution output or of a [N, C] Linear output.
       int bn = readers.sole(l.last, OpKind::BatchNorm, true);
@@ -206,21 +206,23 @@ void Int8Model::convert(nn::Module& model, const CalibrationConfig& calibration,
     layers.push_back(std::move(l));
   }
   // 2. Links: a convolution whose value reaches another int8 convolution alone — through a ReLU
-  //    and a max pooling at most — hands it bytes. A ReLU or pooling module that also runs
-  //    elsewhere keeps its float path: bytes pass a ReLU (already applied) and pool as bytes.
+  //    and a max pooling at most — hands it bytes (NHWC); so does a Linear whose value reaches
+  //    another int8 Linear alone, through a ReLU at most (rows of bytes). A ReLU or pooling module
+  //    that also runs elsewhere keeps its float path: bytes pass a ReLU (already applied) and pool
+  //    as bytes.
   std::set<const nn::Module*> byte_aware;
   for (Layer& a : layers) {
-    if (!a.plan.conv || a.last < 0) continue;
+    if (a.last < 0) continue;
     int node = a.last;
     int relu = a.plan.layer->relu ? -1 : readers.sole(node, OpKind::Relu, false);
     if (relu >= 0 && !dynamic_cast<nn::ReLU*>(model.find(readers.module(relu)).get())) relu = -1;
     if (relu >= 0) node = relu;
-    int pool = readers.sole(node, OpKind::MaxPool2d, false);
+    int pool = a.plan.conv ? readers.sole(node, OpKind::MaxPool2d, false) : -1;
     if (pool >= 0 && !dynamic_cast<nn::MaxPool2d*>(model.find(readers.module(pool)).get())) pool = -1;
     if (pool >= 0) node = pool;
     const std::vector<int>& next = readers.of[static_cast<size_t>(node)];
     auto b = next.size() == 1 ? layer_of_node.find(next[0]) : layer_of_node.end();
-    if (b == layer_of_node.end()) continue;
+    if (b == layer_of_node.end() || layers[b->second].plan.conv != a.plan.conv) continue;
     // A hook anywhere on the way would see bytes where it saw floats: no link then.
     std::vector<const nn::Module*> path{a.module, layers[b->second].module};
     path.insert(path.end(), a.folded.begin(), a.folded.end());

@@ -15,7 +15,8 @@
 //
 // Links: a convolution whose value reaches another int8 convolution alone — through a ReLU and a
 // max pooling at most — hands it the bytes that convolution would make of the floats (NHWC, in
-// its input grid), so nothing in between is float and nothing is quantized twice. A ReLU or
+// its input grid), so nothing in between is float and nothing is quantized twice. Likewise a Linear
+// whose value reaches another int8 Linear alone, through a ReLU at most (rows of bytes). A ReLU or
 // pooling module that also runs elsewhere keeps its float path: bytes pass a ReLU (already
 // applied by the producer) and pool as bytes. No link passes a module with hooks (they would see
 // bytes); the converted model is run once on `probe` and must still return floats.
@@ -42,7 +43,7 @@ struct Int8Report {
   std::vector<std::string> converted;                         // modules running int8 kernels
   std::vector<std::pair<std::string, std::string>> kept_float;  // (module, why)
   std::vector<std::string> folded;                            // batch norms and ReLUs folded in
-  std::vector<std::pair<std::string, std::string>> linked;    // (convolution, int8 layer it hands bytes)
+  std::vector<std::pair<std::string, std::string>> linked;    // (layer, int8 layer it hands bytes)
 };
 
 class Int8Model {

@@ -287,14 +287,21 @@ Tensor CpuBackend::int8_pack(const Tensor& w) {
 
 void CpuBackend::int8_linear(const Int8Layer& l, const Tensor& x, Tensor& y) {
   const int64_t m = x.size(0), k = l.k, n = l.n, k4 = int8::padded_k(k);
+  // Rows padded to k4 bytes (and to whole tiles) with zeros: quantized here, or the previous
+  // layer's bytes copied.
   std::vector<uint8_t> a(static_cast<size_t>(int8::round_up(m, kRowAlign) * k4), 0);
-  const float* xp = x.data<float>();
-  const InputQuant quant = InputQuant::input(l);
-  parallel_for(m, 1, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) quant(xp + r * k, k, a.data() + r * k4);
-  });
+  if (x.dtype() == DType::U8) {
+    const uint8_t* xb = x.data<uint8_t>();
+    for (int64_t r = 0; r < m; ++r) std::memcpy(a.data() + r * k4, xb + r * k, k);
+  } else {
+    const float* xp = x.data<float>();
+    const InputQuant quant = InputQuant::input(l);
+    parallel_for(m, 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) quant(xp + r * k, k, a.data() + r * k4);
+    });
+  }
   const Epilogue epi(l);
-  float* yp = y.data<float>();
+  const InputQuant next = InputQuant::next(l);
   const TaskGrid grid(m, kRowAlign, n);
   parallel_for(grid.tasks(), 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
@@ -302,8 +309,11 @@ void CpuBackend::int8_linear(const Int8Layer& l, const Tensor& x, Tensor& y) {
       multiply_rows(PlainRows{a.data() + row0 * k4, k4, k4}, std::min<int64_t>(kRowAlign, m - row0), l, k4,
                     grid.panel_begin(g), grid.panel_begin(g + 1), epi,
                     [&](int64_t r0, int tr, int64_t n0, int cols, const float* f) {
-                      for (int r = 0; r < tr; ++r)
-                        std::memcpy(yp + (row0 + r0 + r) * n + n0, f + r * kNR, cols * sizeof(float));
+                      for (int r = 0; r < tr; ++r) {
+                        const int64_t row = row0 + r0 + r;
+                        if (l.out_bytes) next(f + r * kNR, cols, y.data<uint8_t>() + row * n + n0);
+                        else std::memcpy(y.data<float>() + row * n + n0, f + r * kNR, cols * sizeof(float));
+                      }
                     });
     }
   });

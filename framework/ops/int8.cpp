@@ -146,15 +146,15 @@ void set_next_grid(Int8Layer& l, const QuantGrid& next) {
 }
 
 Tensor int8_linear(const Tensor& x, const Int8Layer& l) {
-  detail::check_f32(x, "int8_linear", "input");
+  SHRINK_CHECK(x.defined() && (x.dtype() == DType::F32 || x.dtype() == DType::U8), "int8_linear: input ",
+               x.defined() ? x.describe() : std::string("undefined"), " must be f32 or u8");
   SHRINK_CHECK(x.device() == Device::CPU, "int8_linear: input ", x.describe(), " must be on the CPU");
   check_layer(l, "int8_linear");
-  SHRINK_CHECK(!l.out_bytes, "int8_linear: output bytes (set_next_grid) are for convolutions");
   SHRINK_CHECK(x.dim() >= 1 && x.size(-1) == l.k, "int8_linear: input ", x.describe(), " for ", l.k, " features");
   Shape out_shape = x.shape();
   out_shape.back() = l.n;
   Tensor xc = x.reshape({x.numel() / l.k, l.k});
-  Tensor y = Tensor::empty({xc.size(0), l.n}, DType::F32, Device::CPU);
+  Tensor y = Tensor::empty({xc.size(0), l.n}, l.out_bytes ? DType::U8 : DType::F32, Device::CPU);
   if (xc.size(0) > 0) backend(Device::CPU).int8_linear(l, xc, y);
   return y.reshape(out_shape);
 }

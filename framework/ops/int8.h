@@ -29,12 +29,14 @@ Int8Layer make_int8_layer(const Tensor& w_int, const Tensor& weight_scale, const
 // Sets the epilogue's requantization to `out` (quantize then dequantize the float output).
 void set_output_grid(Int8Layer& l, const QuantGrid& out);
 
-// Makes a convolution hand its output to the next int8 layer as bytes in that layer's input grid
-// `next` (U8 NHWC [N, OH, OW, oc]) instead of floats: no float tensor in between, and the next
-// layer skips quantizing it. The bytes are the ones the next layer would make of the floats.
+// Makes a layer hand its output to the next int8 layer as bytes in that layer's input grid `next`
+// (a convolution: U8 NHWC [N, OH, OW, oc]; a Linear: U8 [..., n]) instead of floats: no float
+// tensor in between, and the next layer skips quantizing it. The bytes are the ones the next
+// layer would make of the floats.
 void set_next_grid(Int8Layer& l, const QuantGrid& next);
 
-// x [..., k] -> [..., n] (F32).
+// x F32 [..., k], or U8 [..., k] bytes already in the layer's input grid (what a previous Linear
+// with set_next_grid gives) -> F32 [..., n], or U8 [..., n] after set_next_grid.
 Tensor int8_linear(const Tensor& x, const Int8Layer& l);
 // x F32 [N, C, H, W], or U8 [N, H, W, C] bytes already in the layer's input grid (what a previous
 // layer with set_next_grid gives) -> F32 [N, oc, OH, OW], or U8 [N, OH, OW, oc] after

@@ -115,7 +115,7 @@ BOOST_AUTO_TEST_CASE(batch_norms_and_relus_fold_where_they_alone_follow_a_layer)
   BOOST_CHECK(!contains(res.report.folded, "layer1.0.relu"));
 }
 
-BOOST_AUTO_TEST_CASE(convolutions_hand_bytes_to_the_int8_convolution_they_alone_feed) {
+BOOST_AUTO_TEST_CASE(layers_hand_bytes_to_the_int8_layer_they_alone_feed) {
   using Link = std::pair<std::string, std::string>;
   auto linked = [](const Int8Report& r, const Link& l) {
     return std::find(r.linked.begin(), r.linked.end(), l) != r.linked.end();
@@ -123,13 +123,18 @@ BOOST_AUTO_TEST_CASE(convolutions_hand_bytes_to_the_int8_convolution_they_alone_
   const Compared vgg = compare("vgg_small", kWeightsAndInputs);
   BOOST_CHECK(linked(vgg.report, {"features.conv1", "features.conv2"}));
   BOOST_CHECK(linked(vgg.report, {"features.conv2", "features.conv3"}));  // through a max pooling
-  BOOST_CHECK_EQUAL(vgg.report.linked.size(), 5u);  // conv6 feeds the flatten: floats
+  BOOST_CHECK(linked(vgg.report, {"classifier.fc1", "classifier.fc2"}));  // Linear rows, through its ReLU
+  BOOST_CHECK_EQUAL(vgg.report.linked.size(), 6u);  // conv6 feeds the flatten: floats
   // Inside a residual block, through the block's ReLU module (which also runs after the sum, in
   // float). The block's second convolution meets the shortcut: floats.
   const Compared res = compare("resnet20", kWeightsAndInputs);
   BOOST_CHECK(linked(res.report, {"layer1.0.conv1", "layer1.0.conv2"}));
   BOOST_CHECK(!linked(res.report, {"layer1.0.conv2", "layer1.1.conv1"}));
   BOOST_CHECK_EQUAL(res.report.linked.size(), 9u);
+  // Linear layers: lenet5's fc1 -> fc2 -> fc3, each through a folded ReLU; its convolutions stop at
+  // the flatten.
+  const Compared le = compare("lenet5", kWeightsAndInputs);
+  BOOST_CHECK(le.report.linked == (std::vector<Link>{{"conv1", "conv2"}, {"fc1", "fc2"}, {"fc2", "fc3"}}));
 }
 
 BOOST_AUTO_TEST_CASE(requantized_outputs_and_per_tensor_weights) {
@@ -180,7 +185,7 @@ BOOST_AUTO_TEST_CASE(hooks_see_floats_and_training_mode_is_refused) {
     const auto& links = int8.report().linked;
     BOOST_CHECK(std::find(links.begin(), links.end(), std::make_pair(std::string("features.conv2"),
                                                                      std::string("features.conv3"))) == links.end());
-    BOOST_CHECK_EQUAL(links.size(), 4u);
+    BOOST_CHECK_EQUAL(links.size(), 5u);
     NoGradGuard ng;
     (*model)(x);
   }

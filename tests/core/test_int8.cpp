@@ -296,6 +296,40 @@ BOOST_AUTO_TEST_CASE(bytes_between_layers_are_what_the_next_layer_would_quantize
     }
 }
 
+// A Linear handing bytes to the next (set_next_grid) gives exactly the bytes the next Linear makes
+// of its float output, and a Linear given those bytes computes what it computes from the floats;
+// ragged k and n, rank-3 inputs.
+BOOST_AUTO_TEST_CASE(linear_bytes_between_layers) {
+  std::mt19937 rng(17);
+  const QuantGrid in{0.02f, 0.f, -127.f, 127.f};
+  for (const QuantGrid& next : {QuantGrid{0.05f, 3.f, 0.f, 255.f}, QuantGrid{0.04f, 0.f, -127.f, 127.f}})
+    for (const Shape& xs : {Shape{13, 7}, Shape{2, 15, 130}})
+      for (const int64_t n : {5, 33, 70}) {
+        const std::string what = shape_str(xs) + " n=" + std::to_string(n) + " next qmin " + std::to_string(next.qmin);
+        const int64_t k = xs.back();
+        const Tensor x = random_f32(xs, rng, -2.f, 2.f);
+        Int8Layer l = make_int8_layer(random_i8({n, k}, rng), random_f32({n}, rng, 1e-3f, 1e-2f), in,
+                                      random_f32({n}, rng, -1.f, 1.f));
+        l.relu = true;
+        const Tensor floats = int8_linear(x, l);
+        Int8Layer lb = l;
+        set_next_grid(lb, next);
+        const int offset = next.qmin < 0.f ? 128 : 0;
+        BothKernels()([&](const char* kernel) {
+          const Tensor bytes = int8_linear(x, lb);
+          BOOST_REQUIRE(bytes.dtype() == DType::U8 && bytes.shape() == floats.shape());
+          int64_t wrong = 0;
+          for (int64_t i = 0; i < floats.numel(); ++i)
+            wrong += bytes.data<uint8_t>()[i] != quantized(floats.data<float>()[i], next) + next.zero_point + offset;
+          BOOST_CHECK_MESSAGE(wrong == 0, kernel << " " << what << ": " << wrong << " bytes differ");
+        });
+        const Tensor bytes = int8_linear(x, lb);
+        const Int8Layer l2 = make_int8_layer(random_i8({6, n}, rng), random_f32({6}, rng, 1e-3f, 1e-2f), next, {});
+        BOOST_CHECK_MESSAGE(int8_linear(bytes, l2).to_vector() == int8_linear(floats, l2).to_vector(),
+                            what << ": the next Linear computes otherwise from bytes");
+      }
+}
+
 BOOST_AUTO_TEST_CASE(bad_layers_are_refused_with_what_is_wrong) {
   auto message = [](auto&& f) {
     try {
