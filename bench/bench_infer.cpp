@@ -7,7 +7,7 @@
 // A second table compares int8 inference (compression/quantization/int8_model.h) with the float
 // forward of the same dense model: PTQ on 4 random batches, int8 weights per output channel and
 // int8 inputs per tensor on every Conv2d and Linear, batch norms and ReLUs folded.
-//   ./build/bin/bench_infer --threads 2 [--rounds 7] [--batches 1,64] [--only sped_up|int8]
+//   ./build/bin/bench_infer --threads 2 [--rounds 7] [--batches 1,64] [--only sped_up|int8] [--model M]
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
 #include <algorithm>
@@ -69,12 +69,13 @@ std::shared_ptr<nn::Module> sped_up(const std::string& name, const char* first_c
 
 int main(int argc, char** argv) {
   int threads = 0, rounds = 7;
-  std::string batches = "1,64", only;
+  std::string batches = "1,64", only, model_only;
   po::options_description desc("bench_infer options");
   desc.add_options()("help,h", "show this help")("threads", po::value(&threads)->default_value(0), "threads (0: all)")(
       "rounds", po::value(&rounds)->default_value(7), "alternating rounds")(
       "batches", po::value(&batches)->default_value(batches), "comma-separated batch sizes")(
-      "only", po::value(&only), "sped_up or int8: one table only");
+      "only", po::value(&only), "sped_up or int8: one table only")(
+      "model", po::value(&model_only), "one model only (the int8 table also has mlp and lenet5)");
   if (!shrink::bench::parse_args(argc, argv, desc)) return 0;
   if (threads > 0) set_num_threads(threads);
   std::vector<int64_t> sizes;
@@ -110,6 +111,7 @@ int main(int argc, char** argv) {
   if (only != "int8") {
     std::cout << "model,batch,threads,dense_ms,sped_up_ms,median_speedup,min_speedup,max_speedup\n";
     for (const Case& c : cases) {
+      if (!model_only.empty() && model_only != c.name) continue;
       manual_seed(1);
       auto dense = models::make_model(c.name);
       auto small = sped_up(c.name, c.first_conv, c.first_bn);
@@ -120,10 +122,11 @@ int main(int argc, char** argv) {
   }
   if (only != "sped_up") {
     std::cout << "model,batch,threads,fp32_ms,int8_ms,median_speedup,min_speedup,max_speedup\n";
-    for (const Case& c : cases) {
+    for (const char* name : {"mlp", "lenet5", "vgg_small", "resnet20"}) {
+      if (!model_only.empty() && model_only != name) continue;
       manual_seed(1);
-      auto fp32 = models::make_model(c.name);
-      auto int8 = models::make_model(c.name);
+      auto fp32 = models::make_model(name);
+      auto int8 = models::make_model(name);
       fp32->eval();
       int8->eval();
       const Tensor probe = randn({8, 1, 28, 28});
@@ -136,10 +139,11 @@ int main(int argc, char** argv) {
         calibration = q.finish_calibration();
       }
       compression::Int8Model converted(*int8, calibration, {nn::Value(probe)});
-      std::cerr << c.name << ": " << converted.report().converted.size() << " int8 layers, "
+      std::cerr << name << ": " << converted.report().converted.size() << " int8 layers, "
                 << converted.report().folded.size() << " batch norms and ReLUs folded, "
-                << converted.report().kept_float.size() << " layers kept float\n";
-      side_by_side(c.name, *fp32, *int8);
+                << converted.report().linked.size() << " byte links, " << converted.report().kept_float.size()
+                << " layers kept float\n";
+      side_by_side(name, *fp32, *int8);
     }
   }
   return 0;
