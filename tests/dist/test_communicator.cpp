@@ -65,9 +65,11 @@ BOOST_AUTO_TEST_CASE(ordered_sum_is_the_rank_order_sum) {
   auto w = test::world_or_note("allreduce_sum_ordered");
   const int n = w->size(), r = w->rank();
   const int64_t len = 37;  // not a multiple of the ranks: padded chunks
+  // Each value is an exact product (so a compiler fusing it into the sum below as an FMA changes
+  // nothing); only the additions round.
   auto value = [](int rank, int64_t i) {
-    const float big[] = {1e8f, 3.0f, -1e8f, 0.1f};
-    return big[(rank + i) % 4] * (1.0f + 0.01f * static_cast<float>(i));
+    const float big[] = {1e8f, 3.0f, -1e8f, 0.125f};
+    return big[(rank + i) % 4] * static_cast<float>(1 + i);
   };
   std::vector<float> v(static_cast<size_t>(len));
   for (int64_t i = 0; i < len; ++i) v[static_cast<size_t>(i)] = value(r, i);
