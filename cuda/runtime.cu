@@ -8,8 +8,18 @@
 #include "cuda/cuda_backend_impl.h"
 #include "cuda/runtime.h"
 #include "framework/core/backend.h"
+#include "framework/dist/device_allreduce.h"
 
 namespace shrink::cuda {
+
+#ifdef SHRINK_HAVE_NCCL
+void register_nccl();  // nccl_allreduce.cpp
+#endif
+
+namespace {
+// The one device this process uses: its local rank's under mpirun (one GPU per rank), else 0.
+int g_device = 0;
+}  // namespace
 
 int device_count() {
   int n = 0;
@@ -25,7 +35,8 @@ std::string describe_device() {
   int n = device_count();
   if (n == 0) return "no CUDA device (the runtime reports none, or no driver is installed)";
   cudaDeviceProp p{};
-  if (cudaGetDeviceProperties(&p, 0) != cudaSuccess) return "CUDA device 0: properties unavailable";
+  if (cudaGetDeviceProperties(&p, g_device) != cudaSuccess)
+    return "CUDA device " + std::to_string(g_device) + ": properties unavailable";
   std::ostringstream os;
   os << p.name << ", " << p.multiProcessorCount << " SMs, cc " << p.major << "." << p.minor << ", "
      << (p.totalGlobalMem >> 20) << " MiB";
@@ -47,7 +58,7 @@ struct Runtime {
 Runtime& rt() {
   static Runtime* r = [] {
     auto* x = new Runtime();  // leaked on purpose: handles must outlive static destructors
-    SHRINK_CUDA_CHECK(cudaSetDevice(0));
+    SHRINK_CUDA_CHECK(cudaSetDevice(g_device));
     SHRINK_CUDA_CHECK(cudaStreamCreateWithFlags(&x->stream, cudaStreamNonBlocking));
     SHRINK_CUBLAS_CHECK(cublasCreate(&x->blas));
     SHRINK_CUBLAS_CHECK(cublasSetStream(x->blas, x->stream));
@@ -126,9 +137,14 @@ bool init() {
   static std::once_flag once;
   static bool ok = false;
   std::call_once(once, [] {
-    if (device_count() == 0) return;
+    const int n = device_count();
+    if (n == 0) return;
+    g_device = dist::local_rank() % n;
     static CudaBackend backend_instance;
     register_backend(Device::CUDA, &backend_instance);
+#ifdef SHRINK_HAVE_NCCL
+    register_nccl();
+#endif
     ok = true;
   });
   return ok;

@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cstring>
 
+#include "framework/core/autograd.h"
 #include "framework/core/error.h"
+#include "framework/ops/ops.h"
 
 namespace shrink::dist {
 
@@ -66,6 +68,21 @@ GradReducer::GradReducer(std::shared_ptr<Communicator> comm, std::vector<std::pa
       on_grad(k, g);
       return Tensor();
     });
+  set_up_device_path();
+}
+
+void GradReducer::set_up_device_path() {
+  if (params_.empty() || options_.deterministic) return;  // ordered sums go through the host
+  const Device device = params_.front().second.device();
+  bool one_device = true;
+  for (const auto& [name, p] : params_) one_device &= p.device() == device;
+  // Every rank or none: making a DeviceAllReduce is itself a collective.
+  int64_t able = one_device && has_device_allreduce(device) ? 1 : 0;
+  comm_->allreduce(&able, 1, ReduceOp::Min);
+  if (able == 0) return;
+  device_ = make_device_allreduce(*comm_, device);
+  for (Bucket& b : buckets_)
+    b.on_device = Tensor::zeros({static_cast<int64_t>(b.flat.size())}, DType::F32, device);
 }
 
 GradReducer::~GradReducer() {
@@ -78,8 +95,9 @@ void GradReducer::begin_step(double share) {
   share_ = static_cast<float>(share);
   comm_->set_batch_share(share);
   for (Bucket& b : buckets_) {
-    SHRINK_CHECK(!b.pending, "GradReducer::begin_step: the previous step was not finished");
-    std::fill(b.flat.begin(), b.flat.end(), 0.0f);
+    SHRINK_CHECK(!b.pending && !b.started, "GradReducer::begin_step: the previous step was not finished");
+    if (device_) b.on_device.zero_();
+    else std::fill(b.flat.begin(), b.flat.end(), 0.0f);
     b.arrived = 0;
   }
   for (Slot& s : slots_) s.arrived = false;
@@ -92,12 +110,22 @@ void GradReducer::on_grad(size_t index, const Tensor& g) {
   SHRINK_CHECK(!s.arrived, "GradReducer: parameter '", params_[index].first, "' received two gradients in one step "
                "(two backward passes before the optimizer step are not supported under data parallelism)");
   s.arrived = true;
-  Tensor host = g.device() == Device::CPU ? g : g.to(Device::CPU);
-  const float* src = host.data<float>();
   Bucket& b = buckets_[s.bucket];
-  float* dst = b.flat.data() + s.offset;
-  for (int64_t i = 0, n = host.numel(); i < n; ++i) dst[i] = src[i] * share_;
-  b.flat[b.flat.size() - b.params.size() + s.index_in_bucket] = 1.0f;
+  const int64_t slot = static_cast<int64_t>(b.flat.size() - b.params.size() + s.index_in_bucket);
+  if (device_) {
+    SHRINK_CHECK(g.device() == b.on_device.device(), "GradReducer: the gradient of '", params_[index].first, "' is ",
+                 g.describe(), ", not on its bucket's device");
+    NoGradGuard ng;
+    const int64_t n = g.numel();
+    slice(b.on_device, 0, s.offset, s.offset + n).copy_(mul(g.reshape({n}), share_));
+    slice(b.on_device, 0, slot, slot + 1).fill_(1.0f);
+  } else {
+    Tensor host = g.device() == Device::CPU ? g : g.to(Device::CPU);
+    const float* src = host.data<float>();
+    float* dst = b.flat.data() + s.offset;
+    for (int64_t i = 0, n = host.numel(); i < n; ++i) dst[i] = src[i] * share_;
+    b.flat[static_cast<size_t>(slot)] = 1.0f;
+  }
   ++arrived_;
   ++b.arrived;
   // Buckets start in index order only (every rank issues its collectives in the same order,
@@ -113,7 +141,9 @@ void GradReducer::on_grad(size_t index, const Tensor& g) {
 }
 
 void GradReducer::start(Bucket& b) {
-  b.pending = comm_->start_allreduce_sum(b.flat.data(), static_cast<int64_t>(b.flat.size()));
+  b.started = true;
+  if (device_) device_->sum(b.on_device);  // queued behind the copies into it
+  else b.pending = comm_->start_allreduce_sum(b.flat.data(), static_cast<int64_t>(b.flat.size()));
 }
 
 void GradReducer::finish_step() {
@@ -121,19 +151,30 @@ void GradReducer::finish_step() {
   const float ranks = static_cast<float>(comm_->size());
   // The buckets not started yet (a parameter got no gradient here), in index order.
   for (; !options_.deterministic && next_start_ < buckets_.size(); ++next_start_) start(buckets_[next_start_]);
-  for (Bucket& b : buckets_) {
-    if (options_.deterministic) {
-      comm_->allreduce_sum_ordered(b.flat.data(), static_cast<int64_t>(b.flat.size()));
+  // Each bucket's arrival slots, summed, on the host: reading them waits for the sum.
+  std::vector<std::vector<float>> arrived(buckets_.size());
+  for (size_t i = 0; i < buckets_.size(); ++i) {
+    Bucket& b = buckets_[i];
+    const int64_t n = static_cast<int64_t>(b.flat.size()), m = static_cast<int64_t>(b.params.size());
+    if (device_) {
+      arrived[i] = slice(b.on_device, 0, n - m, n).to(Device::CPU).to_vector();
     } else {
-      b.pending->wait();
-      b.pending.reset();
+      if (options_.deterministic) {
+        comm_->allreduce_sum_ordered(b.flat.data(), n);
+      } else {
+        b.pending->wait();
+        b.pending.reset();
+      }
+      arrived[i].assign(b.flat.end() - m, b.flat.end());
     }
+    b.started = false;
   }
   wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ++steps_;
-  for (Bucket& b : buckets_) {
+  for (size_t i = 0; i < buckets_.size(); ++i) {
+    Bucket& b = buckets_[i];
     // Arrival slots are 0/1 per rank: their float sums are exact.
-    const float* arrivals = b.flat.data() + b.flat.size() - b.params.size();
+    const float* arrivals = arrived[i].data();
     for (size_t j = 0; j < b.params.size(); ++j) {
       const float on = arrivals[j], here = slots_[b.params[j]].arrived ? 1.0f : 0.0f;
       if (on != 0.0f && on != ranks)
@@ -144,8 +185,14 @@ void GradReducer::finish_step() {
     for (size_t k : b.params) {
       if (!slots_[k].arrived) continue;
       const Tensor& p = params_[k].second;
+      const int64_t off = slots_[k].offset;
+      if (device_) {
+        NoGradGuard ng;
+        p.set_grad(slice(b.on_device, 0, off, off + p.numel()).reshape(p.shape()).contiguous_copy());
+        continue;
+      }
       Tensor g = Tensor::empty(p.shape());
-      std::memcpy(g.data<float>(), b.flat.data() + slots_[k].offset, static_cast<size_t>(p.numel()) * sizeof(float));
+      std::memcpy(g.data<float>(), b.flat.data() + off, static_cast<size_t>(p.numel()) * sizeof(float));
       p.set_grad(p.device() == Device::CPU ? g : g.to(p.device()));
     }
   }

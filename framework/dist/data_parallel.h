@@ -9,6 +9,7 @@
 
 #include "framework/core/tensor.h"
 #include "framework/dist/communicator.h"
+#include "framework/dist/device_allreduce.h"
 #include "framework/nn/module.h"
 
 namespace shrink::dist {
@@ -29,6 +30,9 @@ void broadcast_module(Communicator& comm, nn::Module& module, int root = 0);
 // backward of the first ones. Buckets group the parameters in reverse order, roughly the order
 // backward finishes them; starting strictly in index order keeps every rank's collectives in the
 // same order.
+// Parameters that all live on one device with a DeviceAllReduce registered (NCCL for CUDA) keep
+// their buckets on that device and sum them there, in the device's stream order; otherwise the
+// buckets are host memory summed through the Communicator.
 // A parameter must receive a gradient on every rank or on none: each bucket carries an arrival
 // slot per parameter, and finish_step() stops the run, naming the parameter, if the ranks
 // disagree (their weights would drift apart).
@@ -65,14 +69,19 @@ class GradReducer {
   int64_t started_during_backward() const { return started_early_; }
   int64_t num_buckets() const { return static_cast<int64_t>(buckets_.size()); }
   int64_t num_params() const { return static_cast<int64_t>(params_.size()); }
+  // "nccl" (or another DeviceAllReduce's name) when the buckets live on the parameters' device,
+  // "host" when they go through the Communicator.
+  std::string transport() const { return device_ ? device_->name() : "host"; }
   const std::vector<std::pair<std::string, Tensor>>& params() const { return params_; }
 
  private:
   struct Bucket {
     std::vector<size_t> params;  // indices into params_
     std::vector<float> flat;     // the gradients, then one slot counting how many arrived
+    Tensor on_device;            // the same layout on the parameters' device (device path)
     int64_t arrived = 0;
     std::unique_ptr<Pending> pending;
+    bool started = false;
   };
   struct Slot {
     size_t bucket = 0;
@@ -83,8 +92,12 @@ class GradReducer {
   };
   void on_grad(size_t index, const Tensor& g);
   void start(Bucket& b);
+  void set_up_device_path();
+  // Device path: the sums' arrival slots, on the host (waits for the device), and the averages.
+  void finish_on_device();
 
   std::shared_ptr<Communicator> comm_;
+  std::unique_ptr<DeviceAllReduce> device_;  // set when the buckets live on the parameters' device
   std::vector<std::pair<std::string, Tensor>> params_;
   Options options_;
   std::vector<Bucket> buckets_;

@@ -15,6 +15,7 @@
 #include "framework/nn/layers.h"
 #include "framework/data/dataloader.h"
 #include "framework/dist/data_parallel.h"
+#include "framework/dist/device_allreduce.h"
 #include "framework/dist/sync_batch_norm.h"
 #include "framework/ops/ops.h"
 #include "framework/optim/optimizer.h"
@@ -312,6 +313,63 @@ BOOST_AUTO_TEST_CASE(a_parameter_used_on_some_ranks_only_stops_the_run) {
     const std::string what = e.what();
     BOOST_TEST(what.find("'b.weight' received a gradient on 1 of 2 ranks") != std::string::npos, what);
   }
+}
+
+namespace {
+// A DeviceAllReduce for the CPU that sums through the Communicator and counts its calls, so that
+// the reducer's device path (buckets as tensors on the parameters' device, one sum queued per
+// bucket) runs without a GPU. Registered for the test's duration only.
+struct CountingAllReduce final : dist::DeviceAllReduce {
+  explicit CountingAllReduce(dist::Communicator& c, int* calls) : comm(c), calls(calls) {}
+  void sum(Tensor& buffer) override {
+    ++*calls;
+    comm.allreduce(buffer.data<float>(), buffer.numel(), dist::ReduceOp::Sum);
+  }
+  const char* name() const override { return "counting"; }
+  dist::Communicator& comm;
+  int* calls;
+};
+struct RegisteredForCpu {
+  explicit RegisteredForCpu(int* calls) {
+    dist::register_device_allreduce(Device::CPU, [calls](dist::Communicator& c) -> std::unique_ptr<dist::DeviceAllReduce> {
+      return std::make_unique<CountingAllReduce>(c, calls);
+    });
+  }
+  ~RegisteredForCpu() { dist::register_device_allreduce(Device::CPU, nullptr); }
+};
+}  // namespace
+
+// The device path (NCCL's, for CUDA parameters) gives the host path's averaged gradients bit for
+// bit: one sum per bucket, arrival slots included; and a deterministic reducer keeps to the host.
+BOOST_AUTO_TEST_CASE(device_buckets_give_the_host_path_gradients) {
+  auto w = test::world_or_note("device buckets");
+  Grads averaged[2];
+  int calls = 0;
+  for (int on_device = 0; on_device < 2; ++on_device) {
+    std::unique_ptr<RegisteredForCpu> reg = on_device ? std::make_unique<RegisteredForCpu>(&calls) : nullptr;
+    manual_seed(3);
+    auto model = models::make_model("lenet5");
+    dist::GradReducer::Options o;
+    o.bucket_bytes = 4096;
+    dist::GradReducer reducer(w, model->named_parameters(), o);
+    BOOST_TEST(reducer.transport() == (on_device ? "counting" : "host"));
+    for (int step = 0; step < 2; ++step) {  // the second step starts from zeroed device buckets
+      for (auto& [name, p] : model->named_parameters()) p.zero_grad();
+      manual_seed(5 + step);
+      Tensor x = randn({8, 1, 28, 28});
+      reducer.begin_step(0.5);
+      cross_entropy((*model)(x), Tensor::from_vector_i64({1, 2, 3, 4, 5, 6, 7, 8}, {8})).backward();
+      reducer.finish_step();
+    }
+    averaged[on_device] = values_of(model->named_parameters(), true);
+    if (on_device) {
+      BOOST_TEST(calls == 2 * reducer.num_buckets());
+      dist::GradReducer::Options ordered = o;
+      ordered.deterministic = true;
+      BOOST_TEST(dist::GradReducer(w, model->named_parameters(), ordered).transport() == "host");
+    }
+  }
+  for (auto& [name, g] : averaged[0]) BOOST_TEST((averaged[1].at(name) == g), name);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
