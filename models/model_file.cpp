@@ -49,11 +49,11 @@ void resize(nn::Module& m, const boost::json::object& d, const std::string& wher
   } else if (auto* ln = dynamic_cast<nn::LayerNorm*>(&m)) {
     ln->normalized_shape = {num("features")};
     ln->removed = num("removed");
-    SHRINK_CHECK(d.contains("removed_sum") && d.at("removed_sum").is_number() && d.contains("removed_sumsq") &&
-                     d.at("removed_sumsq").is_number(),
-                 where, ": missing numbers 'removed_sum' and 'removed_sumsq'");
-    ln->removed_sum = d.at("removed_sum").to_number<double>();
-    ln->removed_sumsq = d.at("removed_sumsq").to_number<double>();
+    SHRINK_CHECK(d.contains("removed_mean") && d.at("removed_mean").is_number() && d.contains("removed_m2") &&
+                     d.at("removed_m2").is_number(),
+                 where, ": missing numbers 'removed_mean' and 'removed_m2'");
+    ln->removed_mean = d.at("removed_mean").to_number<double>();
+    ln->removed_m2 = d.at("removed_m2").to_number<double>();
     for (const char* name : {"weight", "bias"}) reshape(name, ln->normalized_shape);
   } else if (auto* emb = dynamic_cast<nn::Embedding*>(&m)) {
     emb->num_embeddings = num("num_embeddings");
@@ -84,7 +84,7 @@ std::map<std::string, std::string> model_file_metadata(nn::Module& model, const 
       layers[name] = {{"type", bn->type_name()}, {"num_features", bn->num_features}};
     else if (auto* ln = dynamic_cast<nn::LayerNorm*>(m.get()); ln && ln->normalized_shape.size() == 1)
       layers[name] = {{"type", "LayerNorm"}, {"features", ln->normalized_shape[0]}, {"removed", ln->removed},
-                      {"removed_sum", ln->removed_sum}, {"removed_sumsq", ln->removed_sumsq}};
+                      {"removed_mean", ln->removed_mean}, {"removed_m2", ln->removed_m2}};
     else if (auto* emb = dynamic_cast<nn::Embedding*>(m.get()))
       layers[name] = {{"type", "Embedding"}, {"num_embeddings", emb->num_embeddings},
                       {"embedding_dim", emb->embedding_dim}};

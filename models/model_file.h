@@ -5,8 +5,8 @@
 //                         "out_channels": .., "groups": ..} | {"type": "Linear", "in_features": ..,
 //                         "out_features": ..} | {"type": "BatchNorm2d", "num_features": ..} |
 //                         {"type": "MultiheadAttention", "embed_dim": .., "num_heads": .., "head_dim": ..} |
-//                         {"type": "LayerNorm", "features": .., "removed": .., "removed_sum": ..,
-//                         "removed_sumsq": ..} | {"type": "Embedding", "num_embeddings": ..,
+//                         {"type": "LayerNorm", "features": .., "removed": .., "removed_mean": ..,
+//                         "removed_m2": ..} | {"type": "Embedding", "num_embeddings": ..,
 //                         "embedding_dim": ..}}}
 // Loading builds the zoo model, resizes those layers, then loads the tensors strictly. Tensors
 // whose name holds a ':' are attachments of a bundle (its masks and calibration, e.g.

@@ -14,7 +14,7 @@ std::vector<uint8_t> any_unmasked(const Masks& masks, const std::string& key, in
   std::vector<uint8_t> keep(static_cast<size_t>(by_row ? rows : cols), 0);
   auto it = masks.find(key);
   if (it == masks.end()) return std::vector<uint8_t>(keep.size(), 1);
-  const std::vector<float> m = it->second.to(Device::CPU).to_vector();
+  const std::vector<float> m = expand(it->second.to(Device::CPU), {rows, cols}).contiguous_copy().to_vector();
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c)
       if (m[static_cast<size_t>(r * cols + c)] != 0.f) keep[static_cast<size_t>(by_row ? r : c)] = 1;
@@ -59,8 +59,8 @@ std::map<std::string, AttentionHeads> plan_attention_heads(nn::Module& model, co
       if (stay > 0)
         h.notes.push_back(p + proj + ": " + std::to_string(stay) + " masked " +
                           (std::string(proj) == "out_proj" ? "columns" : "rows") +
-                          " stay as zeros (attention loses whole heads, and a head goes only when its value rows "
-                          "or its out_proj columns are all masked)");
+                          " stay (zero weights; attention loses whole heads, and a head goes only when its value "
+                          "rows or its out_proj columns are all masked)");
     }
     out.emplace(name, std::move(h));
   }

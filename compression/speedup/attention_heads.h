@@ -5,7 +5,7 @@
 //     row of attention weights sums to one, so its context is that constant, which speedup folds
 //     into out_proj's bias;
 //   - or every out_proj column of the head is masked: it adds nothing.
-// Its query and key rows go with it. Masked rows of a kept head stay, as zeros. (NNI's head
+// Its query and key rows go with it. Masked rows of a kept head stay (zero weights). (NNI's head
 // replacer drops a head as soon as, feature by feature, any of q, k, v, out is masked; a head whose
 // queries alone are masked then goes, which changes the output.)
 #pragma once

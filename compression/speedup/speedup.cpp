@@ -39,11 +39,12 @@ struct LayerPlan {
   nn::Module* module = nullptr;
   std::string type;
   std::vector<uint8_t> in_keep, out_keep;
+  std::vector<float> in_value;  // the constants of the removed inputs
   std::vector<float> fold;  // per output channel, added to the bias
   int64_t groups_after = 1;  // convolutions
   // Layer norms: the removed features' constants, which still count in the statistics.
   int64_t removed = 0;
-  double removed_sum = 0.0, removed_sumsq = 0.0;
+  double removed_mean = 0.0, removed_m2 = 0.0;
   bool seen = false;
 };
 
@@ -94,8 +95,8 @@ class Planner {
       if (out < 0) continue;
       if (!states_[static_cast<size_t>(out)].everything())
         refuse(static_cast<size_t>(out), "the model's output would lose channels (prune the layers before it only)");
-      if (!inside_[static_cast<size_t>(out)].empty())
-        refuse(static_cast<size_t>(out), "the model returns an inner value of '" + inside_[static_cast<size_t>(out)] +
+      if (const std::string* owner = inside_[static_cast<size_t>(out)])
+        refuse(static_cast<size_t>(out), "the model returns an inner value of '" + *owner +
                                              "', whose heads are being removed");
     }
     for (const auto& [name, h] : heads) notes.insert(notes.end(), h.notes.begin(), h.notes.end());
@@ -117,7 +118,7 @@ class Planner {
         std::vector<uint8_t> k(static_cast<size_t>(dim), 1);
         auto it = masks_.find(n.module + ".weight");
         if (it != masks_.end()) {
-          const std::vector<float> m = it->second.to(Device::CPU).to_vector();
+          const std::vector<float> m = expand(it->second.to(Device::CPU), n.input_shapes.at(0)).contiguous_copy().to_vector();
           std::fill(k.begin(), k.end(), 0);
           for (size_t i = 0; i < m.size(); ++i) k[i % k.size()] |= m[i] != 0.f;
         }
@@ -193,11 +194,17 @@ class Planner {
 
   LayerPlan& plan(const GraphNode& n, const char* type, const Channels& in, size_t k) {
     LayerPlan& p = plans[n.module];
-    if (p.seen && p.in_keep != in.keep) refuse(k, "the module runs twice with different channels removed");
+    std::vector<float> removed(in.value.size(), 0.f);
+    for (size_t c = 0; c < removed.size(); ++c)
+      if (!in.keep[c]) removed[c] = in.value[c];
+    // One plan serves every call: the calls must lose the same channels, carrying the same constants.
+    if (p.seen && (p.in_keep != in.keep || p.in_value != removed))
+      refuse(k, "the module runs twice with different channels (or constants) removed");
     p.seen = true;
     p.module = model_.find(n.module).get();
     p.type = type;
     p.in_keep = in.keep;
+    p.in_value = std::move(removed);
     return p;
   }
 
@@ -249,13 +256,13 @@ class Planner {
     // head count; what they hand on is whole. Only the attention's out_proj may read them when heads
     // go: any other reader (e.g. of the averaged attention weights) would see them change.
     if (auto it = heads.find(n.module); it != heads.end() && n.kind != OpKind::Linear) {
-      if (it->second.kept() < static_cast<int64_t>(it->second.keep.size())) inside_[k] = n.module;
+      if (it->second.kept() < static_cast<int64_t>(it->second.keep.size())) inside_[k] = &it->first;
       return;
     }
     for (size_t i : acts) {
       const int producer = n.inputs[i];
-      if (producer < 0 || inside_[static_cast<size_t>(producer)].empty()) continue;
-      const std::string& owner = inside_[static_cast<size_t>(producer)];
+      if (producer < 0 || !inside_[static_cast<size_t>(producer)]) continue;
+      const std::string& owner = *inside_[static_cast<size_t>(producer)];
       if (n.module != (owner.empty() ? "out_proj" : owner + ".out_proj"))
         return refuse(k, "reads an inner value of '" + owner + "' (e.g. its attention weights), whose heads are being removed");
     }
@@ -301,14 +308,19 @@ class Planner {
       Channels in = sized_input(n, lin->in_features);
       if (const AttentionHeads* h = pruned_heads_of(n.module, "out_proj")) {
         if (h->kept() == 0) return refuse(k, "every head of its attention is removed (a layer cannot be pruned to empty)");
+        const std::string prefix = n.module.substr(0, n.module.size() - std::string("out_proj").size());
+        const std::string owner = prefix.empty() ? "" : prefix.substr(0, prefix.size() - 1);
+        const int producer = n.inputs.empty() ? -1 : n.inputs[0];
+        auto v = values_.find(prefix + "v_proj");
+        if (producer < 0 || !inside_[static_cast<size_t>(producer)] || *inside_[static_cast<size_t>(producer)] != owner ||
+            v == values_.end() ||
+            v->second.keep.size() != h->features().size())
+          return refuse(k, "an out_proj whose input is not its attention's context (after its v_proj), while heads go");
         // The context of a removed head: its value rows' constants (attention_heads.h).
         in = Channels::all(lin->in_features);
         in.keep = h->features();
-        const std::string owner = n.module.substr(0, n.module.size() - std::string("out_proj").size());
-        auto v = values_.find(owner + "v_proj");
-        if (v != values_.end() && v->second.keep.size() == in.keep.size())
-          for (size_t c = 0; c < in.keep.size(); ++c)
-            if (!in.keep[c] && !v->second.keep[c]) in.value[c] = v->second.value[c];
+        for (size_t c = 0; c < in.keep.size(); ++c)
+          if (!in.keep[c] && !v->second.keep[c]) in.value[c] = v->second.value[c];
       }
       if (static_cast<int64_t>(in.keep.size()) != lin->in_features)
         return refuse(k, "its input's removed channels are not along the last dim");
@@ -327,7 +339,14 @@ class Planner {
       fold_inputs(w, in, 1, p.fold);  // exact: every feature is one column
       p.out_keep = out_keep_[n.module];
       st = layer_output(p, b);
-      if (pruned_heads_of(n.module, "v_proj")) values_[n.module] = st;
+      // A projection of an attention losing heads: its removed features are constants only where
+      // masked (values), so nothing but the attention's own ops may read it.
+      for (const char* proj : {"q_proj", "k_proj", "v_proj"})
+        if (pruned_heads_of(n.module, proj)) {
+          const size_t cut = n.module.size() - std::string(proj).size();
+          inside_[k] = &heads.find(cut == 0 ? "" : n.module.substr(0, cut - 1))->first;
+          if (std::string(proj) == "v_proj") values_[n.module] = st;
+        }
       return;
     }
     if (n.kind == OpKind::Embedding) {
@@ -440,16 +459,18 @@ class Planner {
     const std::vector<float> bv = b.defined() ? b.to_vector() : std::vector<float>(in.keep.size(), 0.f);
     Channels out = in;
     p.removed = 0;
-    p.removed_sum = p.removed_sumsq = 0.0;
+    p.removed_mean = p.removed_m2 = 0.0;
     for (size_t c = 0; c < in.keep.size(); ++c) {
       if (in.keep[c]) continue;
       if (gv[c] != 0.f)
         return refuse(k, "removed feature " + std::to_string(c) + " is normalised with an unmasked weight, so its "
                          "output varies with the input (mask the LayerNorm's weight there: one dependency group "
                          "with the layer before it)");
+      // Welford: mean and M2 of the removed constants.
       ++p.removed;
-      p.removed_sum += in.value[c];
-      p.removed_sumsq += static_cast<double>(in.value[c]) * in.value[c];
+      const double delta = in.value[c] - p.removed_mean;
+      p.removed_mean += delta / static_cast<double>(p.removed);
+      p.removed_m2 += delta * (in.value[c] - p.removed_mean);
       out.value[c] = bv[c];
     }
     st = out;
@@ -465,7 +486,8 @@ class Planner {
   std::map<const nn::Module*, std::string> modules_;
   std::map<std::string, std::vector<uint8_t>> out_keep_;
   std::vector<Channels> states_;
-  std::vector<std::string> inside_;         // per node: the attention module whose heads go, for its inner ops
+  // Per node: the attention losing heads whose inner value (or projection) it is, else nullptr.
+  std::vector<const std::string*> inside_;
   std::map<std::string, Channels> values_;  // v_proj outputs of attentions losing heads
 };
 
@@ -688,10 +710,12 @@ SpeedupReport speedup_model(nn::Module& model, const Masks& masks, const std::ve
       for (const char* pn : {"weight", "bias"})
         if (ln->param(pn).defined()) ln->set_parameter(pn, trainable(select(ln->param(pn).to(Device::CPU), out, nullptr), device));
       ln->normalized_shape = {static_cast<int64_t>(out.size())};
+      // Merged with what an earlier speedup removed (Chan et al.'s pairwise update).
+      const double n1 = static_cast<double>(ln->removed), n2 = static_cast<double>(p.removed), delta = p.removed_mean - ln->removed_mean;
+      ln->removed_m2 += p.removed_m2 + delta * delta * n1 * n2 / (n1 + n2);
+      ln->removed_mean += delta * n2 / (n1 + n2);
       ln->removed += p.removed;
-      ln->removed_sum += p.removed_sum;
-      ln->removed_sumsq += p.removed_sumsq;
-    } else if (auto* emb = dynamic_cast<nn::Embedding*>(&m)) {
+    } else if (auto* emb = dynamic_cast<nn::Embedding*>(&m); emb && static_cast<int64_t>(out.size()) < emb->embedding_dim) {
       const std::vector<int64_t> rows = indices(std::vector<uint8_t>(static_cast<size_t>(emb->num_embeddings), 1));
       emb->set_parameter("weight", trainable(select(emb->parameter("weight").to(Device::CPU), rows, &out), device));
       emb->embedding_dim = static_cast<int64_t>(out.size());
@@ -702,7 +726,7 @@ SpeedupReport speedup_model(nn::Module& model, const Masks& masks, const std::ve
   for (const auto& [name, h] : planner.heads) {
     auto* mha = dynamic_cast<nn::MultiheadAttention*>(model.find(name).get());
     const int64_t heads_before = mha->num_heads, width_before = mha->embed_dim;
-    mha->num_heads = h.kept();
+    mha->num_heads = mha->q_proj->out_features / mha->head_dim;  // an attention the trace missed keeps its heads
     mha->embed_dim = mha->q_proj->in_features;
     if (mha->num_heads != heads_before || mha->embed_dim != width_before)
       report.layers.push_back({name, "MultiheadAttention", width_before, mha->embed_dim, heads_before, mha->num_heads});

@@ -117,13 +117,14 @@ Value LayerNorm::forward(const std::vector<Value>& inputs) {
   if (removed == 0) return layer_norm(x, normalized_shape, param("weight"), param("bias"), eps);
   SHRINK_CHECK(normalized_shape.size() == 1 && x.dim() >= 1 && x.size(-1) == normalized_shape[0],
                "LayerNorm with removed features: input ", x.shape(), " must end in ", normalized_shape);
-  // Two passes as the fused op, the removed constants c_j included: mean = (sum x + sum c) / D,
-  // var = (sum (x - mean)^2 + sum (c_j - mean)^2) / D, the second sum as S2 - 2 mean S1 + R mean^2.
+  // Two passes as the fused op, the R removed constants c_j (mean c, M2 about it) included:
+  // mean = (sum x + R c) / D, var = (sum (x - mean)^2 + sum (c_j - mean)^2) / D, where the
+  // second sum is M2 + R (mean - c)^2 (no cancellation however large the constants).
   const float count = static_cast<float>(normalized_shape[0] + removed), r = static_cast<float>(removed);
-  const Tensor mu = mul(add(sum(x, {-1}, true), static_cast<float>(removed_sum)), 1.f / count);
+  const Tensor mu = mul(add(sum(x, {-1}, true), static_cast<float>(removed * removed_mean)), 1.f / count);
   const Tensor xc = sub(x, mu);
-  const Tensor absent = add(sub(mul(mul(mu, mu), r), mul(mu, static_cast<float>(2.0 * removed_sum))),
-                            static_cast<float>(removed_sumsq));
+  const Tensor off = add(mu, static_cast<float>(-removed_mean));
+  const Tensor absent = add(mul(mul(off, off), r), static_cast<float>(removed_m2));
   const Tensor var = mul(add(sum(mul(xc, xc), {-1}, true), absent), 1.f / count);
   Tensor y = div(xc, sqrt(add(var, eps)));
   if (param("weight").defined()) y = mul(y, param("weight"));

@@ -87,11 +87,11 @@ class LayerNorm : public Module {
   Shape normalized_shape;
   float eps;
   // Features that pruning speedup removed from the (last) normalised dim while they still count in
-  // the statistics, each a constant: how many, their sum and their sum of squares. With `removed`
-  // > 0 the mean and variance are taken over normalized_shape's features plus these, which is what
-  // the unpruned layer computed. 0: a plain LayerNorm.
+  // the statistics, each a constant: how many, their mean and the sum of their squared deviations
+  // from it (M2). With `removed` > 0 the mean and variance are taken over normalized_shape's
+  // features plus these, which is what the unpruned layer computed. 0: a plain LayerNorm.
   int64_t removed = 0;
-  double removed_sum = 0.0, removed_sumsq = 0.0;
+  double removed_mean = 0.0, removed_m2 = 0.0;
 
  protected:
   Value forward(const std::vector<Value>& inputs) override;

@@ -275,11 +275,13 @@ Tensor logits(nn::Module& m, const Tensor& x) {
   return m(std::vector<nn::Value>{x}).tensor();
 }
 
-// Attention over [B, L, 8] tokens with 2 heads, then a Linear; `read_weights` also multiplies the
-// averaged attention weights into the result, so that they are read after the attention.
+// Attention over [B, L, 8] tokens with 2 heads, then a Linear. kReadsWeights also multiplies the
+// averaged attention weights into the result (read after the attention); kReusesValues adds the
+// attention's v_proj applied to the input once more.
 class AttentionModel : public nn::Module {
  public:
-  explicit AttentionModel(bool read_weights) : read_weights_(read_weights) {
+  enum Mode { kPlain, kReadsWeights, kReusesValues };
+  explicit AttentionModel(Mode mode) : mode_(mode) {
     attn = register_module("attn", std::make_shared<nn::MultiheadAttention>(8, 2));
     fc = register_module("fc", std::make_shared<nn::Linear>(8, 3));
   }
@@ -292,12 +294,13 @@ class AttentionModel : public nn::Module {
     const Tensor& x = input_tensor(in, 0);
     nn::Value a = (*attn)(std::vector<nn::Value>{x, x, x});
     Tensor h = a.items().at(0).tensor();
-    if (read_weights_) h = matmul(a.items().at(1).tensor(), h);
+    if (mode_ == kReadsWeights) h = matmul(a.items().at(1).tensor(), h);
+    if (mode_ == kReusesValues) h = add(h, (*attn->v_proj)(x));
     return (*fc)(h);
   }
 
  private:
-  bool read_weights_;
+  Mode mode_;
 };
 
 }  // namespace
@@ -357,12 +360,12 @@ BOOST_AUTO_TEST_CASE(attention_heads_of_tiny_transformer) {
   BOOST_TEST(r3.deviation < 1e-5, "deviation " << r3.deviation);
 }
 
-// Heads cannot go when something reads the attention's inner values (here its averaged weights),
-// nor all of them; both are refused before anything changes.
+// Heads cannot go when something reads the attention's inner values (its averaged weights, or its
+// value projection called again), nor all of them; each is refused before anything changes.
 BOOST_AUTO_TEST_CASE(attention_heads_refused) {
   manual_seed(22);
   const Tensor x = randn({2, 4, 8});
-  auto reader = std::make_shared<AttentionModel>(true);
+  auto reader = std::make_shared<AttentionModel>(AttentionModel::kReadsWeights);
   const Masks head0{{"attn.v_proj.weight", mask_without(8, 8, 0, 4, 0, 0)}};
   std::vector<std::string> why = speedup_preflight(*reader, head0, {nn::Value(x)});
   BOOST_REQUIRE(why.size() == 1u);
@@ -370,7 +373,12 @@ BOOST_AUTO_TEST_CASE(attention_heads_refused) {
   BOOST_CHECK_THROW(speedup_model(*reader, head0, {nn::Value(x)}), Error);
   BOOST_TEST(reader->attn->num_heads == 2);
 
-  auto plain = std::make_shared<AttentionModel>(false);
+  auto reuser = std::make_shared<AttentionModel>(AttentionModel::kReusesValues);
+  why = speedup_preflight(*reuser, head0, {nn::Value(x)});
+  BOOST_REQUIRE(why.size() == 1u);
+  BOOST_TEST(why[0].find("reads an inner value of 'attn'") != std::string::npos, why[0]);
+
+  auto plain = std::make_shared<AttentionModel>(AttentionModel::kPlain);
   BOOST_TEST(speedup_preflight(*plain, head0, {nn::Value(x)}).empty());
   const Masks every{{"attn.out_proj.weight", mask_without(8, 8, 0, 0, 0, 8)}};
   why = speedup_preflight(*plain, every, {nn::Value(x)});
@@ -494,6 +502,45 @@ BOOST_AUTO_TEST_CASE(model_file_round_trip_and_cli) {
   auto from_cli = models::load_model_file((dir / "cli.safetensors").string());
   BOOST_TEST(from_cli->find("features.conv4")->param("weight").shape() == (Shape{48, 48, 3, 3}));
   fs::remove_all(dir);
+}
+
+namespace {
+// [B, L, 6] -> Linear(6, 8) -> attention(8, 2 heads) -> Linear(8, 3).
+class ProjectedAttention : public nn::Module {
+ public:
+  ProjectedAttention() {
+    pre = register_module("pre", std::make_shared<nn::Linear>(6, 8));
+    attn = register_module("attn", std::make_shared<nn::MultiheadAttention>(8, 2));
+    fc = register_module("fc", std::make_shared<nn::Linear>(8, 3));
+  }
+  std::string type_name() const override { return "ProjectedAttention"; }
+  std::shared_ptr<nn::Linear> pre, fc;
+  std::shared_ptr<nn::MultiheadAttention> attn;
+
+ protected:
+  nn::Value forward(const std::vector<nn::Value>& in) override {
+    const Tensor h = (*pre)(input_tensor(in, 0));
+    return (*fc)((*attn)(std::vector<nn::Value>{h, h, h}).items().at(0).tensor());
+  }
+};
+}  // namespace
+
+// An attention whose input lost channels (their constants folded into the q/k/v biases) while it
+// also loses a head: its width and head count follow its projections.
+BOOST_AUTO_TEST_CASE(attention_with_removed_input_channels) {
+  manual_seed(25);
+  auto m = std::make_shared<ProjectedAttention>(), masked = std::make_shared<ProjectedAttention>();
+  masked->load_state_dict(m->state_dict());
+  const Masks masks{{"pre.weight", mask_without(8, 6, 0, 2, 0, 0)}, {"attn.v_proj.weight", mask_without(8, 8, 4, 8, 0, 0)}};
+  bake(*masked, masks);
+  SpeedupReport r = speedup_model(*m, masks, {nn::Value(randn({2, 5, 6}))});
+  BOOST_TEST(m->attn->embed_dim == 6);
+  BOOST_TEST(m->attn->num_heads == 1);
+  BOOST_TEST(m->attn->q_proj->param("weight").shape() == (Shape{4, 6}));
+  BOOST_TEST(m->attn->out_proj->param("weight").shape() == (Shape{8, 4}));
+  BOOST_TEST(r.deviation < 1e-5, "deviation " << r.deviation);
+  const Tensor x2 = randn({3, 7, 6});
+  BOOST_TEST(relative_gap(logits(*masked, x2), logits(*m, x2)) < 1e-5);
 }
 
 namespace {
