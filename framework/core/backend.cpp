@@ -46,6 +46,11 @@ void Backend::int8_max_pool2d(const Pool2dParams&, const Tensor&, Tensor&) { no_
 bool backend_available(Device device) { return device == Device::CPU || g_cuda != nullptr; }
 
 Broadcast make_broadcast(const Shape& a, const Shape& b, const char* op) {
+  if (a == b) {  // the common case, without the general walk's six small vectors
+    const int64_t n = shape_numel(a);
+    if (n == 1) return {{1}, {0}, {0}};
+    if (n > 1) return {{n}, {1}, {1}};
+  }
   size_t rank = std::max(a.size(), b.size());
   Shape out(rank);
   std::vector<int64_t> sa(rank), sb(rank);
