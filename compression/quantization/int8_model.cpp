@@ -132,6 +132,24 @@ struct Layer {
 
 bool hooked(const nn::Module& m) { return m.num_forward_hooks() > 0 || m.num_forward_pre_hooks() > 0; }
 
+// The modules a value crosses on its way between the modules named in `path` (producer, folded
+// and passed-through modules, consumer): those, and every container holding some of them but not
+// all (the value leaves or enters it, so its hooks would see it). Names, by dotted prefix.
+std::set<std::string> crossed(const std::vector<std::string>& path) {
+  std::map<std::string, size_t> holds;  // module -> how many path modules it is or contains
+  for (const std::string& name : path) {
+    std::set<std::string> mine{name};
+    for (size_t dot = name.find('.'); dot != std::string::npos; dot = name.find('.', dot + 1))
+      mine.insert(name.substr(0, dot));
+    if (!name.empty()) mine.insert("");
+    for (const std::string& m : mine) ++holds[m];
+  }
+  std::set<std::string> out;
+  for (const auto& [m, n] : holds)
+    if (n < path.size() || std::find(path.begin(), path.end(), m) != path.end()) out.insert(m);
+  return out;
+}
+
 }  // namespace
 
 Int8Model::Int8Model(nn::Module& model, const CalibrationConfig& calibration, const std::vector<nn::Value>& probe) {
@@ -211,6 +229,8 @@ void Int8Model::convert(nn::Module& model, const CalibrationConfig& calibration,
   //    that also runs elsewhere keeps its float path: bytes pass a ReLU (already applied) and pool
   //    as bytes.
   std::set<const nn::Module*> byte_aware;
+  std::map<const nn::Module*, std::string> module_name;
+  for (auto& [name, m] : model.named_modules()) module_name.emplace(m.get(), name);
   for (Layer& a : layers) {
     if (a.last < 0) continue;
     int node = a.last;
@@ -223,12 +243,18 @@ void Int8Model::convert(nn::Module& model, const CalibrationConfig& calibration,
     const std::vector<int>& next = readers.of[static_cast<size_t>(node)];
     auto b = next.size() == 1 ? layer_of_node.find(next[0]) : layer_of_node.end();
     if (b == layer_of_node.end() || layers[b->second].plan.conv != a.plan.conv) continue;
-    // A hook anywhere on the way would see bytes where it saw floats: no link then.
-    std::vector<const nn::Module*> path{a.module, layers[b->second].module};
-    path.insert(path.end(), a.folded.begin(), a.folded.end());
-    if (relu >= 0) path.push_back(model.find(readers.module(relu)).get());
-    if (pool >= 0) path.push_back(model.find(readers.module(pool)).get());
-    if (std::any_of(path.begin(), path.end(), [](const nn::Module* m) { return hooked(*m); })) continue;
+    // A hook anywhere on the way (a container the value leaves or enters included) would see
+    // bytes where it saw floats: no link then.
+    std::vector<std::string> path{a.name, layers[b->second].name};
+    for (const nn::Module* f : a.folded) path.push_back(module_name.at(f));
+    if (relu >= 0) path.push_back(readers.module(relu));
+    if (pool >= 0) path.push_back(readers.module(pool));
+    const std::set<std::string> on_the_way = crossed(path);
+    if (std::any_of(on_the_way.begin(), on_the_way.end(), [&](const std::string& m) {
+          auto mod = model.find(m);
+          return mod && hooked(*mod);
+        }))
+      continue;
     const Int8Layer& in = *layers[b->second].plan.layer;
     set_next_grid(*a.plan.layer, {in.in_scale, in.in_zero_point, in.in_qmin, in.in_qmax});
     if (relu >= 0) {

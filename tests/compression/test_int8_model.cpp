@@ -161,6 +161,57 @@ BOOST_AUTO_TEST_CASE(layers_that_cannot_run_int8_say_why) {
   BOOST_CHECK_LT(c.max_diff, 2e-3f * std::max(1.f, c.output_range));
 }
 
+// A hook on a container the linked value leaves (here a Sequential ending in the first Linear's
+// ReLU) keeps the link from forming; a hook on a container holding both layers does not. The hook
+// sees floats either way, and the int8 model still computes its fake-quantized self.
+BOOST_AUTO_TEST_CASE(hooks_on_containers_the_value_crosses_keep_floats) {
+  class Split : public nn::Module {
+   public:
+    Split() {
+      first = register_module("first", std::make_shared<nn::Sequential>());
+      first->push_back("fc", std::make_shared<nn::Linear>(12, 16));
+      first->push_back("relu", std::make_shared<nn::ReLU>());
+      second = register_module("second", std::make_shared<nn::Linear>(16, 4));
+    }
+    std::string type_name() const override { return "Split"; }
+    std::shared_ptr<nn::Sequential> first;
+    std::shared_ptr<nn::Linear> second;
+
+   protected:
+    nn::Value forward(const std::vector<nn::Value>& in) override {
+      return (*second)(std::vector<nn::Value>{(*first)(in)});
+    }
+  };
+  manual_seed(6);
+  auto model = std::make_shared<Split>();
+  model->eval();
+  const Tensor x = randn({5, 12});
+  CalibrationConfig calibration;
+  {
+    PtqQuantizer q(model, boost::json::parse(kWeightsAndInputs));
+    q.calibrate({nn::Value(x)});
+    calibration = q.finish_calibration();
+  }
+  for (const char* where : {"first", ""}) {
+    std::vector<DType> seen;
+    nn::HookHandle hook = model->find(where)->register_forward_hook(
+        [&](nn::Module&, const std::vector<nn::Value>&, const nn::Value& out) -> std::optional<nn::Value> {
+          seen.push_back(out.tensor().dtype());
+          return std::nullopt;
+        });
+    {
+      Int8Model int8(*model, calibration, {nn::Value(x)});
+      NoGradGuard ng;
+      (*model)(x);
+      const bool linked = !int8.report().linked.empty();
+      BOOST_TEST(linked == (std::string(where) == ""), "hook on '" << where << "'");
+    }
+    hook.remove();
+    BOOST_REQUIRE(!seen.empty());
+    for (DType d : seen) BOOST_TEST((d == DType::F32));
+  }
+}
+
 // A hook between two convolutions keeps their link from forming (it would see bytes); a model in
 // training mode is refused, and the refusal leaves the model as it was.
 BOOST_AUTO_TEST_CASE(hooks_see_floats_and_training_mode_is_refused) {
