@@ -10,9 +10,9 @@ namespace shrink::cuda {
 int device_count();
 // Registers the CUDA backend with the framework if a device is present; returns whether it did.
 // A process uses one device: under mpirun its local rank's (modulo the device count), else
-// device 0; CUDA work is issued from one thread. With NCCL in the build it also registers NCCL
-// as the data-parallel gradient reducer for CUDA parameters (dist/device_allreduce.h). Safe to
-// call more than once.
+// device 0; CUDA work is issued from one thread. With NCCL in the build, and no more ranks on
+// this machine than GPUs, it also registers NCCL as the data-parallel gradient reducer for CUDA
+// parameters (dist/device_allreduce.h). Safe to call more than once.
 bool init();
 // "NVIDIA H100 80GB HBM3, 132 SMs, cc 9.0" or the reason there is none.
 std::string describe_device();

@@ -143,7 +143,9 @@ bool init() {
     static CudaBackend backend_instance;
     register_backend(Device::CUDA, &backend_instance);
 #ifdef SHRINK_HAVE_NCCL
-    register_nccl();
+    // NCCL takes one GPU per rank: with more ranks on this machine than GPUs, gradients go
+    // through the host.
+    if (dist::local_size() <= n) register_nccl();
 #endif
     ok = true;
   });

@@ -93,10 +93,11 @@ std::shared_ptr<Communicator> world() {
 }
 
 int local_size() {
-  if (const char* s = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE")) {
-    const int n = std::atoi(s);
-    if (n > 0) return n;
-  }
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
+    if (const char* s = std::getenv(var)) {
+      const int n = std::atoi(s);
+      if (n > 0) return n;
+    }
   return 1;
 }
 

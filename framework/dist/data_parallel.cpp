@@ -63,12 +63,12 @@ GradReducer::GradReducer(std::shared_ptr<Communicator> comm, std::vector<std::pa
   // One arrival slot per parameter after the gradients: 1 where this rank got the gradient, so
   // the sum says, parameter by parameter, how many ranks did.
   for (Bucket& b : buckets_) b.flat.resize(b.flat.size() + b.params.size(), 0.0f);
+  set_up_device_path();  // before the hooks: a constructor that throws must leave none behind
   for (size_t k = 0; k < params_.size(); ++k)
     slots_[k].hook = params_[k].second.register_hook([this, k](const Tensor& g) {
       on_grad(k, g);
       return Tensor();
     });
-  set_up_device_path();
 }
 
 void GradReducer::set_up_device_path() {
@@ -152,6 +152,7 @@ void GradReducer::finish_step() {
   // The buckets not started yet (a parameter got no gradient here), in index order.
   for (; !options_.deterministic && next_start_ < buckets_.size(); ++next_start_) start(buckets_[next_start_]);
   // Each bucket's arrival slots, summed, on the host: reading them waits for the sum.
+  if (device_) device_->finish();
   std::vector<std::vector<float>> arrived(buckets_.size());
   for (size_t i = 0; i < buckets_.size(); ++i) {
     Bucket& b = buckets_[i];

@@ -32,7 +32,9 @@ void broadcast_module(Communicator& comm, nn::Module& module, int root = 0);
 // same order.
 // Parameters that all live on one device with a DeviceAllReduce registered (NCCL for CUDA) keep
 // their buckets on that device and sum them there, in the device's stream order; otherwise the
-// buckets are host memory summed through the Communicator.
+// buckets are host memory summed through the Communicator. (On the device path a rank whose graph
+// differs may wait on its device instead of reaching the arrival check, e.g. inside SyncBatchNorm's
+// host all-reduce; the host path always reaches it.)
 // A parameter must receive a gradient on every rank or on none: each bucket carries an arrival
 // slot per parameter, and finish_step() stops the run, naming the parameter, if the ranks
 // disagree (their weights would drift apart).
@@ -93,8 +95,6 @@ class GradReducer {
   void on_grad(size_t index, const Tensor& g);
   void start(Bucket& b);
   void set_up_device_path();
-  // Device path: the sums' arrival slots, on the host (waits for the device), and the averages.
-  void finish_on_device();
 
   std::shared_ptr<Communicator> comm_;
   std::unique_ptr<DeviceAllReduce> device_;  // set when the buckets live on the parameters' device

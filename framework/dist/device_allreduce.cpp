@@ -40,10 +40,11 @@ std::unique_ptr<DeviceAllReduce> make_device_allreduce(Communicator& comm, Devic
 }
 
 int local_rank() {
-  if (const char* s = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK")) {
-    const int r = std::atoi(s);
-    if (r >= 0) return r;
-  }
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"})
+    if (const char* s = std::getenv(var)) {
+      const int r = std::atoi(s);
+      if (r >= 0) return r;
+    }
   return 0;
 }
 

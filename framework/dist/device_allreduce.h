@@ -21,6 +21,9 @@ class DeviceAllReduce {
   // after it sees the sum. Every rank must call it the same number of times, in the same order,
   // with the same sizes.
   virtual void sum(Tensor& buffer) = 0;
+  // Makes whatever runs on the device from now on wait for every sum started so far (a sum may
+  // run beside the computation, e.g. on a stream of its own, until this is called).
+  virtual void finish() {}
   // Says so in logs ("nccl").
   virtual const char* name() const = 0;
 };
@@ -35,7 +38,9 @@ bool has_device_allreduce(Device device);
 // when nothing is registered for that device.
 std::unique_ptr<DeviceAllReduce> make_device_allreduce(Communicator& comm, Device device);
 
-// This process's rank among the ranks of the job on its machine (picks its GPU); 0 outside mpirun.
+// This process's rank among the ranks of the job on its machine (picks its GPU), from the
+// launcher's environment (Open MPI's OMPI_COMM_WORLD_LOCAL_RANK, MPICH's MPI_LOCALRANKID); 0
+// outside mpirun.
 int local_rank();
 
 }  // namespace shrink::dist
