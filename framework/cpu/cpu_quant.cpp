@@ -45,7 +45,15 @@ void backward_loop(const QuantArgs& q, const float* xp, const float* sp, const f
                    float* gxp, float* gsp, float* gzp, const Broadcast& bc) {
   const int64_t sa = bc.a_strides.back(), sb = bc.b_strides.back();
   parallel_runs(bc, [&](int64_t o, int64_t ia, int64_t ib, int64_t len) {
-    if (!gsp && !gzp) {  // the common case: only dL/dx (kept free of stores it does not need)
+    if (!gsp && !gzp && sa == 1 && sb == 0) {  // only dL/dx, s and z constant over the run: vectorisable
+      const float s = sp[ib], z = zp[ib];
+      for (int64_t i = 0; i < len; ++i) {
+        float gs, gz;
+        scalar::quant_grad(M, xp[ia + i], s, z, q.qmin, q.qmax, q.grad_scale, gp[o + i], gxp[o + i], gs, gz);
+      }
+      return;
+    }
+    if (!gsp && !gzp) {  // only dL/dx (kept free of stores it does not need)
       for (int64_t i = 0; i < len; ++i) {
         float gs, gz;
         scalar::quant_grad(M, xp[ia + i * sa], sp[ib + i * sb], zp[ib + i * sb], q.qmin, q.qmax, q.grad_scale,
