@@ -182,6 +182,41 @@ void im2col_rows(const Conv2dParams& p, const uint8_t* __restrict xq, uint8_t ze
   }
 }
 
+// NHWC bytes with a border of `zero_byte` (the convolution's padding), plus `slack` more bytes of
+// it at the end: [n][h + 2 pad_h][w + 2 pad_w][c].
+std::vector<uint8_t> pad_nhwc(const Conv2dParams& p, const uint8_t* xq, uint8_t zero_byte, int64_t slack) {
+  const int64_t c = p.c, hp = p.h + 2 * p.pad_h, wp = p.w + 2 * p.pad_w;
+  std::vector<uint8_t> padded(static_cast<size_t>(p.n * hp * wp * c + slack), zero_byte);
+  parallel_for(p.n * p.h, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t img = r / p.h, iy = r % p.h;
+      std::memcpy(padded.data() + ((img * hp + iy + p.pad_h) * wp + p.pad_w) * c, xq + r * p.w * c, p.w * c);
+    }
+  });
+  return padded;
+}
+
+// im2col_rows for narrow kernel rows (kw * c < 16 bytes, no horizontal dilation) from pad_nhwc's
+// copy: each kernel row is one 16-byte copy. A copy runs past its kw * c bytes into the next
+// kernel row's place (rewritten next), the row's k..k4 tail or the next row's start (written
+// after): callers zero the tails afterwards and give `out` and `padded` 16 bytes of slack.
+void im2col_rows_narrow(const Conv2dParams& p, const uint8_t* __restrict padded, int64_t m0, int64_t rows, int64_t k4,
+                        uint8_t* __restrict out) {
+  const int64_t c = p.c, hp = p.h + 2 * p.pad_h, wp = p.w + 2 * p.pad_w, ow = p.ow, ohw = p.oh * p.ow;
+  const int64_t kh = p.kh, run = p.kw * c, sh = p.stride_h, sw = p.stride_w, dh = p.dil_h;
+  int64_t im = m0 / ohw, oy = (m0 % ohw) / ow, ox = m0 % ow;
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* base = padded + ((im * hp + oy * sh) * wp + ox * sw) * c;
+    for (int64_t ky = 0; ky < kh; ++ky)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r * k4 + ky * run),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + ky * dh * wp * c)));
+    if (++ox == ow) {
+      ox = 0;
+      if (++oy == p.oh) oy = 0, ++im;
+    }
+  }
+}
+
 // Tile values f[r][j] to out[j * stride + r]: channel j's run of `rows` pixels.
 void scatter_tile(const float* __restrict f, int rows, int cols, float* __restrict out, int64_t stride) {
   for (int j = 0; j < cols; ++j)
@@ -379,13 +414,7 @@ void CpuBackend::int8_conv2d(const Conv2dParams& p, const Int8Layer& l, const Te
   if (!direct && c % 4 == 0 && p.ow >= kMR) {
     const int64_t hp = p.h + 2 * p.pad_h, wp = p.w + 2 * p.pad_w, row_step = p.stride_w * c;
     // Slack: a tile reading kRowAlign rows from the last output row's start stays inside.
-    std::vector<uint8_t> padded(static_cast<size_t>((p.n * hp * wp + kRowAlign * p.stride_w) * c), zero_byte);
-    parallel_for(p.n * p.h, 1, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t img = r / p.h, iy = r % p.h;
-        std::memcpy(padded.data() + ((img * hp + iy + p.pad_h) * wp + p.pad_w) * c, xq + r * p.w * c, p.w * c);
-      }
-    });
+    const std::vector<uint8_t> padded = pad_nhwc(p, xq, zero_byte, kRowAlign * p.stride_w * c);
     std::vector<int64_t> taps;
     for (int64_t ky = 0; ky < p.kh; ++ky)
       for (int64_t kx = 0; kx < p.kw; ++kx) taps.push_back((ky * p.dil_h * wp + kx * p.dil_w) * c);
@@ -402,6 +431,9 @@ void CpuBackend::int8_conv2d(const Conv2dParams& p, const Int8Layer& l, const Te
     return;
   }
 
+  // Narrow kernel rows (e.g. one input channel): one 16-byte copy each from a padded copy.
+  const bool narrow = !direct && c * p.kw < 16 && p.dil_w == 1;
+  const std::vector<uint8_t> padded = narrow ? pad_nhwc(p, xq, zero_byte, 16) : std::vector<uint8_t>();
   const int64_t block = std::clamp<int64_t>((262144 / k4) / kRowAlign * kRowAlign, kRowAlign, 8 * kRowAlign);
   const TaskGrid grid(m, block, n);
   parallel_for(grid.tasks(), 1, [&](int64_t t0, int64_t t1) {
@@ -413,8 +445,9 @@ void CpuBackend::int8_conv2d(const Conv2dParams& p, const Int8Layer& l, const Te
         continue;
       }
       // Only the bytes past k in each row and the rows past the last pixel need zeros.
-      if (t_rows.size() < static_cast<size_t>(rows_pad * k4)) t_rows.resize(static_cast<size_t>(rows_pad * k4));
-      im2col_rows(p, xq, zero_byte, m0, rows, k4, t_rows.data());
+      if (t_rows.size() < static_cast<size_t>(rows_pad * k4 + 16)) t_rows.resize(static_cast<size_t>(rows_pad * k4 + 16));
+      if (narrow) im2col_rows_narrow(p, padded.data(), m0, rows, k4, t_rows.data());
+      else im2col_rows(p, xq, zero_byte, m0, rows, k4, t_rows.data());
       if (k4 > k)
         for (int64_t r = 0; r < rows; ++r) fill_run(t_rows.data() + r * k4 + k, 0, k4 - k);
       std::memset(t_rows.data() + rows * k4, 0, (rows_pad - rows) * k4);
