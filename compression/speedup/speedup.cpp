@@ -160,9 +160,10 @@ class Planner {
     out_keep_ = std::move(keep);
   }
 
-  // The MultiheadAttention whose heads are being removed and whose projection `module` is (q/k/v or
-  // out_proj), if any.
-  const AttentionHeads* pruned_heads_of(const std::string& module, const std::string& proj) const {
+  // The MultiheadAttention (name, heads) whose heads are being removed and whose projection
+  // `module` is (q/k/v or out_proj), if any.
+  const std::pair<const std::string, AttentionHeads>* pruned_heads_of(const std::string& module,
+                                                                      const std::string& proj) const {
     std::string owner;
     if (module != proj) {
       const std::string suffix = "." + proj;
@@ -171,7 +172,7 @@ class Planner {
       owner = module.substr(0, module.size() - suffix.size());
     }
     auto it = heads.find(owner);
-    return it != heads.end() && it->second.kept() < static_cast<int64_t>(it->second.keep.size()) ? &it->second : nullptr;
+    return it != heads.end() && it->second.kept() < static_cast<int64_t>(it->second.keep.size()) ? &*it : nullptr;
   }
 
   void refuse(size_t k, const std::string& why) {
@@ -306,14 +307,12 @@ class Planner {
       auto* lin = dynamic_cast<nn::Linear*>(model_.find(n.module).get());
       if (!lin) return refuse(k, "a linear op outside an nn::Linear module");
       Channels in = sized_input(n, lin->in_features);
-      if (const AttentionHeads* h = pruned_heads_of(n.module, "out_proj")) {
+      if (const auto* attention = pruned_heads_of(n.module, "out_proj")) {
+        const AttentionHeads* h = &attention->second;
         if (h->kept() == 0) return refuse(k, "every head of its attention is removed (a layer cannot be pruned to empty)");
-        const std::string prefix = n.module.substr(0, n.module.size() - std::string("out_proj").size());
-        const std::string owner = prefix.empty() ? "" : prefix.substr(0, prefix.size() - 1);
         const int producer = n.inputs.empty() ? -1 : n.inputs[0];
-        auto v = values_.find(prefix + "v_proj");
-        if (producer < 0 || !inside_[static_cast<size_t>(producer)] || *inside_[static_cast<size_t>(producer)] != owner ||
-            v == values_.end() ||
+        auto v = values_.find(&attention->first);
+        if (producer < 0 || inside_[static_cast<size_t>(producer)] != &attention->first || v == values_.end() ||
             v->second.keep.size() != h->features().size())
           return refuse(k, "an out_proj whose input is not its attention's context (after its v_proj), while heads go");
         // The context of a removed head: its value rows' constants (attention_heads.h).
@@ -342,10 +341,9 @@ class Planner {
       // A projection of an attention losing heads: its removed features are constants only where
       // masked (values), so nothing but the attention's own ops may read it.
       for (const char* proj : {"q_proj", "k_proj", "v_proj"})
-        if (pruned_heads_of(n.module, proj)) {
-          const size_t cut = n.module.size() - std::string(proj).size();
-          inside_[k] = &heads.find(cut == 0 ? "" : n.module.substr(0, cut - 1))->first;
-          if (std::string(proj) == "v_proj") values_[n.module] = st;
+        if (const auto* attention = pruned_heads_of(n.module, proj)) {
+          inside_[k] = &attention->first;
+          if (std::string(proj) == "v_proj") values_[&attention->first] = st;
         }
       return;
     }
@@ -488,7 +486,7 @@ class Planner {
   std::vector<Channels> states_;
   // Per node: the attention losing heads whose inner value (or projection) it is, else nullptr.
   std::vector<const std::string*> inside_;
-  std::map<std::string, Channels> values_;  // v_proj outputs of attentions losing heads
+  std::map<const std::string*, Channels> values_;  // v_proj outputs of attentions losing heads, by attention
 };
 
 // Rows (dim 0) `rows` and, within each row, columns (dim 1) `cols` of a [R, C, ...] tensor.
@@ -568,66 +566,6 @@ Tensor first_output(nn::Module& model, const std::vector<nn::Value>& input) {
   return v.tensor().to(Device::CPU).contiguous_copy();
 }
 
-}  // namespace
-
-namespace {
-// Output positions per sample a weight element is used at: H*W of a conv output, the rows of a
-// Linear's input other than the batch. 0 for other ops.
-int64_t uses_per_weight(const GraphNode& n) {
-  if (n.kind == OpKind::Conv2d && n.shape.size() == 4) return n.shape[2] * n.shape[3];
-  if (n.kind == OpKind::Linear) {
-    int64_t rows = 1;
-    for (size_t d = 1; d + 1 < n.shape.size(); ++d) rows *= n.shape[d];
-    return rows;
-  }
-  return 0;
-}
-
-int64_t nonzeros(const Tensor& mask) {
-  int64_t n = 0;
-  for (float v : mask.to(Device::CPU).to_vector()) n += v != 0.f;
-  return n;
-}
-}  // namespace
-
-int64_t count_macs(const Graph& graph) {
-  int64_t macs = 0;
-  for (const GraphNode& n : graph.nodes)
-    if (n.input_shapes.size() >= 2) macs += uses_per_weight(n) * shape_numel(n.input_shapes[1]);
-  return macs;
-}
-
-std::vector<LayerCount> count_layers(nn::Module& model, const Graph& graph, const Masks& masks) {
-  std::vector<LayerCount> out;
-  std::map<std::string, size_t> row;
-  for (const GraphNode& n : graph.nodes) {
-    const int64_t uses = uses_per_weight(n);
-    if (uses == 0 || n.input_shapes.size() < 2) continue;
-    auto [it, fresh] = row.emplace(n.module, out.size());
-    if (fresh) {
-      LayerCount c;
-      c.module = n.module;
-      c.type = n.kind == OpKind::Conv2d ? "Conv2d" : "Linear";
-      auto m = model.find(n.module);
-      for (const char* name : {"weight", "bias"}) {
-        const Tensor p = m ? m->param(name) : Tensor();
-        if (!p.defined()) continue;
-        c.params += p.numel();
-        auto mk = masks.find(n.module + "." + name);
-        c.masked_params += mk == masks.end() ? p.numel() : nonzeros(expand(mk->second, p.shape()));
-      }
-      out.push_back(c);
-    }
-    LayerCount& c = out[it->second];
-    const int64_t weights = shape_numel(n.input_shapes[1]);
-    auto mk = masks.find(n.module + ".weight");
-    c.macs += uses * weights;
-    c.masked_macs += uses * (mk == masks.end() ? weights : nonzeros(mk->second));
-  }
-  return out;
-}
-
-namespace {
 // Speedup works on parameter masks; an activation mask is refused (empty when there is none).
 std::vector<std::string> activation_mask_refusal(const Masks& masks) {
   for (const auto& [key, m] : masks) {
