@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Accuracy of every quantizer setting issue 9 names, on Fashion-MNIST with vgg_small trained 3
 # epochs as the float reference (trained with one thread: the same seed and thread count give
-# the same weights; about 15 minutes on 2 cores). Prints one line per run.
+# the same weights; about 20 minutes on 2 cores). Prints one line per run.
 #   bench/quant_accuracy.sh [build/bin/shrink] [workdir]
 set -euo pipefail
 shrink=${1:-build/bin/shrink}
@@ -33,3 +33,8 @@ run lsq_int4_all_2_epochs quantize $w --config "$cfg/int4_all.json" --quantizer 
   --save-calibration "$dir/lsq_all.safetensors"
 run lsq_int4_image8_2_epochs quantize $w --config "$cfg/int4_image8.json" --quantizer lsq --epochs 2 $train \
   --save-calibration "$dir/lsq_image8.safetensors"
+run lsq_int4_unsigned_hidden_2_epochs quantize $w --config "$cfg/int4_unsigned_hidden.json" --quantizer lsq --epochs 2 \
+  $train --save-calibration "$dir/lsq_unsigned_hidden.safetensors"
+# The LSQ paper's protocol: the first and the last layer at 8 bits, every other one at 4.
+run lsq_int4_paper_2_epochs quantize $w --config "$cfg/lsq_paper.json" --quantizer lsq --epochs 2 $train \
+  --save-calibration "$dir/lsq_paper.safetensors"

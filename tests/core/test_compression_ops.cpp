@@ -2,6 +2,9 @@
 // gradients analytically (their defining property), apply_mask numerically.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+#include <cmath>
+
 #include "framework/shrink.h"
 #include "gradcheck.h"
 
@@ -169,6 +172,29 @@ BOOST_AUTO_TEST_CASE(aminmax_rows) {
   MinMax b = aminmax(Tensor::from_vector(big, {100003}));
   BOOST_TEST(b.min.item() == -50000.f);
   BOOST_TEST(b.max.item() == 50002.f);
+  // Rows long enough for the 16-lane loop: infinities are extremes, not NaN; a NaN in any lane
+  // (and in the tail past the last 16) makes both NaN.
+  std::vector<float> row(1000);
+  for (size_t i = 0; i < row.size(); ++i) row[i] = std::sin(static_cast<float>(i));
+  std::vector<float> rows = row;
+  rows.insert(rows.end(), row.begin(), row.end());
+  rows.insert(rows.end(), row.begin(), row.end());
+  rows[1000 + 517] = -INFINITY;
+  rows[1000 + 3] = INFINITY;
+  rows[2000 + 517] = NAN;
+  MinMax l = aminmax(Tensor::from_vector(rows, {3, 1000}));
+  const float lo = *std::min_element(row.begin(), row.end()), hi = *std::max_element(row.begin(), row.end());
+  BOOST_TEST(l.min.to_vector()[0] == lo);
+  BOOST_TEST(l.max.to_vector()[0] == hi);
+  BOOST_TEST(l.min.to_vector()[1] == -INFINITY);
+  BOOST_TEST(l.max.to_vector()[1] == INFINITY);
+  BOOST_TEST(std::isnan(l.min.to_vector()[2]));
+  BOOST_TEST(std::isnan(l.max.to_vector()[2]));
+  rows[2000 + 517] = row[517];
+  rows[2000 + 998] = NAN;  // in the tail after 62 blocks of 16
+  MinMax t = aminmax(Tensor::from_vector(rows, {3, 1000}));
+  BOOST_TEST(std::isnan(t.min.to_vector()[2]));
+  BOOST_TEST(std::isnan(t.max.to_vector()[2]));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
