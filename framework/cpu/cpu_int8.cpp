@@ -13,12 +13,15 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "framework/core/parallel.h"
 #include "framework/core/scalar_ops.h"
 #include "framework/cpu/cpu_backend.h"
+#include "framework/cpu/host_memory.h"
 #include "framework/cpu/int8_gemm.h"
+#include "framework/cpu/transpose.h"
 
 namespace shrink::cpu {
 
@@ -182,17 +185,37 @@ void im2col_rows(const Conv2dParams& p, const uint8_t* __restrict xq, uint8_t ze
   }
 }
 
+// Byte buffers from the host allocator (large blocks are reused, not faulted in afresh), left
+// uninitialised: every byte is written before it is read, and zero-filling megabytes on one
+// thread showed up in the int8 forward's profile.
+struct HostFree {
+  void operator()(uint8_t* p) const { host_free(p); }
+};
+using Bytes = std::unique_ptr<uint8_t[], HostFree>;
+Bytes uninitialised_bytes(int64_t n) {
+  return Bytes(static_cast<uint8_t*>(host_allocate(static_cast<size_t>(std::max<int64_t>(n, 1)))));
+}
+
 // NHWC bytes with a border of `zero_byte` (the convolution's padding), plus `slack` more bytes of
 // it at the end: [n][h + 2 pad_h][w + 2 pad_w][c].
-std::vector<uint8_t> pad_nhwc(const Conv2dParams& p, const uint8_t* xq, uint8_t zero_byte, int64_t slack) {
-  const int64_t c = p.c, hp = p.h + 2 * p.pad_h, wp = p.w + 2 * p.pad_w;
-  std::vector<uint8_t> padded(static_cast<size_t>(p.n * hp * wp * c + slack), zero_byte);
-  parallel_for(p.n * p.h, 1, [&](int64_t r0, int64_t r1) {
+Bytes pad_nhwc(const Conv2dParams& p, const uint8_t* xq, uint8_t zero_byte, int64_t slack) {
+  const int64_t c = p.c, hp = p.h + 2 * p.pad_h, wp = p.w + 2 * p.pad_w, row = wp * c;
+  Bytes padded = uninitialised_bytes(p.n * hp * row + slack);
+  uint8_t* out = padded.get();
+  parallel_for(p.n * hp, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      const int64_t img = r / p.h, iy = r % p.h;
-      std::memcpy(padded.data() + ((img * hp + iy + p.pad_h) * wp + p.pad_w) * c, xq + r * p.w * c, p.w * c);
+      const int64_t img = r / hp, iy = r % hp - p.pad_h;
+      uint8_t* d = out + r * row;
+      if (iy < 0 || iy >= p.h) {
+        std::memset(d, zero_byte, row);
+        continue;
+      }
+      std::memset(d, zero_byte, p.pad_w * c);
+      std::memcpy(d + p.pad_w * c, xq + (img * p.h + iy) * p.w * c, p.w * c);
+      std::memset(d + (p.pad_w + p.w) * c, zero_byte, p.pad_w * c);
     }
   });
+  std::memset(out + p.n * hp * row, zero_byte, slack);
   return padded;
 }
 
@@ -219,6 +242,14 @@ void im2col_rows_narrow(const Conv2dParams& p, const uint8_t* __restrict padded,
 
 // Tile values f[r][j] to out[j * stride + r]: channel j's run of `rows` pixels.
 void scatter_tile(const float* __restrict f, int rows, int cols, float* __restrict out, int64_t stride) {
+  if (int8::uses_avx512()) {  // 16x16 blocks transposed in registers, 16 pixels of a channel per store
+    for (int r0 = 0; r0 < rows; r0 += 16) {
+      const int nr = std::min(16, rows - r0);
+      for (int j0 = 0; j0 < cols; j0 += 16)
+        transpose_block(f + r0 * kNR + j0, kNR, nr, std::min(16, cols - j0), out + j0 * stride + r0, stride, nr);
+    }
+    return;
+  }
   for (int j = 0; j < cols; ++j)
     for (int r = 0; r < rows; ++r) out[j * stride + r] = f[r * kNR + j];
 }
@@ -360,22 +391,22 @@ void CpuBackend::int8_conv2d(const Conv2dParams& p, const Int8Layer& l, const Te
   const uint8_t zero_byte = static_cast<uint8_t>(static_cast<int32_t>(l.in_zero_point) + l.in_offset);
 
   // The input as NHWC bytes: given so by the previous int8 layer, or quantized here.
-  std::vector<uint8_t> own;
+  Bytes own;
   const uint8_t* xq;
   if (x.dtype() == DType::U8) {
     xq = x.data<uint8_t>();
   } else {
-    own.resize(static_cast<size_t>(p.n * hw * c));
+    own = uninitialised_bytes(p.n * hw * c);
     const float* xp = x.data<float>();
     const InputQuant quant = InputQuant::input(l);
     parallel_for(p.n, 1, [&](int64_t i0, int64_t i1) {
       std::vector<uint8_t> planes(static_cast<size_t>(c * hw));  // one image as [c][hw] bytes
       for (int64_t img = i0; img < i1; ++img) {
         quant(xp + img * c * hw, c * hw, planes.data());
-        transpose_bytes(planes.data(), c, hw, own.data() + img * hw * c);
+        transpose_bytes(planes.data(), c, hw, own.get() + img * hw * c);
       }
     });
-    xq = own.data();
+    xq = own.get();
   }
 
   const Epilogue epi(l);
@@ -414,7 +445,7 @@ void CpuBackend::int8_conv2d(const Conv2dParams& p, const Int8Layer& l, const Te
   if (!direct && c % 4 == 0 && p.ow >= kMR) {
     const int64_t hp = p.h + 2 * p.pad_h, wp = p.w + 2 * p.pad_w, row_step = p.stride_w * c;
     // Slack: a tile reading kRowAlign rows from the last output row's start stays inside.
-    const std::vector<uint8_t> padded = pad_nhwc(p, xq, zero_byte, kRowAlign * p.stride_w * c);
+    const Bytes padded = pad_nhwc(p, xq, zero_byte, kRowAlign * p.stride_w * c);
     std::vector<int64_t> taps;
     for (int64_t ky = 0; ky < p.kh; ++ky)
       for (int64_t kx = 0; kx < p.kw; ++kx) taps.push_back((ky * p.dil_h * wp + kx * p.dil_w) * c);
@@ -422,7 +453,7 @@ void CpuBackend::int8_conv2d(const Conv2dParams& p, const Int8Layer& l, const Te
     parallel_for(grid.tasks(), 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t g = t / grid.row_blocks, row = t % grid.row_blocks, img = row / p.oh, oy = row % p.oh;
-        const uint8_t* base = padded.data() + (img * hp + oy * p.stride_h) * wp * c;
+        const uint8_t* base = padded.get() + (img * hp + oy * p.stride_h) * wp * c;
         run(row * p.ow, p.ow, grid.panel_begin(g), grid.panel_begin(g + 1), [&](int64_t r0) {
           return int8::TileA{base + r0 * row_step, row_step, taps.data(), static_cast<int>(taps.size()), c};
         });
@@ -433,7 +464,7 @@ void CpuBackend::int8_conv2d(const Conv2dParams& p, const Int8Layer& l, const Te
 
   // Narrow kernel rows (e.g. one input channel): one 16-byte copy each from a padded copy.
   const bool narrow = !direct && c * p.kw < 16 && p.dil_w == 1;
-  const std::vector<uint8_t> padded = narrow ? pad_nhwc(p, xq, zero_byte, 16) : std::vector<uint8_t>();
+  const Bytes padded = narrow ? pad_nhwc(p, xq, zero_byte, 16) : Bytes();
   const int64_t block = std::clamp<int64_t>((262144 / k4) / kRowAlign * kRowAlign, kRowAlign, 8 * kRowAlign);
   const TaskGrid grid(m, block, n);
   parallel_for(grid.tasks(), 1, [&](int64_t t0, int64_t t1) {
@@ -446,7 +477,7 @@ void CpuBackend::int8_conv2d(const Conv2dParams& p, const Int8Layer& l, const Te
       }
       // Only the bytes past k in each row and the rows past the last pixel need zeros.
       if (t_rows.size() < static_cast<size_t>(rows_pad * k4 + 16)) t_rows.resize(static_cast<size_t>(rows_pad * k4 + 16));
-      if (narrow) im2col_rows_narrow(p, padded.data(), m0, rows, k4, t_rows.data());
+      if (narrow) im2col_rows_narrow(p, padded.get(), m0, rows, k4, t_rows.data());
       else im2col_rows(p, xq, zero_byte, m0, rows, k4, t_rows.data());
       if (k4 > k)
         for (int64_t r = 0; r < rows; ++r) fill_run(t_rows.data() + r * k4 + k, 0, k4 - k);
