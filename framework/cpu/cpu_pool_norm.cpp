@@ -9,14 +9,6 @@
 
 namespace shrink::cpu {
 
-namespace {
-bool has_nan(const float* __restrict p, int64_t n) {
-  int nan = 0;
-  for (int64_t i = 0; i < n; ++i) nan |= p[i] != p[i];
-  return nan != 0;
-}
-}  // namespace
-
 void CpuBackend::max_pool2d_forward(const Pool2dParams& p, const Tensor& x, Tensor& y,
                                     Tensor& index) {
   const float* xp = x.data<float>();
@@ -29,7 +21,7 @@ void CpuBackend::max_pool2d_forward(const Pool2dParams& p, const Tensor& x, Tens
       int64_t* arg_out = ip + nc * p.oh * p.ow;
       const bool two_by_two = p.kh == 2 && p.kw == 2 && p.stride_h == 2 && p.stride_w == 2 &&
                               p.pad_h == 0 && p.pad_w == 0;
-      if (two_by_two && !has_nan(plane, p.h * p.w)) {
+      if (two_by_two && !any_nan(plane, p.h * p.w)) {
         // The common case, branch-free: std::max compiles to maxss (its tie keeps the first
         // operand, PyTorch's first-max rule) and the arg index is integer arithmetic on the
         // comparison results. Random data would mispredict half of any branch here. Planes with

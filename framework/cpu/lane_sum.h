@@ -1,4 +1,4 @@
-// Float sums that vectorise. GCC keeps `s += p[i]` scalar, one add per element behind the
+// Float reductions that vectorise. GCC keeps `s += p[i]` scalar, one add per element behind the
 // previous one (reassociating would change the result); these sum in 16 fixed lanes and add the
 // lanes pairwise at the end. The order is fixed, so the result is reproducible, and it is
 // usually closer to the exact sum than one running total.
@@ -19,6 +19,20 @@ inline Acc lane_sum(int64_t n, Term term) {
   for (int width = kLanes / 2; width > 0; width /= 2)
     for (int l = 0; l < width; ++l) acc[l] += acc[l + width];
   return acc[0];
+}
+
+// Whether p[0, n) holds a NaN. The marks are float lanes (a compare and a blend per vector): with
+// an int accumulator (`nan |= v != v`) GCC 12 leaves the loop scalar.
+inline bool any_nan(const float* __restrict p, int64_t n) {
+  constexpr int kLanes = 16;
+  float mark[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) mark[l] = p[i + l] != p[i + l] ? 1.f : mark[l];
+  bool any = false;
+  for (; i < n; ++i) any = any || p[i] != p[i];
+  for (int l = 0; l < kLanes; ++l) any = any || mark[l] != 0.f;
+  return any;
 }
 
 }  // namespace shrink::cpu
