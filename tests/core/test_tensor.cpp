@@ -178,6 +178,38 @@ BOOST_AUTO_TEST_CASE(pooling_hand_computed) {
   check_close(r.to_vector(), {0.5f, 1.5f, 2.5f}, 0, "adaptive 3");
 }
 
+// Max pooling 2x2 with NaN (PyTorch's rule: a NaN in a window wins it, and the gradient goes to
+// it). Planes of 6x6 = 36 values: two 16-lane blocks and a tail for the NaN pre-check; channel 0
+// has no NaN (the branch-free path), channel 1 one NaN in a lane block, channel 2 one in the tail.
+BOOST_AUTO_TEST_CASE(max_pool_nan_in_lanes_and_tail) {
+  std::vector<float> v(3 * 36);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((i * 7) % 36);
+  v[36 + 8] = NAN;       // channel 1, row 1, column 2: window (0, 1)
+  v[72 + 35] = NAN;      // channel 2, row 5, column 5: window (2, 2), index 35 is past 32
+  Tensor x = Tensor::from_vector(v, {1, 3, 6, 6}).set_requires_grad(true);
+  Tensor y = max_pool2d(x, 2, 2);
+  const std::vector<float> out = y.to_vector();
+  for (int64_t ch = 0; ch < 3; ++ch)
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t j = 0; j < 3; ++j) {
+        float best = v[ch * 36 + (2 * i) * 6 + 2 * j];
+        for (int64_t a = 0; a < 2; ++a)
+          for (int64_t b = 0; b < 2; ++b) {
+            const float t = v[ch * 36 + (2 * i + a) * 6 + 2 * j + b];
+            if (t > best || t != t) best = t;
+          }
+        const float got = out[ch * 9 + i * 3 + j];
+        if (best != best) BOOST_TEST(std::isnan(got), "channel " << ch << " window " << i << "," << j);
+        else BOOST_TEST(got == best, "channel " << ch << " window " << i << "," << j);
+      }
+  BOOST_TEST(std::isnan(out[9 + 1]));
+  BOOST_TEST(std::isnan(out[18 + 8]));
+  sum(y).backward();
+  const std::vector<float> g = x.grad().to_vector();
+  BOOST_TEST(g[36 + 8] == 1.f);   // the NaN took its window's gradient
+  BOOST_TEST(g[72 + 35] == 1.f);
+}
+
 BOOST_AUTO_TEST_CASE(batch_norm_training_updates_running_stats) {
   Tensor x = Tensor::from_vector({1, 2, 3, 5}, {4, 1});
   Tensor rm = Tensor::zeros({1}), rv = Tensor::ones({1});
