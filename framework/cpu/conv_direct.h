@@ -1,16 +1,19 @@
 // Direct convolution for CPUs with AVX-512: an implicit GEMM over an NHWC copy of each image,
 // computed by register-blocked micro-kernels. It replaces im2col + OpenBLAS where it applies
-// (groups 1, dilation 1; any stride and padding): no k*k-times column matrix, no GEMM packing,
-// one transpose into NHWC and one back per image. Everything else, and every CPU
-// without AVX-512F, takes the im2col path in cpu_gemm_conv.cpp, which stays the reference.
+// (groups 1, dilation 1, at least 3 input channels; any stride and padding): no k*k-times column
+// matrix, no GEMM packing, one transpose into NHWC and one back per image. Everything else, and
+// every CPU without AVX-512F, takes the im2col path in cpu_gemm_conv.cpp, which stays the
+// reference.
 #pragma once
 #include "framework/core/backend.h"
 
 namespace shrink::cpu::direct_conv {
 
 // Whether the direct kernels run for these parameters on this CPU (and are enabled): the
-// forward pass and both gradients alike.
+// forward pass and the weight gradient (3 input channels or more); the input gradient only from
+// 5 input channels.
 bool handles(const Conv2dParams& p);
+bool handles_input_grad(const Conv2dParams& p);
 
 // NCHW in, NCHW out, like the Backend methods they serve.
 void forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y);

@@ -213,7 +213,7 @@ const float* grad_matrix(const float* gyp, const Conv2dParams& p, int64_t g, int
 
 void CpuBackend::conv2d_backward_input(const Conv2dParams& p, const Tensor& gy, const Tensor& w,
                                        Tensor& gx) {
-  if (direct_conv::handles(p)) {
+  if (direct_conv::handles_input_grad(p)) {
     direct_conv::backward_input(p, gy.data<float>(), w.data<float>(), gx.data<float>());
     return;
   }
@@ -241,8 +241,11 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& gy, const 
                                  const Tensor& w, Tensor* gx, Tensor* gw) {
   // The direct kernels share one NHWC copy of gy between the two gradients.
   if (direct_conv::handles(p)) {
-    direct_conv::backward(p, gy.data<float>(), x.data<float>(), w.data<float>(),
-                          gx ? gx->data<float>() : nullptr, gw ? gw->data<float>() : nullptr);
+    const bool direct_gx = gx && direct_conv::handles_input_grad(p);
+    if (gx && !direct_gx) conv2d_backward_input(p, gy, w, *gx);
+    if (direct_gx || gw)
+      direct_conv::backward(p, gy.data<float>(), x.data<float>(), w.data<float>(),
+                            direct_gx ? gx->data<float>() : nullptr, gw ? gw->data<float>() : nullptr);
     return;
   }
   if (gx) conv2d_backward_input(p, gy, w, *gx);

@@ -189,6 +189,13 @@ BOOST_AUTO_TEST_CASE(direct_path_takes_what_it_should) {
   Conv2dParams dilated = p;
   dilated.dil_w = 2;
   BOOST_TEST(!direct::handles(dilated));
+  BOOST_TEST(direct::handles_input_grad(p) == avx);
+  Conv2dParams narrow = p;  // 1-2 input channels: im2col throughout; 3-4: not the input gradient
+  for (int64_t c : {1, 2, 3, 4, 5}) {
+    narrow.c = c;
+    BOOST_TEST(direct::handles(narrow) == (avx && c >= 3));
+    BOOST_TEST(direct::handles_input_grad(narrow) == (avx && c >= 5));
+  }
   direct::set_enabled(false);
   BOOST_TEST(!direct::handles(p));
 }
