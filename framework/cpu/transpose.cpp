@@ -53,11 +53,6 @@ __mmask16 first_lanes(int64_t n) {
 
 }  // namespace
 
-bool avx512() {
-  static const bool has = __builtin_cpu_supports("avx512f");
-  return has;
-}
-
 SHRINK_AVX512 void transpose_block(const float* src, int64_t src_ld, int64_t rows, int64_t cols,
                                    float* dst, int64_t dst_ld, int64_t out_lanes) {
   __m512 r[16];

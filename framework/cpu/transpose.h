@@ -1,12 +1,10 @@
 // Float blocks transposed in AVX-512 registers: the NCHW <-> NHWC copies of the direct
-// convolution and the int8 epilogue's float output. Callers check avx512() first.
+// convolution and the int8 epilogue's float output. Callers check for AVX-512F first
+// (direct_conv::available, int8::uses_avx512).
 #pragma once
 #include <cstdint>
 
 namespace shrink::cpu {
-
-// Whether this CPU has AVX-512F (the block transpose's only requirement).
-bool avx512();
 
 // Transposes a block of up to 16 rows x 16 columns: rows src + i*src_ld (i < rows, `cols` valid
 // values each) become columns of dst + j*dst_ld (j < cols), each written `out_lanes` wide; rows

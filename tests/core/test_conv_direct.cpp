@@ -3,7 +3,8 @@
 // gradient and weight gradient, on shapes chosen to cross every tiling boundary of the direct
 // kernels (16/32-channel blocks and their tails, rows split into several tiles, channel tiles of
 // the weight gradient, strides and the input-gradient phases they make, 1x1 and 5x5 kernels,
-// padding wider than the kernel).
+// padding wider than the kernel). Layers with 1-2 input channels take im2col on both paths, and
+// their input gradient with up to 4 (direct_conv::handles_input_grad).
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
@@ -178,7 +179,7 @@ BOOST_AUTO_TEST_CASE(direct_path_takes_what_it_should) {
   p.n = 1; p.c = 16; p.h = p.w = 8; p.oc = 16; p.kh = p.kw = 3; p.oh = p.ow = 8;
   p.stride_h = p.stride_w = 1; p.pad_h = p.pad_w = 1; p.dil_h = p.dil_w = 1; p.groups = 1;
   const bool avx = direct::available();
-  BOOST_TEST(direct::handles(p) == avx);  // forward and both gradients
+  BOOST_TEST(direct::handles(p) == avx);  // forward and weight gradient (and, from 5 channels, the input gradient)
   Conv2dParams strided = p;
   strided.stride_h = 2;
   strided.pad_w = 3;
