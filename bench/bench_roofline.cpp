@@ -128,11 +128,31 @@ void elementwise_rows(int64_t n, int64_t c, int64_t hw, double seconds, std::vec
   // Forward: statistics (one read) and the normalisation (read + write).
   rows.push_back({"batchnorm forward", s, time_per_call([&] {
                     be.batch_norm_stats(x, n, c, inner, mean, var);
-                    be.batch_norm_apply(x, n, c, inner, mean, invstd, &weight, &bias, y);
+                    be.batch_norm_apply(x, n, c, inner, mean, invstd, &weight, &bias, {}, y);
                   }, seconds), 0, 3 * b});
   rows.push_back({"batchnorm backward", s, time_per_call([&] {
-                    be.batch_norm_backward(x, gy, n, c, inner, mean, invstd, &weight, true, gx, &gwt, &gb);
+                    be.batch_norm_backward(x, gy, n, c, inner, mean, invstd, &weight, &bias, {}, true, gx, &gwt, &gb, nullptr);
                   }, seconds), 0, 3 * b});
+  // The fused batch_norm_relu op, without and with the residual (bytes: the least traffic, as
+  // above: what the three ops it replaces must read and write at the least).
+  Tensor res = randn(x.shape()), gres = Tensor::empty(x.shape());
+  const BatchNormEpilogue relu_only{nullptr, true}, with_residual{&res, true};
+  rows.push_back({"bn+relu forward", s, time_per_call([&] {
+                    be.batch_norm_stats(x, n, c, inner, mean, var);
+                    be.batch_norm_apply(x, n, c, inner, mean, invstd, &weight, &bias, relu_only, y);
+                  }, seconds), 0, 3 * b});
+  rows.push_back({"bn+relu backward", s, time_per_call([&] {
+                    be.batch_norm_backward(x, gy, n, c, inner, mean, invstd, &weight, &bias, relu_only, true, gx,
+                                           &gwt, &gb, nullptr);
+                  }, seconds), 0, 3 * b});
+  rows.push_back({"bn+add+relu forward", s, time_per_call([&] {
+                    be.batch_norm_stats(x, n, c, inner, mean, var);
+                    be.batch_norm_apply(x, n, c, inner, mean, invstd, &weight, &bias, with_residual, y);
+                  }, seconds), 0, 4 * b});
+  rows.push_back({"bn+add+relu backward", s, time_per_call([&] {
+                    be.batch_norm_backward(x, gy, n, c, inner, mean, invstd, &weight, &bias, with_residual, true,
+                                           gx, &gwt, &gb, &gres);
+                  }, seconds), 0, 5 * b});
   rows.push_back({"relu forward", s, time_per_call([&] { be.unary(UnaryOp::Relu, x, y, 0, 0); }, seconds), 0, 2 * b});
   rows.push_back({"relu backward", s, time_per_call([&] { be.unary_backward(UnaryOp::Relu, x, y, gy, gx, 0, 0); }, seconds),
                   0, 3 * b});

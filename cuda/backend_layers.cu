@@ -67,17 +67,19 @@ void CudaBackend::batch_norm_stats(const Tensor& x, int64_t outer, int64_t c, in
 }
 void CudaBackend::batch_norm_apply(const Tensor& x, int64_t outer, int64_t c, int64_t inner,
                                    const Tensor& mean, const Tensor& invstd, const Tensor* weight,
-                                   const Tensor* bias, Tensor& y) {
+                                   const Tensor* bias, const BatchNormEpilogue& ep, Tensor& y) {
   kern::batch_norm_apply(x.data<float>(), outer, c, inner, mean.data<float>(), invstd.data<float>(),
-                         opt(weight), opt(bias), y.data<float>());
+                         opt(weight), opt(bias), opt(ep.residual), ep.relu, y.data<float>());
 }
 void CudaBackend::batch_norm_backward(const Tensor& x, const Tensor& gy, int64_t outer, int64_t c,
                                       int64_t inner, const Tensor& mean, const Tensor& invstd,
-                                      const Tensor* weight, bool training, Tensor& gx,
-                                      Tensor* gweight, Tensor* gbias) {
+                                      const Tensor* weight, const Tensor* bias,
+                                      const BatchNormEpilogue& ep, bool training, Tensor& gx,
+                                      Tensor* gweight, Tensor* gbias, Tensor* gresidual) {
   kern::batch_norm_backward(x.data<float>(), gy.data<float>(), outer, c, inner, mean.data<float>(),
-                            invstd.data<float>(), opt(weight), training, gx.data<float>(),
-                            opt_out(gweight), opt_out(gbias));
+                            invstd.data<float>(), opt(weight), opt(bias), opt(ep.residual), ep.relu,
+                            training, gx.data<float>(), opt_out(gweight), opt_out(gbias),
+                            opt_out(gresidual));
 }
 void CudaBackend::layer_norm_forward(const Tensor& x, int64_t rows, int64_t n, const Tensor* weight,
                                      const Tensor* bias, float eps, Tensor& y, Tensor& mean,

@@ -6,6 +6,7 @@
 #include "framework/core/random.h"
 #include "framework/core/tensor.h"
 #include "framework/nn/containers.h"
+#include "framework/nn/fusion.h"
 #include "framework/nn/layers.h"
 #include "framework/nn/module.h"
 #include "framework/ops/ops.h"

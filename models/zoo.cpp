@@ -1,5 +1,6 @@
 #include "models/zoo.h"
 
+#include "framework/nn/fusion.h"
 #include "framework/ops/ops.h"
 
 namespace shrink::models {
@@ -100,10 +101,13 @@ BasicBlock::BasicBlock(int64_t in, int64_t out, int64_t stride) {
 Value BasicBlock::forward(const std::vector<Value>& inputs) {
   SHRINK_CHECK(inputs.size() == 1 && inputs[0].is_tensor(), "BasicBlock.forward: one tensor");
   const Tensor& x = inputs[0].tensor();
-  Tensor out = (*relu_)((*bn1_)((*conv1_)(x)));
-  out = (*bn2_)((*conv2_)(out));
+  // relu(bn(.)) and relu(bn(.) + identity) each run as one op unless a hook watches the modules
+  // (nn/fusion.h); unfused, the modules run in their usual order (bn2 before the downsample).
+  Tensor out = (*conv2_)(nn::batch_norm_relu(*bn1_, *relu_, (*conv1_)(x)));
+  const bool fused = nn::fuses_batch_norm_relu(*bn2_, *relu_);
+  if (!fused) out = (*bn2_)(out);
   Tensor identity = downsample_ ? (*downsample_)(x) : x;
-  return (*relu_)(add(out, identity));
+  return fused ? nn::batch_norm_relu(*bn2_, *relu_, out, identity) : (*relu_)(add(out, identity));
 }
 
 ResNet20::ResNet20(const ModelOptions& o) {
@@ -127,7 +131,7 @@ ResNet20::ResNet20(const ModelOptions& o) {
 }
 
 Value ResNet20::forward(const std::vector<Value>& inputs) {
-  Tensor x = (*relu_)((*bn1_)((*conv1_)(single_input(inputs, "resnet20"))));
+  Tensor x = nn::batch_norm_relu(*bn1_, *relu_, (*conv1_)(single_input(inputs, "resnet20")));
   x = (*layer3_)((*layer2_)((*layer1_)(x)));
   return (*fc_)(flatten((*avgpool_)(x), 1));
 }

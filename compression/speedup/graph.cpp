@@ -3,6 +3,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "framework/nn/fusion.h"
+
 namespace shrink::compression {
 
 std::vector<int> Graph::nodes_of(const std::string& module) const {
@@ -48,6 +50,7 @@ Graph trace(nn::Module& model, const std::vector<nn::Value>& inputs) {
     }
   }
   TraceScope scope{model, model.is_training(), GradMode::enabled()};
+  nn::FusionGuard unfused(false);  // every module's own ops on the tape, as the model defines them
   model.eval();
   GradMode::set_enabled(true);
   nn::Value out = model(traced);

@@ -44,36 +44,55 @@ SHRINK_GLOBAL void batch_norm_stats_kernel(const float* x, int64_t outer, int64_
   }
 }
 
+// Channel ch's normalisation plus the fused epilogue's residual (batch_norm_relu), before the
+// ReLU: one explicit FMA, so the backward's recomputation below rounds exactly as the forward.
+SHRINK_DEVICE float batch_norm_pre(const float* x, const float* residual, int64_t i, int64_t ch,
+                                   const float* mean, const float* invstd, const float* weight,
+                                   const float* bias) {
+  const float scale = invstd[ch] * (weight ? weight[ch] : 1.f);
+  const float shift = (bias ? bias[ch] : 0.f) - mean[ch] * scale;
+  const float v = fmaf(x[i], scale, shift);
+  return residual ? v + residual[i] : v;
+}
+
+// y = relu?(x * scale + shift + residual?)
 SHRINK_GLOBAL void batch_norm_apply_kernel(const float* x, int64_t outer, int64_t c, int64_t inner,
                                            const float* mean, const float* invstd,
-                                           const float* weight, const float* bias, float* y) {
+                                           const float* weight, const float* bias,
+                                           const float* residual, bool relu, float* y) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < outer * c * inner;
        i += (int64_t)blockDim.x * gridDim.x) {
-    const int64_t ch = (i / inner) % c;
-    const float scale = invstd[ch] * (weight ? weight[ch] : 1.f);
-    const float shift = (bias ? bias[ch] : 0.f) - mean[ch] * scale;
-    y[i] = x[i] * scale + shift;
+    const float v = batch_norm_pre(x, residual, i, (i / inner) % c, mean, invstd, weight, bias);
+    y[i] = relu ? (v > 0.f ? v : 0.f) : v;
   }
 }
 
-// Per channel: sum_g = sum(gy), sum_gx = sum(gy * (x - mean)) * invstd = sum(gy * xhat);
-// gweight = sum_gx, gbias = sum_g;
-// training: gx = w * invstd * (gy - sum_g / count - (x - mean) * (sum_gx / count) * invstd)
-// eval:     gx = w * invstd * gy  (the statistics are constants)
+// With the ReLU epilogue, g = gy where the recomputed pre-activation is positive (else 0), and
+// gresidual = g; without it g = gy. Per channel: sum_g = sum(g), sum_gx = sum(g * (x - mean)) *
+// invstd = sum(g * xhat); gweight = sum_gx, gbias = sum_g;
+// training: gx = w * invstd * (g - sum_g / count - (x - mean) * (sum_gx / count) * invstd)
+// eval:     gx = w * invstd * g  (the statistics are constants)
 SHRINK_GLOBAL void batch_norm_backward_kernel(const float* x, const float* gy, int64_t outer,
                                               int64_t c, int64_t inner, const float* mean,
                                               const float* invstd, const float* weight,
+                                              const float* bias, const float* residual, bool relu,
                                               bool training, float* gx, float* gweight,
-                                              float* gbias) {
+                                              float* gbias, float* gresidual) {
   SHRINK_SHARED_ARRAY(float, scratch, kBlockScratch);
   const int64_t count = outer * inner;
   for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
     const float m = mean[ch], s = invstd[ch];
+    auto grad = [&](int64_t k) {
+      if (!relu) return gy[k];
+      return batch_norm_pre(x, residual, k, ch, mean, invstd, weight, bias) > 0.f ? gy[k] : 0.f;
+    };
     float a = 0.f, b = 0.f;
     for (int64_t e = threadIdx.x; e < count; e += blockDim.x) {
       const int64_t k = channel_offset(e, ch, c, inner);
-      a += gy[k];
-      b += gy[k] * (x[k] - m);
+      const float g = grad(k);
+      if (gresidual) gresidual[k] = g;
+      a += g;
+      b += g * (x[k] - m);
     }
     const float sum_g = block_sum(a, scratch);
     const float sum_gx = block_sum(b, scratch) * s;
@@ -86,7 +105,8 @@ SHRINK_GLOBAL void batch_norm_backward_kernel(const float* x, const float* gy, i
     const float kk = sum_gx / static_cast<float>(count) * s;
     for (int64_t e = threadIdx.x; e < count; e += blockDim.x) {
       const int64_t k = channel_offset(e, ch, c, inner);
-      gx[k] = training ? ws * (gy[k] - mg - (x[k] - m) * kk) : ws * gy[k];
+      const float g = grad(k);
+      gx[k] = training ? ws * (g - mg - (x[k] - m) * kk) : ws * g;
     }
   }
 }
@@ -174,21 +194,24 @@ inline void batch_norm_stats(const float* x, int64_t outer, int64_t c, int64_t i
 
 inline void batch_norm_apply(const float* x, int64_t outer, int64_t c, int64_t inner,
                              const float* mean, const float* invstd, const float* weight,
-                             const float* bias, float* y) {
+                             const float* bias, const float* residual, bool relu, float* y) {
   const int64_t total = outer * c * inner;
   if (total == 0) return;
   SHRINK_LAUNCH(batch_norm_apply_kernel, cuda::blocks_for(total, kNormThreads),
-                cuda::threads_1d(kNormThreads), 0, x, outer, c, inner, mean, invstd, weight, bias, y);
+                cuda::threads_1d(kNormThreads), 0, x, outer, c, inner, mean, invstd, weight, bias,
+                residual, relu, y);
 }
 
 inline void batch_norm_backward(const float* x, const float* gy, int64_t outer, int64_t c,
                                 int64_t inner, const float* mean, const float* invstd,
-                                const float* weight, bool training, float* gx, float* gweight,
-                                float* gbias) {
+                                const float* weight, const float* bias, const float* residual,
+                                bool relu, bool training, float* gx, float* gweight, float* gbias,
+                                float* gresidual) {
   if (c == 0) return;
   SHRINK_LAUNCH(batch_norm_backward_kernel, cuda::blocks_for(c, 1),
                 cuda::threads_1d(row_threads(outer * inner, kNormThreads)), 0, x, gy, outer, c,
-                inner, mean, invstd, weight, training, gx, gweight, gbias);
+                inner, mean, invstd, weight, bias, residual, relu, training, gx, gweight, gbias,
+                gresidual);
 }
 
 inline void layer_norm_forward(const float* x, int64_t rows, int64_t n, const float* weight,

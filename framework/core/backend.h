@@ -70,6 +70,15 @@ struct Pool2dParams {
   bool count_include_pad = true;
 };
 
+// What a batch norm may fuse after its normalisation: y = relu(bn(x) + residual), each part
+// optional (framework/ops/ops.h batch_norm_relu). The backward recomputes the pre-activation
+// bn(x) + residual from x with the forward's float expression (no FMA contraction on the CPU), so
+// its ReLU mask is the forward's bit for bit, and no intermediate tensor is kept.
+struct BatchNormEpilogue {
+  const Tensor* residual = nullptr;  // the shape of x
+  bool relu = false;
+};
+
 // Integer inference (framework/ops/int8.h): y = epilogue(sum_k u[k] * w[n][k]) with exact 32-bit
 // sums of unsigned input bytes u and signed weights w (what AVX-512 VNNI's vpdpbusd computes).
 // The input is quantized on entry as the fake quantizers do (scalar_ops.h quant_forward):
@@ -172,11 +181,15 @@ class Backend {
                                 Tensor& mean, Tensor& var_biased) = 0;
   virtual void batch_norm_apply(const Tensor& x, int64_t outer, int64_t c, int64_t inner,
                                 const Tensor& mean, const Tensor& invstd, const Tensor* weight,
-                                const Tensor* bias, Tensor& y) = 0;
+                                const Tensor* bias, const BatchNormEpilogue& epilogue,
+                                Tensor& y) = 0;
+  // gy is the gradient of the epilogue's output; gresidual (with a residual) receives the
+  // gradient of the residual: gy through the ReLU's mask.
   virtual void batch_norm_backward(const Tensor& x, const Tensor& gy, int64_t outer, int64_t c,
                                    int64_t inner, const Tensor& mean, const Tensor& invstd,
-                                   const Tensor* weight, bool training, Tensor& gx,
-                                   Tensor* gweight, Tensor* gbias) = 0;
+                                   const Tensor* weight, const Tensor* bias,
+                                   const BatchNormEpilogue& epilogue, bool training, Tensor& gx,
+                                   Tensor* gweight, Tensor* gbias, Tensor* gresidual) = 0;
   // Layer norm over the last `n` elements of each of `rows` rows.
   virtual void layer_norm_forward(const Tensor& x, int64_t rows, int64_t n, const Tensor* weight,
                                   const Tensor* bias, float eps, Tensor& y, Tensor& mean,

@@ -47,11 +47,12 @@
                         Tensor& var_biased) override;                                                \
   void batch_norm_apply(const Tensor& x, int64_t outer, int64_t c, int64_t inner,                    \
                         const Tensor& mean, const Tensor& invstd, const Tensor* weight,              \
-                        const Tensor* bias, Tensor& y) override;                                     \
+                        const Tensor* bias, const BatchNormEpilogue& epilogue, Tensor& y) override;  \
   void batch_norm_backward(const Tensor& x, const Tensor& gy, int64_t outer, int64_t c,              \
                            int64_t inner, const Tensor& mean, const Tensor& invstd,                  \
-                           const Tensor* weight, bool training, Tensor& gx, Tensor* gweight,         \
-                           Tensor* gbias) override;                                                  \
+                           const Tensor* weight, const Tensor* bias,                                 \
+                           const BatchNormEpilogue& epilogue, bool training, Tensor& gx,             \
+                           Tensor* gweight, Tensor* gbias, Tensor* gresidual) override;              \
   void layer_norm_forward(const Tensor& x, int64_t rows, int64_t n, const Tensor* weight,            \
                           const Tensor* bias, float eps, Tensor& y, Tensor& mean,                    \
                           Tensor& invstd) override;                                                  \

@@ -1,6 +1,7 @@
 // CPU kernels: pooling, batch norm, layer norm.
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "framework/core/parallel.h"
@@ -207,54 +208,125 @@ void CpuBackend::batch_norm_stats(const Tensor& x, int64_t outer, int64_t c, int
   }
 }
 
+namespace {
+// The normalisation of channel ch as one affine map y = x * scale + shift. Forward and backward
+// both take it from here, so the backward's recomputed pre-activation is the forward's exactly.
+struct ChannelAffine {
+  float scale, shift;
+};
+ChannelAffine channel_affine(int64_t ch, const float* mean, const float* invstd, const float* weight,
+                             const float* bias) {
+  const float scale = invstd[ch] * (weight ? weight[ch] : 1.f);
+  return {scale, (bias ? bias[ch] : 0.f) - mean[ch] * scale};
+}
+
+template <bool kResidual, bool kRelu>
+void apply_row(const float* __restrict p, const float* __restrict r, float* __restrict q, int64_t n,
+               ChannelAffine a) {
+  for (int64_t i = 0; i < n; ++i) {
+    float v = p[i] * a.scale + a.shift;
+    if (kResidual) v += r[i];
+    q[i] = kRelu ? (v > 0.f ? v : 0.f) : v;  // the relu op's expression (NaN -> 0)
+  }
+}
+
+// The gradient reaching the normalisation, element i of a row: gy itself, or through the ReLU
+// epilogue's mask, gy where the recomputed pre-activation is positive (as the relu op's backward
+// decides from its input).
+struct PlainGrad {
+  const float* g;
+  float operator()(int64_t i) const { return g[i]; }
+};
+template <bool kResidual>
+struct MaskedGrad {
+  const float* p;
+  const float* r;
+  const float* g;
+  ChannelAffine a;
+  float operator()(int64_t i) const {
+    float v = p[i] * a.scale + a.shift;
+    if (kResidual) v += r[i];
+    // The load is unconditional on purpose: GCC 12.2 at -O3 with AVX2/AVX-512 miscompiles
+    // `v > 0.f ? g[i] : 0.f` inside lane_sum's 16-lane loop (a wrong sum, not only a different
+    // rounding); tests/nn/test_fusion.cpp catches it.
+    const float gi = g[i];
+    return v > 0.f ? gi : 0.f;
+  }
+};
+}  // namespace
+
 void CpuBackend::batch_norm_apply(const Tensor& x, int64_t outer, int64_t c, int64_t inner,
                                   const Tensor& mean, const Tensor& invstd, const Tensor* weight,
-                                  const Tensor* bias, Tensor& y) {
+                                  const Tensor* bias, const BatchNormEpilogue& ep, Tensor& y) {
   const float* xp = x.data<float>();
+  const float* rp = ep.residual ? ep.residual->data<float>() : nullptr;
   const float* mp = mean.data<float>();
   const float* sp = invstd.data<float>();
   const float* wp = weight ? weight->data<float>() : nullptr;
   const float* bp = bias ? bias->data<float>() : nullptr;
   float* yp = y.data<float>();
+  const auto row = rp ? (ep.relu ? apply_row<true, true> : apply_row<true, false>)
+                      : (ep.relu ? apply_row<false, true> : apply_row<false, false>);
   parallel_for(outer * c, 8, [&](int64_t b, int64_t e) {
-    for (int64_t oc = b; oc < e; ++oc) {
-      int64_t ch = oc % c;
-      float scale = sp[ch] * (wp ? wp[ch] : 1.f);
-      float shift = (bp ? bp[ch] : 0.f) - mp[ch] * scale;
-      const float* __restrict p = xp + oc * inner;
-      float* __restrict q = yp + oc * inner;
-      for (int64_t i = 0; i < inner; ++i) q[i] = p[i] * scale + shift;
-    }
+    for (int64_t r = b; r < e; ++r)
+      row(xp + r * inner, rp ? rp + r * inner : nullptr, yp + r * inner, inner,
+          channel_affine(r % c, mp, sp, wp, bp));
   });
 }
 
 void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& gy, int64_t outer, int64_t c,
                                      int64_t inner, const Tensor& mean, const Tensor& invstd,
-                                     const Tensor* weight, bool training, Tensor& gx,
-                                     Tensor* gweight, Tensor* gbias) {
+                                     const Tensor* weight, const Tensor* bias,
+                                     const BatchNormEpilogue& ep, bool training, Tensor& gx,
+                                     Tensor* gweight, Tensor* gbias, Tensor* gresidual) {
   const float* xp = x.data<float>();
   const float* gp = gy.data<float>();
+  const float* rp = ep.residual ? ep.residual->data<float>() : nullptr;
   const float* mp = mean.data<float>();
   const float* sp = invstd.data<float>();
   const float* wp = weight ? weight->data<float>() : nullptr;
+  const float* bp = bias ? bias->data<float>() : nullptr;
   float* gxp = gx.data<float>();
   float* gwp = gweight ? gweight->data<float>() : nullptr;
   float* gbp = gbias ? gbias->data<float>() : nullptr;
+  float* grp = gresidual ? gresidual->data<float>() : nullptr;
   const double count = static_cast<double>(outer * inner);
-  // Two passes in memory order: per-row sums of gy and gy * (x - mean), combined per channel;
-  // then gx.
+  // Calls body with row r's gradient functor (PlainGrad or MaskedGrad), so each loop below is
+  // compiled for each case.
+  auto with_grad = [&](int64_t r, auto&& body) {
+    const float* g = gp + r * inner;
+    if (!ep.relu) return body(PlainGrad{g});
+    const ChannelAffine a = channel_affine(r % c, mp, sp, wp, bp);
+    if (rp) return body(MaskedGrad<true>{xp + r * inner, rp + r * inner, g, a});
+    return body(MaskedGrad<false>{xp + r * inner, nullptr, g, a});
+  };
+  // Two passes in memory order: per-row sums of g and g * (x - mean), combined per channel;
+  // then gx. With a residual gradient to give, the first pass writes it (g itself) and the
+  // second reads it back instead of recomputing the mask.
   std::vector<double> row_g(outer * c), row_gxm(outer * c);
-  if (training || gwp || gbp)
+  if (training || gwp || gbp || grp)
     parallel_for(outer * c, 8, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         const float* __restrict p = xp + r * inner;
-        const float* __restrict g = gp + r * inner;
         const float m = mp[r % c];
-        row_g[r] = lane_sum(inner, [g](int64_t i) { return g[i]; });
-        row_gxm[r] = lane_sum(inner, [g, p, m](int64_t i) { return g[i] * (p[i] - m); });
+        auto sums = [&](auto grad) {
+          float s_g, s_gxm;
+          lane_sum2(inner, [&](int64_t i) {
+            const float gi = grad(i);
+            return std::pair<float, float>{gi, gi * (p[i] - m)};
+          }, s_g, s_gxm);
+          row_g[r] = s_g;
+          row_gxm[r] = s_gxm;
+        };
+        with_grad(r, [&](auto grad) {
+          if (!grp) return sums(grad);
+          float* __restrict out = grp + r * inner;
+          for (int64_t i = 0; i < inner; ++i) out[i] = grad(i);
+          sums(PlainGrad{out});
+        });
       }
     });
-  std::vector<float> scale(c), mean_g(c), k(c);  // gx = scale * (gy - mean_g - (x - mean) * k)
+  std::vector<float> scale(c), mean_g(c), k(c);  // gx = scale * (g - mean_g - (x - mean) * k)
   for (int64_t ch = 0; ch < c; ++ch) {
     double sum_g = 0.0, sum_gxm = 0.0;
     for (int64_t o = 0; o < outer; ++o) {
@@ -262,25 +334,28 @@ void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& gy, int64_t 
       sum_gxm += row_gxm[o * c + ch];
     }
     const float s = sp[ch];
-    const double sum_gx = sum_gxm * s;  // sum(gy * xhat)
+    const double sum_gx = sum_gxm * s;  // sum(g * xhat)
     if (gwp) gwp[ch] = static_cast<float>(sum_gx);
     if (gbp) gbp[ch] = static_cast<float>(sum_g);
     scale[ch] = (wp ? wp[ch] : 1.f) * s;
     mean_g[ch] = training ? static_cast<float>(sum_g / count) : 0.f;
-    k[ch] = training ? static_cast<float>(sum_gx / count) * s : 0.f;  // mean(gy*xhat) * invstd
+    k[ch] = training ? static_cast<float>(sum_gx / count) * s : 0.f;  // mean(g*xhat) * invstd
   }
   parallel_for(outer * c, 8, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const int64_t ch = r % c;
       const float* __restrict p = xp + r * inner;
-      const float* __restrict g = gp + r * inner;
       float* __restrict q = gxp + r * inner;
       const float ws = scale[ch], mg = mean_g[ch], kk = k[ch], m = mp[ch];
-      if (training) {
-        for (int64_t i = 0; i < inner; ++i) q[i] = ws * (g[i] - mg - (p[i] - m) * kk);
-      } else {
-        for (int64_t i = 0; i < inner; ++i) q[i] = ws * g[i];
-      }
+      auto write = [&](auto grad) {
+        if (training) {
+          for (int64_t i = 0; i < inner; ++i) q[i] = ws * (grad(i) - mg - (p[i] - m) * kk);
+        } else {
+          for (int64_t i = 0; i < inner; ++i) q[i] = ws * grad(i);
+        }
+      };
+      if (grp) write(PlainGrad{grp + r * inner});
+      else with_grad(r, write);
     }
   });
 }

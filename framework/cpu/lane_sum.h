@@ -21,6 +21,30 @@ inline Acc lane_sum(int64_t n, Term term) {
   return acc[0];
 }
 
+// The sums of a(i) and of b(i) for i in [0, n), each bit for bit what lane_sum gives, in one
+// loop: for terms that share work (a mask, a load).
+template <typename Acc = float, typename Terms>
+inline void lane_sum2(int64_t n, Terms terms, Acc& sum_a, Acc& sum_b) {
+  constexpr int kLanes = 16;
+  Acc a[kLanes] = {}, b[kLanes] = {};
+  auto add = [&](int l, int64_t i) {
+    const auto [ta, tb] = terms(i);
+    a[l] += ta;
+    b[l] += tb;
+  };
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) add(l, i + l);
+  for (int l = 0; i + l < n; ++l) add(l, i + l);
+  for (int width = kLanes / 2; width > 0; width /= 2)
+    for (int l = 0; l < width; ++l) {
+      a[l] += a[l + width];
+      b[l] += b[l + width];
+    }
+  sum_a = a[0];
+  sum_b = b[0];
+}
+
 // Whether p[0, n) holds a NaN. The marks are float lanes (a compare and a blend per vector): with
 // an int accumulator (`nan |= v != v`) GCC 12 leaves the loop scalar.
 inline bool any_nan(const float* __restrict p, int64_t n) {

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "framework/nn/fusion.h"
 #include "framework/nn/module.h"
 
 namespace shrink::nn {
@@ -27,7 +28,15 @@ class Sequential : public Module {
   Value forward(const std::vector<Value>& inputs) override {
     SHRINK_CHECK(inputs.size() == 1, "Sequential.forward: expected 1 input, got ", inputs.size());
     Value v = inputs[0];
-    for (const auto& [name, m] : children()) v = (*m)(std::vector<Value>{v});
+    const auto& kids = children();
+    for (size_t i = 0; i < kids.size(); ++i) {
+      Module& m = *kids[i].second;
+      if (i + 1 < kids.size() && v.is_tensor() && fuses_batch_norm_relu(m, *kids[i + 1].second)) {
+        v = batch_norm_relu(m, *kids[++i].second, v.tensor());  // one op for the pair
+        continue;
+      }
+      v = m(std::vector<Value>{v});
+    }
     return v;
   }
 };

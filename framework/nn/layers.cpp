@@ -61,7 +61,12 @@ BatchNorm::BatchNorm(int64_t n, int64_t expected_rank, float eps, float momentum
 }
 
 Value BatchNorm::forward(const std::vector<Value>& inputs) {
-  const Tensor& x = input_tensor(inputs, 0);
+  return normalise(input_tensor(inputs, 0), Tensor(), false);
+}
+
+Tensor BatchNorm::forward_relu(const Tensor& x, const Tensor& residual) { return normalise(x, residual, true); }
+
+Tensor BatchNorm::normalise(const Tensor& x, const Tensor& residual, bool relu) {
   if (expected_rank_ == 4)
     SHRINK_CHECK(x.dim() == 4, type_name(), ": expected [N, C, H, W] input, got ", x.shape());
   else
@@ -76,10 +81,15 @@ Value BatchNorm::forward(const std::vector<Value>& inputs) {
     host.data<int64_t>()[0] += 1;
     nbt.copy_(host);
   }
-  if (is_training() && batch_statistics_) return forward_with(x, batch_statistics_(x));
+  if (is_training() && batch_statistics_) {
+    Tensor y = forward_with(x, batch_statistics_(x));
+    if (residual.defined()) y = add(y, residual);
+    return relu ? shrink::relu(y) : y;
+  }
   // Batch statistics in training, and in evaluation when no running statistics are tracked.
   bool use_batch_stats = is_training() || !rm.defined();
-  return batch_norm(x, param("weight"), param("bias"), rm, rv, use_batch_stats, momentum, eps);
+  if (!relu) return batch_norm(x, param("weight"), param("bias"), rm, rv, use_batch_stats, momentum, eps);
+  return batch_norm_relu(x, param("weight"), param("bias"), rm, rv, use_batch_stats, momentum, eps, residual);
 }
 
 // y = (x - mean) / sqrt(var + eps) * weight + bias with statistics from set_batch_statistics, in

@@ -1,6 +1,9 @@
 // Central-difference gradient checks for every differentiable op (tolerances in gradcheck.h).
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+#include <cmath>
+
 #include "framework/shrink.h"
 #include "gradcheck.h"
 
@@ -117,6 +120,27 @@ BOOST_AUTO_TEST_CASE(normalisation) {
   Tensor rm = seeded_randn({3}, 4, 0.1f), rv = add(abs(seeded_randn({3}, 5)), 0.5f);
   check_gradients([rm, rv](const V& v) { return batch_norm(v[0], v[1], v[2], rm, rv, false, 0.1f, 1e-5f); },
                   {seeded_randn({4, 3}, 6), seeded_randn({3}, 7), seeded_randn({3}, 8)});
+  // batch_norm_relu: every pre-activation must stay clear of the ReLU's kink by more than a
+  // central difference moves it (about eps * |w| * invstd), or the numeric slope straddles it.
+  auto clear_of_kink = [](const Tensor& pre) {
+    float closest = INFINITY;
+    for (float v : pre.to_vector()) closest = std::min(closest, std::fabs(v));
+    BOOST_REQUIRE_MESSAGE(closest > 0.05f, "a pre-activation lies " << closest << " from the kink");
+  };
+  {
+    const V in{seeded_randn({3, 2, 2, 2}, 21), add(seeded_randn({2}, 22, 0.3f), 1.f), seeded_randn({2}, 23),
+               seeded_randn({3, 2, 2, 2}, 24)};
+    clear_of_kink(add(batch_norm(in[0], in[1], in[2], Tensor(), Tensor(), true, 0.1f, 1e-5f), in[3]));
+    clear_of_kink(batch_norm(in[0], in[1], in[2], Tensor(), Tensor(), true, 0.1f, 1e-5f));
+    check_gradients([](const V& v) { return batch_norm_relu(v[0], v[1], v[2], Tensor(), Tensor(), true, 0.1f, 1e-5f, v[3]); },
+                    in);
+    check_gradients([](const V& v) { return batch_norm_relu(v[0], v[1], v[2], Tensor(), Tensor(), true, 0.1f, 1e-5f); },
+                    {in[0], in[1], in[2]});
+    const Tensor rm2 = seeded_randn({2}, 25, 0.1f), rv2 = add(abs(seeded_randn({2}, 26)), 0.5f);
+    clear_of_kink(add(batch_norm(in[0], in[1], in[2], rm2, rv2, false, 0.1f, 1e-5f), in[3]));
+    check_gradients([rm2, rv2](const V& v) { return batch_norm_relu(v[0], v[1], v[2], rm2, rv2, false, 0.1f, 1e-5f, v[3]); },
+                    in);
+  }
   check_gradients([](const V& v) { return layer_norm(v[0], {4}, v[1], v[2], 1e-5f); },
                   {seeded_randn({3, 4}, 9), add(seeded_randn({4}, 10), 1.f), seeded_randn({4}, 11)});
   check_gradients([](const V& v) { return layer_norm(v[0], {2, 3}, Tensor(), Tensor(), 1e-5f); },

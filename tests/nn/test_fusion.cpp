@@ -1,0 +1,189 @@
+// Fused BatchNorm + ReLU (nn/fusion.h and the batch_norm_relu op): bit for bit what batch_norm,
+// add and relu give one by one (values, every gradient, running statistics), and taken only for
+// module pairs that nothing intercepts.
+#include <boost/test/unit_test.hpp>
+
+#include <cstring>
+#include <set>
+
+#include "framework/optim/optimizer.h"
+#include "framework/shrink.h"
+#include "gradcheck.h"
+#include "models/zoo.h"
+
+using namespace shrink;
+using shrink::testing::seeded_randn;
+
+namespace {
+bool same_bits(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined()) return a.defined() == b.defined();
+  const std::vector<float> u = a.to_vector(), v = b.to_vector();
+  return u.size() == v.size() && std::memcmp(u.data(), v.data(), u.size() * sizeof(float)) == 0;
+}
+
+struct Run {
+  Tensor y, gx, gw, gb, gr, rm, rv;
+};
+
+// relu(bn(x) + r) fused or as three ops, then the gradients of sum(y * g).
+Run run_op(bool fused, bool training, bool residual, bool affine) {
+  Tensor x = add(seeded_randn({4, 3, 5, 6}, 1, 2.f), 0.3f).set_requires_grad(true);
+  Tensor w = affine ? add(seeded_randn({3}, 2, 0.5f), 1.f).set_requires_grad(true) : Tensor();
+  Tensor b = affine ? seeded_randn({3}, 3).set_requires_grad(true) : Tensor();
+  Tensor r = residual ? seeded_randn({4, 3, 5, 6}, 4).set_requires_grad(true) : Tensor();
+  Tensor rm = seeded_randn({3}, 5, 0.1f), rv = add(abs(seeded_randn({3}, 6)), 0.5f);
+  Tensor y;
+  if (fused) {
+    y = batch_norm_relu(x, w, b, rm, rv, training, 0.1f, 1e-5f, r);
+  } else {
+    y = batch_norm(x, w, b, rm, rv, training, 0.1f, 1e-5f);
+    y = relu(residual ? add(y, r) : y);
+  }
+  sum(mul(y, seeded_randn(y.shape(), 7))).backward();
+  return {y, x.grad(), affine ? w.grad() : Tensor(), affine ? b.grad() : Tensor(),
+          residual ? r.grad() : Tensor(), rm, rv};
+}
+
+// How many nodes of each kind the tape behind `t` holds.
+std::multiset<OpKind> tape_kinds(const Tensor& t) {
+  std::multiset<OpKind> kinds;
+  std::vector<const Node*> stack{t.grad_fn().get()};
+  std::set<const Node*> seen;
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    if (!n || !seen.insert(n).second) continue;
+    kinds.insert(n->kind);
+    for (const Tensor& in : n->inputs)
+      if (in.defined()) stack.push_back(in.grad_fn().get());
+  }
+  return kinds;
+}
+
+std::shared_ptr<nn::Sequential> conv_bn_relu(uint64_t seed) {
+  manual_seed(seed);
+  auto s = std::make_shared<nn::Sequential>();
+  s->push_back("conv", std::make_shared<nn::Conv2d>(2, 4, 3, 1, 1));
+  s->push_back("bn", std::make_shared<nn::BatchNorm2d>(4));
+  s->push_back("relu", std::make_shared<nn::ReLU>());
+  return s;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(fusion)
+
+BOOST_AUTO_TEST_CASE(op_equals_batch_norm_add_relu_bit_for_bit) {
+  for (bool training : {true, false})
+    for (bool residual : {false, true})
+      for (bool affine : {true, false}) {
+        BOOST_TEST_CONTEXT("training " << training << " residual " << residual << " affine " << affine) {
+          const Run f = run_op(true, training, residual, affine), u = run_op(false, training, residual, affine);
+          // The mask matters: a good share of the outputs are clamped and a good share pass.
+          int64_t zeros = 0;
+          for (float v : f.y.to_vector()) zeros += v == 0.f;
+          BOOST_TEST(zeros > f.y.numel() / 5);
+          BOOST_TEST(zeros < f.y.numel() * 4 / 5);
+          BOOST_TEST(same_bits(f.y, u.y));
+          BOOST_TEST(same_bits(f.gx, u.gx));
+          BOOST_TEST(same_bits(f.gw, u.gw));
+          BOOST_TEST(same_bits(f.gb, u.gb));
+          BOOST_TEST(same_bits(f.gr, u.gr));
+          BOOST_TEST(same_bits(f.rm, u.rm));
+          BOOST_TEST(same_bits(f.rv, u.rv));
+        }
+      }
+}
+
+BOOST_AUTO_TEST_CASE(residual_must_match_the_input) {
+  const Tensor x = seeded_randn({2, 3, 4, 4}, 1), r = seeded_randn({2, 3, 4, 3}, 2);
+  try {
+    batch_norm_relu(x, Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1f, 1e-5f, r);
+    BOOST_FAIL("a residual of another shape was accepted");
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    BOOST_TEST(msg.find("batch_norm_relu: residual [2, 3, 4, 3]") != std::string::npos, msg);
+    BOOST_TEST(msg.find("[2, 3, 4, 4]") != std::string::npos, msg);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(sequential_fuses_a_pair_that_nothing_intercepts) {
+  const Tensor x = seeded_randn({3, 2, 5, 5}, 9);
+  auto fused = conv_bn_relu(11), plain = conv_bn_relu(11);
+  const Tensor yf = (*fused)(x);
+  Tensor yp;
+  {
+    nn::FusionGuard off(false);
+    yp = (*plain)(x);
+  }
+  const auto kf = tape_kinds(yf), kp = tape_kinds(yp);
+  BOOST_TEST(kf.count(OpKind::BatchNormRelu) == 1u);
+  BOOST_TEST(kf.count(OpKind::Relu) == 0u);
+  BOOST_TEST(kp.count(OpKind::BatchNormRelu) == 0u);
+  BOOST_TEST(kp.count(OpKind::BatchNorm) == 1u);
+  BOOST_TEST(kp.count(OpKind::Relu) == 1u);
+  BOOST_TEST(same_bits(yf, yp));
+  sum(yf).backward();
+  sum(yp).backward();
+  const auto sf = fused->state_dict(), sp = plain->state_dict();
+  BOOST_TEST(sf.at("bn.num_batches_tracked").to_vector() == std::vector<float>{1.f});
+  for (const auto& [name, t] : sf) BOOST_TEST(same_bits(t, sp.at(name)), name);
+  const auto pf = fused->named_parameters(), pp = plain->named_parameters();
+  BOOST_REQUIRE(pf.size() == pp.size());
+  for (size_t i = 0; i < pf.size(); ++i) BOOST_TEST(same_bits(pf[i].second.grad(), pp[i].second.grad()), pf[i].first);
+}
+
+BOOST_AUTO_TEST_CASE(a_hook_on_either_module_keeps_the_modules_apart) {
+  const Tensor x = seeded_randn({3, 2, 5, 5}, 9);
+  for (const char* hooked : {"bn", "relu"}) {
+    auto s = conv_bn_relu(11);
+    Tensor seen;
+    nn::HookHandle h = (*s)[std::string(hooked) == "bn" ? 1 : 2]->register_forward_hook(
+        [&](nn::Module&, const std::vector<nn::Value>& in, const nn::Value&) -> std::optional<nn::Value> {
+          seen = in.at(0).tensor();
+          return std::nullopt;
+        });
+    const Tensor y = (*s)(x);
+    BOOST_TEST(tape_kinds(y).count(OpKind::BatchNormRelu) == 0u, hooked);
+    BOOST_TEST(seen.defined(), hooked);
+    h.remove();
+    BOOST_TEST(tape_kinds((*s)(x)).count(OpKind::BatchNormRelu) == 1u, hooked);  // fused again
+  }
+  // A batch norm whose statistics come from elsewhere (SyncBatchNorm) is not fused either.
+  auto s = conv_bn_relu(11);
+  std::static_pointer_cast<nn::BatchNorm>((*s)[1])->set_batch_statistics([](const Tensor& t) {
+    const Tensor m = mean(t, {0, 2, 3}, true), d = sub(t, m);
+    return nn::BatchNorm::BatchStatistics{reshape(m, {t.size(1)}), mean(mul(d, d), {0, 2, 3}),
+                                          static_cast<double>(t.numel() / t.size(1))};
+  });
+  BOOST_TEST(tape_kinds((*s)(x)).count(OpKind::BatchNormRelu) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(resnet20_trains_the_same_fused_and_unfused) {
+  // Ten fused pairs (the stem and every block's first) and nine with the residual.
+  const Tensor x = seeded_randn({4, 1, 28, 28}, 21);
+  const Tensor target = Tensor::from_vector_i64({1, 7, 3, 0}, {4});
+  std::map<std::string, Tensor> state[2];
+  std::multiset<OpKind> kinds[2];
+  for (int fused = 0; fused < 2; ++fused) {
+    nn::FusionGuard mode(fused == 1);
+    manual_seed(5);
+    auto model = models::make_model("resnet20");
+    optim::SGD sgd(model->parameters(), 0.1f, 0.9f);
+    for (int step = 0; step < 2; ++step) {
+      sgd.zero_grad();
+      Tensor loss = cross_entropy((*model)(x), target);
+      if (step == 0) kinds[fused] = tape_kinds(loss);
+      loss.backward();
+      sgd.step();
+    }
+    model->eval();
+    state[fused] = model->state_dict();
+    state[fused]["eval_output"] = (*model)(x);
+  }
+  BOOST_TEST(kinds[1].count(OpKind::BatchNormRelu) == 19u);
+  BOOST_TEST(kinds[1].count(OpKind::Relu) == 0u);
+  BOOST_TEST(kinds[0].count(OpKind::Relu) == 19u);
+  for (const auto& [name, t] : state[1]) BOOST_TEST(same_bits(t, state[0].at(name)), name);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
