@@ -101,13 +101,11 @@ BasicBlock::BasicBlock(int64_t in, int64_t out, int64_t stride) {
 Value BasicBlock::forward(const std::vector<Value>& inputs) {
   SHRINK_CHECK(inputs.size() == 1 && inputs[0].is_tensor(), "BasicBlock.forward: one tensor");
   const Tensor& x = inputs[0].tensor();
-  // relu(bn(.)) and relu(bn(.) + identity) each run as one op unless a hook watches the modules
-  // (nn/fusion.h); unfused, the modules run in their usual order (bn2 before the downsample).
-  Tensor out = (*conv2_)(nn::batch_norm_relu(*bn1_, *relu_, (*conv1_)(x)));
-  const bool fused = nn::fuses_batch_norm_relu(*bn2_, *relu_);
-  if (!fused) out = (*bn2_)(out);
-  Tensor identity = downsample_ ? (*downsample_)(x) : x;
-  return fused ? nn::batch_norm_relu(*bn2_, *relu_, out, identity) : (*relu_)(add(out, identity));
+  // relu(bn1(conv1(x))) and relu(bn2(conv2(.)) + identity), each as fused ops where nothing
+  // watches the modules (nn/fusion.h).
+  Tensor out = nn::conv_batch_norm_relu(*conv1_, *bn1_, relu_.get(), x);
+  return nn::conv_batch_norm_relu(*conv2_, *bn2_, relu_.get(), out,
+                                  [&] { return downsample_ ? (*downsample_)(x) : x; });
 }
 
 ResNet20::ResNet20(const ModelOptions& o) {
@@ -131,7 +129,7 @@ ResNet20::ResNet20(const ModelOptions& o) {
 }
 
 Value ResNet20::forward(const std::vector<Value>& inputs) {
-  Tensor x = nn::batch_norm_relu(*bn1_, *relu_, (*conv1_)(single_input(inputs, "resnet20")));
+  Tensor x = nn::conv_batch_norm_relu(*conv1_, *bn1_, relu_.get(), single_input(inputs, "resnet20"));
   x = (*layer3_)((*layer2_)((*layer1_)(x)));
   return (*fc_)(flatten((*avgpool_)(x), 1));
 }

@@ -29,6 +29,14 @@ void Backend::conv2d_backward(const Conv2dParams& p, const Tensor& gy, const Ten
   if (gw) conv2d_backward_weight(p, gy, x, *gw);
 }
 
+void Backend::conv2d_batch_norm_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w,
+                                        const Tensor* bias, const Tensor& mean, const Tensor& invstd,
+                                        const Tensor* bn_weight, const Tensor* bn_bias,
+                                        const BatchNormEpilogue& epilogue, Tensor& y) {
+  conv2d_forward(p, x, w, bias, y);
+  batch_norm_apply(y, p.n, p.oc, p.oh * p.ow, mean, invstd, bn_weight, bn_bias, epilogue, y);
+}
+
 namespace {
 [[noreturn]] void no_int8_kernels(Device d) {
   throw Error(std::string("int8 inference: the ") + device_name(d) +

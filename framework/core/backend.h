@@ -163,6 +163,16 @@ class Backend {
   virtual void conv2d_backward(const Conv2dParams& p, const Tensor& gy, const Tensor& x,
                                const Tensor& w, Tensor* gx, Tensor* gw);
 
+  // Inference only: conv2d_forward, then batch_norm_apply on y with an evaluation-mode batch
+  // norm's statistics and the epilogue (ops.h conv2d_batch_norm). This default runs the two
+  // kernels, the second in place; the CPU applies the normalisation to each image while the
+  // convolution's output pass still has it in cache.
+  virtual void conv2d_batch_norm_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w,
+                                         const Tensor* bias, const Tensor& mean,
+                                         const Tensor& invstd, const Tensor* bn_weight,
+                                         const Tensor* bn_bias, const BatchNormEpilogue& epilogue,
+                                         Tensor& y);
+
   virtual void max_pool2d_forward(const Pool2dParams& p, const Tensor& x, Tensor& y,
                                   Tensor& index) = 0;
   virtual void max_pool2d_backward(const Pool2dParams& p, const Tensor& gy, const Tensor& index,

@@ -363,7 +363,8 @@ bool handles(const Conv2dParams& p) {
 }
 bool handles_input_grad(const Conv2dParams& p) { return handles(p) && p.c >= kMinInputGradChannels; }
 
-void forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y) {
+void forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y,
+             const std::function<void(int64_t n)>& after_image) {
   const Pass g(p.c, p.h + 2 * p.pad_h, p.w + 2 * p.pad_w, p.kh, p.kw, p.stride_h, p.stride_w, p.oh,
                p.ow, p.oc);
   const int64_t taps = p.kh * p.kw;
@@ -376,6 +377,7 @@ void forward(const Conv2dParams& p, const float* x, const float* w, const float*
     to_nhwc(x + n * p.c * p.h * p.w, p.c, p.h, p.w, p.pad_h, p.pad_w, g.hp, g.wp, p.c, in);
     conv_image(g, in, wpk.data(), out);
     from_nhwc(out, g.ocp, p.oc, p.oh * p.ow, bias, y + n * p.oc * p.oh * p.ow);
+    if (after_image) after_image(n);
   });
 }
 

@@ -5,6 +5,8 @@
 // every CPU without AVX-512F, takes the im2col path in cpu_gemm_conv.cpp, which stays the
 // reference.
 #pragma once
+#include <functional>
+
 #include "framework/core/backend.h"
 
 namespace shrink::cpu::direct_conv {
@@ -16,7 +18,10 @@ bool handles(const Conv2dParams& p);
 bool handles_input_grad(const Conv2dParams& p);
 
 // NCHW in, NCHW out, like the Backend methods they serve.
-void forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y);
+// after_image(n), when given, runs on the thread that wrote image n of y, right after it, while
+// the image is still in cache (the folded batch norm of conv2d_batch_norm_forward).
+void forward(const Conv2dParams& p, const float* x, const float* w, const float* bias, float* y,
+             const std::function<void(int64_t n)>& after_image = nullptr);
 void backward_input(const Conv2dParams& p, const float* gy, const float* w, float* gx);
 void backward_weight(const Conv2dParams& p, const float* gy, const float* x, float* gw);
 // Either or both gradients (null to skip), with one NHWC copy

@@ -13,6 +13,10 @@ class CpuBackend final : public Backend {
   SHRINK_BACKEND_KERNEL_OVERRIDES
   void conv2d_backward(const Conv2dParams& p, const Tensor& gy, const Tensor& x, const Tensor& w,
                        Tensor* gx, Tensor* gw) override;
+  void conv2d_batch_norm_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w,
+                                 const Tensor* bias, const Tensor& mean, const Tensor& invstd,
+                                 const Tensor* bn_weight, const Tensor* bn_bias,
+                                 const BatchNormEpilogue& epilogue, Tensor& y) override;
   // Integer inference (cpu_int8.cpp).
   Tensor int8_pack(const Tensor& w) override;
   void int8_linear(const Int8Layer& l, const Tensor& x, Tensor& y) override;

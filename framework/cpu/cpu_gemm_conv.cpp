@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "framework/core/parallel.h"
+#include "framework/cpu/channel_affine.h"
 #include "framework/cpu/conv_direct.h"
 #include "framework/cpu/cpu_backend.h"
 #include "framework/cpu/scratch.h"
@@ -149,13 +151,11 @@ void CpuBackend::gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float a
   });
 }
 
-void CpuBackend::conv2d_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w,
-                                const Tensor* bias, Tensor& y) {
-  if (direct_conv::handles(p)) {
-    direct_conv::forward(p, x.data<float>(), w.data<float>(), bias ? bias->data<float>() : nullptr,
-                         y.data<float>());
-    return;
-  }
+namespace {
+// The im2col + GEMM forward; after_images(n0, n1), when given, runs on images [n0, n1) of y on
+// the thread that just wrote them.
+void im2col_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w, const Tensor* bias,
+                    Tensor& y, const std::function<void(int64_t, int64_t)>& after_images) {
   const int64_t cg = p.c / p.groups, ocg = p.oc / p.groups;
   const int64_t kdim = cg * p.kh * p.kw, ohw = p.oh * p.ow;
   const float* xp = x.data<float>();
@@ -193,7 +193,43 @@ void CpuBackend::conv2d_forward(const Conv2dParams& p, const Tensor& x, const Te
           for (int64_t i = 0; i < ohw; ++i) dst[i] = src[i] + b;
         }
     }
+    if (after_images) after_images(n0, n1);
   });
+}
+}  // namespace
+
+void CpuBackend::conv2d_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w,
+                                const Tensor* bias, Tensor& y) {
+  if (direct_conv::handles(p))
+    direct_conv::forward(p, x.data<float>(), w.data<float>(), bias ? bias->data<float>() : nullptr,
+                         y.data<float>());
+  else
+    im2col_forward(p, x, w, bias, y, nullptr);
+}
+
+void CpuBackend::conv2d_batch_norm_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w,
+                                           const Tensor* bias, const Tensor& mean, const Tensor& invstd,
+                                           const Tensor* bn_weight, const Tensor* bn_bias,
+                                           const BatchNormEpilogue& ep, Tensor& y) {
+  const float* mp = mean.data<float>();
+  const float* sp = invstd.data<float>();
+  const float* wp = bn_weight ? bn_weight->data<float>() : nullptr;
+  const float* bp = bn_bias ? bn_bias->data<float>() : nullptr;
+  const float* rp = ep.residual ? ep.residual->data<float>() : nullptr;
+  float* yp = y.data<float>();
+  const int64_t ohw = p.oh * p.ow;
+  const ApplyRow row = apply_row_for(rp != nullptr, ep.relu);
+  auto normalise = [&](int64_t r) {  // row r = (image, channel) of y, in place
+    row(yp + r * ohw, rp ? rp + r * ohw : nullptr, yp + r * ohw, ohw, channel_affine(r % p.oc, mp, sp, wp, bp));
+  };
+  auto normalise_images = [&](int64_t n0, int64_t n1) {
+    for (int64_t r = n0 * p.oc; r < n1 * p.oc; ++r) normalise(r);
+  };
+  if (direct_conv::handles(p))
+    direct_conv::forward(p, x.data<float>(), w.data<float>(), bias ? bias->data<float>() : nullptr, yp,
+                         [&](int64_t n) { normalise_images(n, n + 1); });
+  else
+    im2col_forward(p, x, w, bias, y, normalise_images);
 }
 
 namespace {

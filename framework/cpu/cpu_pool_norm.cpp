@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "framework/core/parallel.h"
+#include "framework/cpu/channel_affine.h"
 #include "framework/cpu/cpu_backend.h"
 #include "framework/cpu/lane_sum.h"
 
@@ -209,27 +210,6 @@ void CpuBackend::batch_norm_stats(const Tensor& x, int64_t outer, int64_t c, int
 }
 
 namespace {
-// The normalisation of channel ch as one affine map y = x * scale + shift. Forward and backward
-// both take it from here, so the backward's recomputed pre-activation is the forward's exactly.
-struct ChannelAffine {
-  float scale, shift;
-};
-ChannelAffine channel_affine(int64_t ch, const float* mean, const float* invstd, const float* weight,
-                             const float* bias) {
-  const float scale = invstd[ch] * (weight ? weight[ch] : 1.f);
-  return {scale, (bias ? bias[ch] : 0.f) - mean[ch] * scale};
-}
-
-template <bool kResidual, bool kRelu>
-void apply_row(const float* __restrict p, const float* __restrict r, float* __restrict q, int64_t n,
-               ChannelAffine a) {
-  for (int64_t i = 0; i < n; ++i) {
-    float v = p[i] * a.scale + a.shift;
-    if (kResidual) v += r[i];
-    q[i] = kRelu ? (v > 0.f ? v : 0.f) : v;  // the relu op's expression (NaN -> 0)
-  }
-}
-
 // The gradient reaching the normalisation, element i of a row: gy itself, or through the ReLU
 // epilogue's mask, gy where the recomputed pre-activation is positive (as the relu op's backward
 // decides from its input).
@@ -265,8 +245,7 @@ void CpuBackend::batch_norm_apply(const Tensor& x, int64_t outer, int64_t c, int
   const float* wp = weight ? weight->data<float>() : nullptr;
   const float* bp = bias ? bias->data<float>() : nullptr;
   float* yp = y.data<float>();
-  const auto row = rp ? (ep.relu ? apply_row<true, true> : apply_row<true, false>)
-                      : (ep.relu ? apply_row<false, true> : apply_row<false, false>);
+  const ApplyRow row = apply_row_for(rp != nullptr, ep.relu);
   parallel_for(outer * c, 8, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r)
       row(xp + r * inner, rp ? rp + r * inner : nullptr, yp + r * inner, inner,

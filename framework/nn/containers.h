@@ -31,9 +31,21 @@ class Sequential : public Module {
     const auto& kids = children();
     for (size_t i = 0; i < kids.size(); ++i) {
       Module& m = *kids[i].second;
-      if (i + 1 < kids.size() && v.is_tensor() && fuses_batch_norm_relu(m, *kids[i + 1].second)) {
-        v = batch_norm_relu(m, *kids[++i].second, v.tensor());  // one op for the pair
-        continue;
+      Module* next = i + 1 < kids.size() ? kids[i + 1].second.get() : nullptr;
+      Module* after = i + 2 < kids.size() ? kids[i + 2].second.get() : nullptr;
+      if (next && v.is_tensor()) {  // chains that run as one op (fusion.h)
+        const Tensor& x = v.tensor();
+        Module* relu = after && fuses_conv_batch_norm(m, *next, after, x) ? after : nullptr;
+        if (relu || fuses_conv_batch_norm(m, *next, nullptr, x)) {
+          v = conv_batch_norm_relu(m, *next, relu, x);
+          i += relu ? 2 : 1;
+          continue;
+        }
+        if (fuses_batch_norm_relu(m, *next)) {
+          v = batch_norm_relu(m, *next, x);
+          ++i;
+          continue;
+        }
       }
       v = m(std::vector<Value>{v});
     }

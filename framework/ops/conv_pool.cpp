@@ -6,21 +6,23 @@ namespace shrink {
 
 using detail::check_f32;
 
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
-              const Conv2dOptions& o) {
-  check_f32(x, "conv2d", "input");
-  check_f32(weight, "conv2d", "weight");
-  SHRINK_CHECK(x.dim() == 4, "conv2d: input must be [N, C, H, W], got ", x.shape());
-  SHRINK_CHECK(weight.dim() == 4, "conv2d: weight must be [OC, C/groups, KH, KW], got ",
+namespace {
+// Checks the operands of a convolution named `op` and derives its parameters.
+Conv2dParams conv_params(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         const Conv2dOptions& o, const char* op) {
+  check_f32(x, op, "input");
+  check_f32(weight, op, "weight");
+  SHRINK_CHECK(x.dim() == 4, op, ": input must be [N, C, H, W], got ", x.shape());
+  SHRINK_CHECK(weight.dim() == 4, op, ": weight must be [OC, C/groups, KH, KW], got ",
                weight.shape());
   SHRINK_CHECK(o.groups >= 1 && x.size(1) % o.groups == 0 && weight.size(0) % o.groups == 0,
-               "conv2d: groups ", o.groups, " must divide input channels ", x.size(1),
+               op, ": groups ", o.groups, " must divide input channels ", x.size(1),
                " and output channels ", weight.size(0));
-  SHRINK_CHECK(weight.size(1) * o.groups == x.size(1), "conv2d: weight ", weight.shape(),
+  SHRINK_CHECK(weight.size(1) * o.groups == x.size(1), op, ": weight ", weight.shape(),
                " with groups ", o.groups, " does not match input ", x.shape());
   SHRINK_CHECK(o.stride_h > 0 && o.stride_w > 0 && o.dil_h > 0 && o.dil_w > 0 && o.pad_h >= 0 &&
                    o.pad_w >= 0,
-               "conv2d: stride and dilation must be positive and padding non-negative");
+               op, ": stride and dilation must be positive and padding non-negative");
   Conv2dParams p{};
   p.n = x.size(0); p.c = x.size(1); p.h = x.size(2); p.w = x.size(3);
   p.oc = weight.size(0); p.kh = weight.size(2); p.kw = weight.size(3);
@@ -28,13 +30,20 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
   p.dil_h = o.dil_h; p.dil_w = o.dil_w; p.groups = o.groups;
   p.oh = (p.h + 2 * p.pad_h - p.dil_h * (p.kh - 1) - 1) / p.stride_h + 1;
   p.ow = (p.w + 2 * p.pad_w - p.dil_w * (p.kw - 1) - 1) / p.stride_w + 1;
-  SHRINK_CHECK(p.oh > 0 && p.ow > 0, "conv2d: input ", x.shape(), " is smaller than kernel ",
+  SHRINK_CHECK(p.oh > 0 && p.ow > 0, op, ": input ", x.shape(), " is smaller than kernel ",
                weight.shape(), " (after padding)");
   if (bias.defined()) {
-    check_f32(bias, "conv2d", "bias");
-    SHRINK_CHECK(bias.dim() == 1 && bias.size(0) == p.oc, "conv2d: bias ", bias.shape(),
+    check_f32(bias, op, "bias");
+    SHRINK_CHECK(bias.dim() == 1 && bias.size(0) == p.oc, op, ": bias ", bias.shape(),
                  " for ", p.oc, " output channels");
   }
+  return p;
+}
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+              const Conv2dOptions& o) {
+  const Conv2dParams p = conv_params(x, weight, bias, o, "conv2d");
   Tensor y = Tensor::empty({p.n, p.oc, p.oh, p.ow}, DType::F32, x.device());
   backend(x.device()).conv2d_forward(p, x, weight, bias.defined() ? &bias : nullptr, y);
   if (needs_grad({&x, &weight, &bias})) {
@@ -55,6 +64,36 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
            },
            {p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w, p.groups});
   }
+  return y;
+}
+
+Tensor conv2d_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         const Conv2dOptions& o, const Tensor& bn_weight, const Tensor& bn_bias,
+                         const Tensor& running_mean, const Tensor& running_var, float eps, bool relu,
+                         const Tensor& residual) {
+  const char* op = "conv2d_batch_norm";
+  const Conv2dParams p = conv_params(x, weight, bias, o, op);
+  SHRINK_CHECK(!needs_grad({&x, &weight, &bias, &bn_weight, &bn_bias, &residual}), op,
+               ": inference only, but an operand requires grad (use conv2d and batch_norm)");
+  SHRINK_CHECK(running_mean.defined() && running_var.defined(), op, ": needs running statistics");
+  for (const Tensor* t : {&bn_weight, &bn_bias, &running_mean, &running_var})
+    if (t->defined()) {
+      check_f32(*t, op, "batch norm parameter");
+      SHRINK_CHECK(t->dim() == 1 && t->size(0) == p.oc, op, ": batch norm parameter ", t->shape(),
+                   " for ", p.oc, " output channels");
+    }
+  const Shape out{p.n, p.oc, p.oh, p.ow};
+  if (residual.defined()) {
+    check_f32(residual, op, "residual");
+    detail::check_same_device(x, residual, op);
+    SHRINK_CHECK(residual.shape() == out, op, ": residual ", residual.shape(), " must have the output's shape ", out);
+  }
+  // The statistics exactly as batch_norm computes them in evaluation.
+  const Tensor mean = running_mean.contiguous_copy(), invstd = pow(add(running_var, eps), -0.5f);
+  Tensor y = Tensor::empty(out, DType::F32, x.device());
+  backend(x.device()).conv2d_batch_norm_forward(
+      p, x, weight, bias.defined() ? &bias : nullptr, mean, invstd, bn_weight.defined() ? &bn_weight : nullptr,
+      bn_bias.defined() ? &bn_bias : nullptr, {residual.defined() ? &residual : nullptr, relu}, y);
   return y;
 }
 

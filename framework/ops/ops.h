@@ -71,6 +71,15 @@ struct Conv2dOptions {
 };
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
               const Conv2dOptions& opt);
+// Inference only (no operand may require grad while grad mode is on): an evaluation-mode batch
+// norm (running statistics), then the residual and the ReLU when asked, folded into the
+// convolution's output pass. Bit for bit conv2d, batch_norm and add/relu (or batch_norm_relu)
+// run in turn, without the extra passes over the output. nn::conv_batch_norm_relu takes it for
+// unintercepted Conv2d, BatchNorm2d and ReLU modules in evaluation.
+Tensor conv2d_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         const Conv2dOptions& opt, const Tensor& bn_weight, const Tensor& bn_bias,
+                         const Tensor& running_mean, const Tensor& running_var, float eps, bool relu,
+                         const Tensor& residual = Tensor());
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding = 0);
 Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding = 0,
                   bool count_include_pad = true);

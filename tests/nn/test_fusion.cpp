@@ -186,4 +186,110 @@ BOOST_AUTO_TEST_CASE(resnet20_trains_the_same_fused_and_unfused) {
   for (const auto& [name, t] : state[1]) BOOST_TEST(same_bits(t, state[0].at(name)), name);
 }
 
+BOOST_AUTO_TEST_CASE(conv2d_batch_norm_equals_the_ops_in_turn_bit_for_bit) {
+  // c = 4 takes the direct convolution (the epilogue per image), c = 1 and groups = 2 im2col.
+  struct Case { int64_t c, groups; };
+  for (const Case k : {Case{4, 1}, Case{1, 1}, Case{4, 2}})
+    for (bool conv_bias : {true, false})
+      for (bool affine : {true, false})
+        for (bool relu : {false, true})
+          for (bool residual : {false, true}) {
+            BOOST_TEST_CONTEXT("c " << k.c << " groups " << k.groups << " bias " << conv_bias << " affine "
+                                    << affine << " relu " << relu << " residual " << residual) {
+              Conv2dOptions o;
+              o.pad_h = o.pad_w = 1;
+              o.stride_h = 2;
+              o.groups = k.groups;
+              const Tensor x = seeded_randn({3, k.c, 9, 8}, 1), w = seeded_randn({6, k.c / k.groups, 3, 3}, 2);
+              const Tensor b = conv_bias ? seeded_randn({6}, 3) : Tensor();
+              const Tensor g = affine ? add(seeded_randn({6}, 4, 0.5f), 1.f) : Tensor();
+              const Tensor beta = affine ? seeded_randn({6}, 5) : Tensor();
+              const Tensor rm = seeded_randn({6}, 6), rv = add(abs(seeded_randn({6}, 7)), 0.5f);
+              const Tensor r = residual ? seeded_randn({3, 6, 5, 8}, 8) : Tensor();
+              Tensor want = batch_norm(conv2d(x, w, b, o), g, beta, rm, rv, false, 0.1f, 1e-5f);
+              if (residual) want = add(want, r);
+              if (relu) want = shrink::relu(want);
+              const Tensor got = conv2d_batch_norm(x, w, b, o, g, beta, rm, rv, 1e-5f, relu, r);
+              BOOST_TEST(same_bits(got, want));
+              int64_t zeros = 0;
+              for (float v : got.to_vector()) zeros += v == 0.f;
+              BOOST_TEST((zeros > got.numel() / 5) == relu);
+            }
+          }
+}
+
+BOOST_AUTO_TEST_CASE(conv2d_batch_norm_is_inference_only) {
+  const Tensor x = seeded_randn({2, 3, 5, 5}, 1), w = seeded_randn({4, 3, 3, 3}, 2).set_requires_grad(true);
+  const Tensor rm = Tensor::zeros({4}), rv = Tensor::ones({4});
+  BOOST_CHECK_THROW(conv2d_batch_norm(x, w, Tensor(), {}, Tensor(), Tensor(), rm, rv, 1e-5f, true), Error);
+  NoGradGuard ng;
+  BOOST_TEST(conv2d_batch_norm(x, w, Tensor(), {}, Tensor(), Tensor(), rm, rv, 1e-5f, true).numel() == 2 * 4 * 3 * 3);
+}
+
+BOOST_AUTO_TEST_CASE(conv_batch_norm_fuses_in_inference_only) {
+  const Tensor x = seeded_randn({3, 2, 5, 5}, 9);
+  auto s = conv_bn_relu(11);
+  nn::Module &conv = *(*s)[0], &bn = *(*s)[1], &relu = *(*s)[2];
+  BOOST_TEST(!nn::fuses_conv_batch_norm(conv, bn, &relu, x));  // training
+  s->eval();
+  BOOST_TEST(!nn::fuses_conv_batch_norm(conv, bn, &relu, x));  // parameters require grad
+  {
+    NoGradGuard ng;
+    BOOST_TEST(nn::fuses_conv_batch_norm(conv, bn, &relu, x));
+    BOOST_TEST(nn::fuses_conv_batch_norm(conv, bn, nullptr, x));
+    BOOST_TEST(!nn::fuses_conv_batch_norm(conv, relu, nullptr, x));
+    nn::HookHandle h = relu.register_forward_pre_hook(
+        [](nn::Module&, const std::vector<nn::Value>&) -> std::optional<std::vector<nn::Value>> { return std::nullopt; });
+    BOOST_TEST(!nn::fuses_conv_batch_norm(conv, bn, &relu, x));
+    BOOST_TEST(nn::fuses_conv_batch_norm(conv, bn, nullptr, x));  // conv + bn still fuse
+    h.remove();
+    nn::FusionGuard off(false);
+    BOOST_TEST(!nn::fuses_conv_batch_norm(conv, bn, &relu, x));
+  }
+  for (auto& p : s->parameters()) p.set_requires_grad(false);
+  BOOST_TEST(nn::fuses_conv_batch_norm(conv, bn, &relu, x));  // grad mode on, nothing to record
+}
+
+BOOST_AUTO_TEST_CASE(resnet20_inference_the_same_fused_and_unfused) {
+  const Tensor x = seeded_randn({3, 1, 28, 28}, 21);
+  manual_seed(5);
+  auto model = models::make_model("resnet20");
+  {  // running statistics worth the name
+    Tensor warm = seeded_randn({8, 1, 28, 28}, 22);
+    for (int i = 0; i < 3; ++i) (*model)(warm);
+  }
+  model->eval();
+  NoGradGuard ng;
+  const Tensor fused = (*model)(x);
+  Tensor plain;
+  {
+    nn::FusionGuard off(false);
+    plain = (*model)(x);
+  }
+  BOOST_TEST(same_bits(fused, plain));
+}
+
+BOOST_AUTO_TEST_CASE(hooked_modules_run_in_the_models_order) {
+  // Every module hooked: nothing fuses, and a block with a downsample runs bn2 before it, as
+  // the model is written.
+  manual_seed(5);
+  auto model = models::make_model("resnet20");
+  model->eval();
+  std::vector<std::string> order;
+  std::vector<nn::HookHandle> hooks;
+  for (auto& [name, m] : model->named_modules())
+    if (name.rfind("layer2.0.", 0) == 0)
+      hooks.push_back(m->register_forward_pre_hook(
+          [&order, name = name](nn::Module&, const std::vector<nn::Value>&) -> std::optional<std::vector<nn::Value>> {
+            order.push_back(name);
+            return std::nullopt;
+          }));
+  NoGradGuard ng;
+  (*model)(seeded_randn({2, 1, 28, 28}, 3));
+  const std::vector<std::string> want{"layer2.0.conv1", "layer2.0.bn1", "layer2.0.relu", "layer2.0.conv2",
+                                      "layer2.0.bn2", "layer2.0.downsample", "layer2.0.downsample.0",
+                                      "layer2.0.downsample.1", "layer2.0.relu"};
+  BOOST_TEST(order == want, boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,36 @@
+// A batch norm's normalisation of one channel as the affine map y = x * scale + shift, with the
+// fused epilogue's residual and ReLU (BatchNormEpilogue). The batch norm kernels and the
+// convolution's folded inference epilogue (conv2d_batch_norm) both take it from here, so every
+// path rounds exactly as batch_norm followed by add and relu.
+#pragma once
+#include <cstdint>
+
+namespace shrink::cpu {
+
+struct ChannelAffine {
+  float scale, shift;
+};
+
+inline ChannelAffine channel_affine(int64_t ch, const float* mean, const float* invstd,
+                                    const float* weight, const float* bias) {
+  const float scale = invstd[ch] * (weight ? weight[ch] : 1.f);
+  return {scale, (bias ? bias[ch] : 0.f) - mean[ch] * scale};
+}
+
+// q = relu?(p * scale + shift + r?) over one row; q may be p (in place).
+template <bool kResidual, bool kRelu>
+void apply_row(const float* p, const float* r, float* q, int64_t n, ChannelAffine a) {
+  for (int64_t i = 0; i < n; ++i) {
+    float v = p[i] * a.scale + a.shift;
+    if (kResidual) v += r[i];
+    q[i] = kRelu ? (v > 0.f ? v : 0.f) : v;  // the relu op's expression (NaN -> 0)
+  }
+}
+
+using ApplyRow = void (*)(const float*, const float*, float*, int64_t, ChannelAffine);
+inline ApplyRow apply_row_for(bool residual, bool relu) {
+  return residual ? (relu ? apply_row<true, true> : apply_row<true, false>)
+                  : (relu ? apply_row<false, true> : apply_row<false, false>);
+}
+
+}  // namespace shrink::cpu
