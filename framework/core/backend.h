@@ -72,8 +72,9 @@ struct Pool2dParams {
 
 // What a batch norm may fuse after its normalisation: y = relu(bn(x) + residual), each part
 // optional (framework/ops/ops.h batch_norm_relu). The backward recomputes the pre-activation
-// bn(x) + residual from x with the forward's float expression (no FMA contraction on the CPU), so
-// its ReLU mask is the forward's bit for bit, and no intermediate tensor is kept.
+// bn(x) + residual from x with the forward's own inline expression (framework/cpu/channel_affine.h;
+// one explicit fmaf in CUDA), so its ReLU mask is the forward's bit for bit, and no intermediate
+// tensor is kept.
 struct BatchNormEpilogue {
   const Tensor* residual = nullptr;  // the shape of x
   bool relu = false;
