@@ -105,7 +105,7 @@ SHRINK_GLOBAL void batch_norm_backward_kernel(const float* x, const float* gy, i
     const float kk = sum_gx / static_cast<float>(count) * s;
     for (int64_t e = threadIdx.x; e < count; e += blockDim.x) {
       const int64_t k = channel_offset(e, ch, c, inner);
-      const float g = grad(k);
+      const float g = gresidual ? gresidual[k] : grad(k);  // this thread wrote gresidual[k] above
       gx[k] = training ? ws * (g - mg - (x[k] - m) * kk) : ws * g;
     }
   }

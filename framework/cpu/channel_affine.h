@@ -3,6 +3,7 @@
 // convolution's folded inference epilogue (conv2d_batch_norm) both take it from here, so every
 // path rounds exactly as batch_norm followed by add and relu.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 namespace shrink::cpu {
@@ -11,15 +12,25 @@ struct ChannelAffine {
   float scale, shift;
 };
 
+// a * b + c with the rounding spelled out: one FMA where the build targets FMA hardware (GCC
+// would contract it there anyway, expression by expression), two roundings elsewhere. Forward
+// and backward kernels that must agree bit for bit compute through it.
+inline float mul_add(float a, float b, float c) {
+#ifdef __FMA__
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
 inline ChannelAffine channel_affine(int64_t ch, const float* mean, const float* invstd,
                                     const float* weight, const float* bias) {
   const float scale = invstd[ch] * (weight ? weight[ch] : 1.f);
-  return {scale, (bias ? bias[ch] : 0.f) - mean[ch] * scale};
+  return {scale, mul_add(-mean[ch], scale, bias ? bias[ch] : 0.f)};
 }
 
-// The normalised value. Every kernel computes it here, so that forward and backward round it
-// alike (GCC may contract it into one FMA, and then does so in each).
-inline float normalised(float x, ChannelAffine a) { return x * a.scale + a.shift; }
+// The normalised value, computed here by every kernel.
+inline float normalised(float x, ChannelAffine a) { return mul_add(x, a.scale, a.shift); }
 
 // q = relu?(p * scale + shift + r?) over one row; q may be p (in place).
 template <bool kResidual, bool kRelu>

@@ -21,8 +21,9 @@ inline Acc lane_sum(int64_t n, Term term) {
   return acc[0];
 }
 
-// The sums of a(i) and of b(i) for i in [0, n), each bit for bit what lane_sum gives, in one
-// loop: for terms that share work (a mask, a load).
+// The sums of a(i) and of b(i) for i in [0, n) in one loop, with lane_sum's lane order and
+// final reduction (so its results wherever the terms round alike): for terms that share work
+// (a mask, a load).
 template <typename Acc = float, typename Terms>
 inline void lane_sum2(int64_t n, Terms terms, Acc& sum_a, Acc& sum_b) {
   constexpr int kLanes = 16;

@@ -10,6 +10,15 @@ namespace shrink::nn {
 
 namespace {
 thread_local bool fusion_on = true;
+
+// A residual the fused ops take as it is: exactly y's shape, f32, on y's device. Anything else
+// (one that add would broadcast, say) runs unfused, where add and the modules give their own
+// answers and errors.
+bool plain_residual(const Tensor& r, const Shape& shape, Device device) {
+  return !r.defined() || (r.shape() == shape && r.dtype() == DType::F32 && r.device() == device);
+}
+
+bool needs_grad_now(const Tensor& t) { return GradMode::enabled() && t.defined() && t.requires_grad(); }
 }  // namespace
 
 bool fusion_enabled() { return fusion_on; }
@@ -25,7 +34,8 @@ bool fuses_batch_norm_relu(const Module& bn, const Module& relu) {
 }
 
 Tensor batch_norm_relu(Module& bn, Module& relu, const Tensor& x, const Tensor& residual) {
-  if (fuses_batch_norm_relu(bn, relu)) {
+  if (fuses_batch_norm_relu(bn, relu) && x.dtype() == DType::F32 &&
+      plain_residual(residual, x.shape(), x.device())) {
     ModuleScope scope(&bn);  // the fused op's node names the batch norm as its module
     return static_cast<BatchNorm&>(bn).forward_relu(x, residual);
   }
@@ -38,7 +48,13 @@ bool fuses_conv_batch_norm(const Module& conv, const Module& bn, const Module* r
   if (!fusion_on || typeid(conv) != typeid(Conv2d) || typeid(bn) != typeid(BatchNorm2d)) return false;
   if (conv.intercepted() || bn.intercepted() || bn.is_training()) return false;
   if (relu && (relu->intercepted() || typeid(*relu) != typeid(ReLU))) return false;
-  if (!bn.param("running_mean").defined()) return false;  // evaluation on batch statistics
+  // Operands the modules would accept (shapes as the tensors have them); the rest runs unfused,
+  // for the modules' own errors.
+  const Tensor w = conv.param("weight"), mean = bn.param("running_mean");
+  if (!mean.defined()) return false;  // evaluation on batch statistics
+  if (x.dtype() != DType::F32 || x.dim() != 4 || !w.defined() || w.dim() != 4 ||
+      x.size(1) != w.size(1) * static_cast<const Conv2d&>(conv).groups || mean.numel() != w.size(0))
+    return false;
   if (!GradMode::enabled()) return true;
   if (x.requires_grad()) return false;
   for (const Module* m : {&conv, &bn})
@@ -49,21 +65,29 @@ bool fuses_conv_batch_norm(const Module& conv, const Module& bn, const Module* r
 
 Tensor conv_batch_norm_relu(Module& conv, Module& bn, Module* relu, const Tensor& x,
                             const std::function<Tensor()>& residual) {
-  if (fuses_conv_batch_norm(conv, bn, relu, x)) {
+  // The ReLU joins the fold when it can; an intercepted one runs as its module afterwards.
+  Module* folded_relu = relu && fuses_conv_batch_norm(conv, bn, relu, x) ? relu : nullptr;
+  if (folded_relu || fuses_conv_batch_norm(conv, bn, nullptr, x)) {
+    // conv and bn are unobserved, so the residual's modules may run first.
     const Tensor r = residual ? residual() : Tensor();
-    if (!(GradMode::enabled() && r.defined() && r.requires_grad())) {
-      const auto& c = static_cast<const Conv2d&>(conv);
-      const auto& b = static_cast<const BatchNorm&>(bn);
-      return conv2d_batch_norm(x, c.param("weight"), c.param("bias"), c.options(), b.param("weight"),
-                               b.param("bias"), b.param("running_mean"), b.param("running_var"), b.eps,
-                               relu != nullptr, r);
+    const auto& c = static_cast<const Conv2d&>(conv);
+    const auto& b = static_cast<const BatchNorm&>(bn);
+    const Tensor w = c.param("weight");
+    const int64_t oh = (x.size(2) + 2 * c.padding - c.dilation * (w.size(2) - 1) - 1) / c.stride + 1;
+    const int64_t ow = (x.size(3) + 2 * c.padding - c.dilation * (w.size(3) - 1) - 1) / c.stride + 1;
+    Tensor z;
+    if (!needs_grad_now(r) && plain_residual(r, Shape{x.size(0), c.out_channels, oh, ow}, x.device())) {
+      z = conv2d_batch_norm(x, w, c.param("bias"), c.options(), b.param("weight"), b.param("bias"),
+                            b.param("running_mean"), b.param("running_var"), b.eps, folded_relu != nullptr, r);
+      return relu && !folded_relu ? (*relu)(z) : z;
     }
-    // A residual that needs a gradient: the modules one by one (conv is unobserved, so running
-    // it after the residual's modules changes nothing anyone can see).
-    return relu ? batch_norm_relu(bn, *relu, conv(x), r) : add(bn(conv(x)), r);
+    z = bn(conv(x));  // a residual to differentiate or to broadcast: the modules one by one
+    if (r.defined()) z = add(z, r);
+    return relu ? (*relu)(z) : z;
   }
   const Tensor y = conv(x);
-  if (relu && fuses_batch_norm_relu(bn, *relu)) return batch_norm_relu(bn, *relu, y, residual ? residual() : Tensor());
+  if (relu && fuses_batch_norm_relu(bn, *relu))
+    return batch_norm_relu(bn, *relu, y, residual ? residual() : Tensor());
   Tensor z = bn(y);
   if (residual) z = add(z, residual());
   return relu ? (*relu)(z) : z;

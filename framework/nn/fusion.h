@@ -47,8 +47,11 @@ Tensor batch_norm_relu(Module& bn, Module& relu, const Tensor& x, const Tensor& 
 bool fuses_conv_batch_norm(const Module& conv, const Module& bn, const Module* relu, const Tensor& x);
 
 // relu(bn(conv(x)) + residual()) (relu null: no ReLU; residual empty: none), as one op when
-// fuses_conv_batch_norm, else conv and then batch_norm_relu (fused or not). The residual is a
-// callback so that, unfused, its modules run where the model runs them: after bn.
+// fuses_conv_batch_norm (an intercepted ReLU then runs as its module on the result), else conv
+// and then batch_norm_relu (fused or not). The residual is a callback so that its modules run
+// after every module of the chain that anyone observes, as in a model written
+// relu(bn(conv(x)) + residual): fused, before conv (nobody sees conv or bn run); unfused, after
+// conv, and after bn when bn runs as its module.
 Tensor conv_batch_norm_relu(Module& conv, Module& bn, Module* relu, const Tensor& x,
                             const std::function<Tensor()>& residual = nullptr);
 

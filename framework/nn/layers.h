@@ -55,15 +55,15 @@ class BatchNorm : public Module {
   void set_batch_statistics(BatchStatisticsFn fn) { batch_statistics_ = std::move(fn); }
   bool has_batch_statistics() const { return static_cast<bool>(batch_statistics_); }
 
-  // relu(forward(x) + residual) (residual may be undefined) with the fused batch_norm_relu op,
-  // running statistics updated as forward does. Called by nn::batch_norm_relu (fusion.h), which
-  // takes it only when no hook could observe the intermediate results.
-  Tensor forward_relu(const Tensor& x, const Tensor& residual);
-
  protected:
   Value forward(const std::vector<Value>& inputs) override;
 
  private:
+  // relu(forward(x) + residual) (residual may be undefined) with the fused batch_norm_relu op,
+  // running statistics updated as forward does. Only nn::batch_norm_relu (fusion.h) calls it,
+  // when no hook could observe the intermediate results.
+  Tensor forward_relu(const Tensor& x, const Tensor& residual);
+  friend Tensor batch_norm_relu(Module& bn, Module& relu, const Tensor& x, const Tensor& residual);
   Tensor normalise(const Tensor& x, const Tensor& residual, bool relu);
   Tensor forward_with(const Tensor& x, const BatchStatistics& st);
   int64_t expected_rank_;

@@ -110,10 +110,11 @@ class Module : public std::enable_shared_from_this<Module> {
   HookHandle override_forward(ForwardOverride fn);
   size_t num_forward_pre_hooks() const { return hooks_->pre.size(); }
   size_t num_forward_hooks() const { return hooks_->post.size(); }
-  // Whether anything would see or change this module's call: a pre-hook, a hook or an override.
-  // Fused fast paths (fusion.h) run only modules that nothing intercepts.
+  // Whether anything would see or change this module's call: a pre-hook, a hook, an override or
+  // a parameter redirect. Fused fast paths (fusion.h) run only modules that nothing intercepts.
   bool intercepted() const {
-    return !hooks_->pre.empty() || !hooks_->post.empty() || !hooks_->overrides.empty();
+    return !hooks_->pre.empty() || !hooks_->post.empty() || !hooks_->overrides.empty() ||
+           !redirects_.empty();
   }
 
   // ---- modes, state, devices ----

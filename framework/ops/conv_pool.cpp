@@ -88,11 +88,11 @@ Tensor conv2d_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bi
     detail::check_same_device(x, residual, op);
     SHRINK_CHECK(residual.shape() == out, op, ": residual ", residual.shape(), " must have the output's shape ", out);
   }
-  // The statistics exactly as batch_norm computes them in evaluation.
-  const Tensor mean = running_mean.contiguous_copy(), invstd = pow(add(running_var, eps), -0.5f);
+  const detail::NormStatistics st = detail::evaluation_statistics(running_mean, running_var, eps);
   Tensor y = Tensor::empty(out, DType::F32, x.device());
   backend(x.device()).conv2d_batch_norm_forward(
-      p, x, weight, bias.defined() ? &bias : nullptr, mean, invstd, bn_weight.defined() ? &bn_weight : nullptr,
+      p, x, weight, bias.defined() ? &bias : nullptr, st.mean, st.invstd,
+      bn_weight.defined() ? &bn_weight : nullptr,
       bn_bias.defined() ? &bn_bias : nullptr, {residual.defined() ? &residual : nullptr, relu}, y);
   return y;
 }

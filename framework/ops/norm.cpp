@@ -7,7 +7,16 @@ namespace shrink {
 using detail::check_f32;
 using detail::check_same_device;
 
+detail::NormStatistics detail::evaluation_statistics(const Tensor& running_mean, const Tensor& running_var,
+                                                     float eps) {
+  NoGradGuard ng;
+  return {running_mean.contiguous_copy(), pow(add(running_var, eps), -0.5f)};
+}
+
 namespace {
+// batch_norm, and with `relu` the fused batch_norm_relu. The backward keeps x, the parameters and
+// the residual (not the output): an in-place write into any of them before backward changes the
+// gradients, as it would for batch_norm's x and weight.
 Tensor batch_norm_with(const Tensor& x, const Tensor& weight, const Tensor& bias,
                        const Tensor& running_mean, const Tensor& running_var, bool training,
                        float momentum, float eps, const Tensor& residual, bool relu) {
@@ -44,8 +53,9 @@ Tensor batch_norm_with(const Tensor& x, const Tensor& weight, const Tensor& bias
     } else {
       SHRINK_CHECK(running_mean.defined() && running_var.defined(), op,
                    ": evaluation needs running statistics");
-      mean = running_mean.contiguous_copy();
-      invstd = pow(add(running_var, eps), -0.5f);
+      const detail::NormStatistics st = detail::evaluation_statistics(running_mean, running_var, eps);
+      mean = st.mean;
+      invstd = st.invstd;
     }
   }
   const Tensor* w = weight.defined() ? &weight : nullptr;

@@ -32,4 +32,11 @@ inline Split3 split_at(const Shape& s, int64_t dim) {
   return r;
 }
 
+// A batch norm's statistics in evaluation: the running mean, and 1 / sqrt(running var + eps)
+// (norm.cpp). batch_norm and conv2d_batch_norm both take them from here, so they agree bit for bit.
+struct NormStatistics {
+  Tensor mean, invstd;
+};
+NormStatistics evaluation_statistics(const Tensor& running_mean, const Tensor& running_var, float eps);
+
 }  // namespace shrink::detail

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <set>
 
+#include "framework/cpu/conv_direct.h"
 #include "framework/optim/optimizer.h"
 #include "framework/shrink.h"
 #include "gradcheck.h"
@@ -187,15 +188,21 @@ BOOST_AUTO_TEST_CASE(resnet20_trains_the_same_fused_and_unfused) {
 }
 
 BOOST_AUTO_TEST_CASE(conv2d_batch_norm_equals_the_ops_in_turn_bit_for_bit) {
-  // c = 4 takes the direct convolution (the epilogue per image), c = 1 and groups = 2 im2col.
-  struct Case { int64_t c, groups; };
-  for (const Case k : {Case{4, 1}, Case{1, 1}, Case{4, 2}})
+  // c = 4 takes the direct convolution (the epilogue per image) where the CPU has it, c = 1 and
+  // groups = 2 im2col (the epilogue per chunk of images); then everything on im2col.
+  if (!cpu::direct_conv::available())
+    BOOST_TEST_MESSAGE("no AVX-512: the direct convolution's per-image epilogue is not exercised here");
+  struct Case { int64_t c, groups; bool direct; };
+  for (const Case k : {Case{4, 1, true}, Case{1, 1, true}, Case{4, 2, true}, Case{4, 1, false}})
     for (bool conv_bias : {true, false})
       for (bool affine : {true, false})
         for (bool relu : {false, true})
           for (bool residual : {false, true}) {
-            BOOST_TEST_CONTEXT("c " << k.c << " groups " << k.groups << " bias " << conv_bias << " affine "
-                                    << affine << " relu " << relu << " residual " << residual) {
+            BOOST_TEST_CONTEXT("c " << k.c << " groups " << k.groups << " direct " << k.direct << " bias "
+                                    << conv_bias << " affine " << affine << " relu " << relu << " residual "
+                                    << residual) {
+              const bool was = cpu::direct_conv::enabled();
+              cpu::direct_conv::set_enabled(k.direct);
               Conv2dOptions o;
               o.pad_h = o.pad_w = 1;
               o.stride_h = 2;
@@ -210,6 +217,7 @@ BOOST_AUTO_TEST_CASE(conv2d_batch_norm_equals_the_ops_in_turn_bit_for_bit) {
               if (residual) want = add(want, r);
               if (relu) want = shrink::relu(want);
               const Tensor got = conv2d_batch_norm(x, w, b, o, g, beta, rm, rv, 1e-5f, relu, r);
+              cpu::direct_conv::set_enabled(was);
               BOOST_TEST(same_bits(got, want));
               int64_t zeros = 0;
               for (float v : got.to_vector()) zeros += v == 0.f;
@@ -290,6 +298,50 @@ BOOST_AUTO_TEST_CASE(hooked_modules_run_in_the_models_order) {
                                       "layer2.0.bn2", "layer2.0.downsample", "layer2.0.downsample.0",
                                       "layer2.0.downsample.1", "layer2.0.relu"};
   BOOST_TEST(order == want, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_block_with_some_modules_hooked_keeps_their_order) {
+  // conv2 and the downsample's convolution hooked (as a quantizer wraps them): bn2 + relu still
+  // fuse, and conv2 still runs before the downsample, in training and in inference.
+  for (bool training : {true, false}) {
+    manual_seed(5);
+    auto model = models::make_model("resnet20");
+    model->train(training);
+    std::vector<std::string> order;
+    std::vector<nn::HookHandle> hooks;
+    for (auto& [name, m] : model->named_modules())
+      if (name == "layer2.0.conv2" || name == "layer2.0.downsample.0")
+        hooks.push_back(m->register_forward_pre_hook(
+            [&order, name = name](nn::Module&, const std::vector<nn::Value>&)
+                -> std::optional<std::vector<nn::Value>> {
+              order.push_back(name);
+              return std::nullopt;
+            }));
+    NoGradGuard ng;
+    (*model)(seeded_randn({2, 1, 28, 28}, 3));
+    BOOST_TEST(order == (std::vector<std::string>{"layer2.0.conv2", "layer2.0.downsample.0"}),
+               boost::test_tools::per_element());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_forward_override_or_a_broadcast_residual_runs_unfused) {
+  const Tensor x = seeded_randn({3, 4, 5, 5}, 9);
+  nn::BatchNorm2d bn(4);
+  nn::ReLU relu;
+  BOOST_TEST(nn::fuses_batch_norm_relu(bn, relu));
+  {
+    // Module fusion turns a folded batch norm into the identity this way.
+    nn::HookHandle h = bn.override_forward([](nn::Module&, const std::vector<nn::Value>& in) { return in.at(0); });
+    BOOST_TEST(!nn::fuses_batch_norm_relu(bn, relu));
+    BOOST_TEST(same_bits(nn::batch_norm_relu(bn, relu, x), shrink::relu(x)));
+    h.remove();
+  }
+  // A residual that add broadcasts: the fused op takes only x's shape, so the modules run.
+  const Tensor r = seeded_randn({4, 1, 1}, 10);
+  Tensor got = nn::batch_norm_relu(bn, relu, x, r);
+  BOOST_TEST(tape_kinds(got).count(OpKind::BatchNormRelu) == 0u);
+  nn::BatchNorm2d bn2(4);
+  BOOST_TEST(same_bits(got, shrink::relu(add(bn2(x), r))));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
