@@ -60,10 +60,14 @@ std::atomic<bool>& enabled_flag() {
 // MR pixels (pix_step floats apart in `in`, out_step apart in `out`) x NV*16 channels. The
 // reduction runs over kernel rows ki (in + ki*row_step, w + ki*run*ocp); within one, the
 // kw*cin values (kj, c) are contiguous in the NHWC image, and so are their weight rows.
-template <int MR, int NV>
-SHRINK_AVX512 void conv_tile(const float* in, int64_t pix_step, int64_t row_step, int64_t kh,
+// PS > 0: pix_step is PS (the caller checked), so each pixel's input is an immediate offset from
+// one pointer; at run time GCC keeps a pointer per pixel, which for 28 pixels spill and cost a
+// reload before every FMA.
+template <int MR, int NV, int PS = 0>
+SHRINK_AVX512 void conv_tile(const float* in, int64_t pix_step_arg, int64_t row_step, int64_t kh,
                              int64_t run, const float* w, int64_t ocp, float* out,
                              int64_t out_step) {
+  const int64_t pix_step = PS > 0 ? PS : pix_step_arg;
   __m512 acc[MR][NV];
 #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r)
@@ -152,6 +156,27 @@ constexpr std::array<WgradTileFn, sizeof...(I)> wgrad_tiles(std::integer_sequenc
 }
 const auto kConv1 = conv_tiles<1>(std::make_integer_sequence<int, kMaxRows1>{});
 const auto kConv2 = conv_tiles<2>(std::make_integer_sequence<int, kMaxRows2>{});
+
+// Full tiles of the common row widths (28, 14, 7 pixels) with pix_step fixed at compile time,
+// for the pixel strides 16-64-channel layers have (cin, or 2 * cin at stride 2).
+template <int MR, int NV>
+ConvTileFn fixed_step_tile(int64_t pix_step) {
+  switch (pix_step) {
+    case 16: return &conv_tile<MR, NV, 16>;
+    case 32: return &conv_tile<MR, NV, 32>;
+    case 64: return &conv_tile<MR, NV, 64>;
+    case 128: return &conv_tile<MR, NV, 128>;
+    default: return nullptr;
+  }
+}
+ConvTileFn fixed_step_tile(int64_t mr, int nv, int64_t pix_step) {
+  if (nv == 1 && mr == 28) return fixed_step_tile<28, 1>(pix_step);
+  if (nv == 1 && mr == 14) return fixed_step_tile<14, 1>(pix_step);
+  if (nv == 1 && mr == 7) return fixed_step_tile<7, 1>(pix_step);
+  if (nv == 2 && mr == 14) return fixed_step_tile<14, 2>(pix_step);
+  if (nv == 2 && mr == 7) return fixed_step_tile<7, 2>(pix_step);
+  return nullptr;
+}
 const auto kWgrad1 = wgrad_tiles<1>(std::make_integer_sequence<int, kMaxRows1>{});
 const auto kWgrad2 = wgrad_tiles<2>(std::make_integer_sequence<int, kMaxRows2>{});
 
@@ -184,10 +209,11 @@ void conv_image(const Pass& g, const float* in, const float* w, float* out, int6
     const bool two = g.ocp - ob >= 2 * kLanes;
     const ConvTileFn* table = two ? kConv2.data() : kConv1.data();
     const int64_t mr = tile_rows(g.ow, two ? kMaxRows2 : kMaxRows1);
+    const ConvTileFn full = fixed_step_tile(mr, two ? 2 : 1, g.sw * g.cin);
     for (int64_t oi = 0; oi < g.oh; ++oi)
       for (int64_t oj = 0; oj < g.ow; oj += mr) {
         const int64_t m = std::min(mr, g.ow - oj);
-        table[m - 1](in + (oi * g.sh * g.wp + oj * g.sw) * g.cin, g.sw * g.cin, g.wp * g.cin, g.kh,
+        (m == mr && full ? full : table[m - 1])(in + (oi * g.sh * g.wp + oj * g.sw) * g.cin, g.sw * g.cin, g.wp * g.cin, g.kh,
                      g.kw * g.cin, w + ob, g.ocp, out + oi * out_row + oj * out_pix + ob, out_pix);
       }
   }
