@@ -62,11 +62,13 @@ std::atomic<bool>& enabled_flag() {
 // kw*cin values (kj, c) are contiguous in the NHWC image, and so are their weight rows.
 // PS > 0: pix_step is PS (the caller checked), so each pixel's input is an immediate offset from
 // one pointer; at run time GCC keeps a pointer per pixel, which for 28 pixels spill and cost a
-// reload before every FMA.
-template <int MR, int NV, int PS = 0>
+// reload before every FMA. ROWS = 2: the MR pixels are two output rows of MR / 2 (inputs in_row
+// apart, outputs out_row apart), so that a 7-pixel row still gives each weight load 14 pixels.
+template <int MR, int NV, int PS = 0, int ROWS = 1>
 SHRINK_AVX512 void conv_tile(const float* in, int64_t pix_step_arg, int64_t row_step, int64_t kh,
                              int64_t run, const float* w, int64_t ocp, float* out,
-                             int64_t out_step) {
+                             int64_t out_step, int64_t in_row, int64_t out_row) {
+  constexpr int W = MR / ROWS;
   const int64_t pix_step = PS > 0 ? PS : pix_step_arg;
   __m512 acc[MR][NV];
 #pragma GCC unroll 32
@@ -82,7 +84,7 @@ SHRINK_AVX512 void conv_tile(const float* in, int64_t pix_step_arg, int64_t row_
       for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + kLanes * v);
 #pragma GCC unroll 32
       for (int r = 0; r < MR; ++r) {
-        const __m512 av = _mm512_set1_ps(a[r * pix_step + k]);
+        const __m512 av = _mm512_set1_ps(a[(r / W) * in_row + (r % W) * pix_step + k]);
 #pragma GCC unroll 2
         for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
       }
@@ -91,7 +93,8 @@ SHRINK_AVX512 void conv_tile(const float* in, int64_t pix_step_arg, int64_t row_
 #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + r * out_step + kLanes * v, acc[r][v]);
+    for (int v = 0; v < NV; ++v)
+      _mm512_storeu_ps(out + (r / W) * out_row + (r % W) * out_step + kLanes * v, acc[r][v]);
 }
 
 // MR consecutive values of a kernel row's (kj, c) run x NV*16 output channels, reduced over the
@@ -142,7 +145,7 @@ SHRINK_AVX512 void wgrad_tile(const float* x, int64_t row_step, int64_t pix_step
 }
 
 using ConvTileFn = void (*)(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t,
-                            float*, int64_t);
+                            float*, int64_t, int64_t, int64_t);
 using WgradTileFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, int64_t,
                              int64_t, int64_t, int64_t, float*);
 
@@ -166,6 +169,16 @@ ConvTileFn fixed_step_tile(int64_t pix_step) {
     case 32: return &conv_tile<MR, NV, 32>;
     case 64: return &conv_tile<MR, NV, 64>;
     case 128: return &conv_tile<MR, NV, 128>;
+    default: return nullptr;
+  }
+}
+// Two 7-pixel rows at once (14 accumulators of 2 vectors), for 7-wide outputs.
+ConvTileFn two_row_tile(int64_t pix_step) {
+  switch (pix_step) {
+    case 16: return &conv_tile<14, 2, 16, 2>;
+    case 32: return &conv_tile<14, 2, 32, 2>;
+    case 64: return &conv_tile<14, 2, 64, 2>;
+    case 128: return &conv_tile<14, 2, 128, 2>;
     default: return nullptr;
   }
 }
@@ -210,11 +223,18 @@ void conv_image(const Pass& g, const float* in, const float* w, float* out, int6
     const ConvTileFn* table = two ? kConv2.data() : kConv1.data();
     const int64_t mr = tile_rows(g.ow, two ? kMaxRows2 : kMaxRows1);
     const ConvTileFn full = fixed_step_tile(mr, two ? 2 : 1, g.sw * g.cin);
-    for (int64_t oi = 0; oi < g.oh; ++oi)
+    const ConvTileFn pair = two && g.ow == 7 ? two_row_tile(g.sw * g.cin) : nullptr;
+    const int64_t in_row = g.sh * g.wp * g.cin;
+    int64_t oi = 0;
+    for (; pair && oi + 1 < g.oh; oi += 2)
+      pair(in + oi * in_row, g.sw * g.cin, g.wp * g.cin, g.kh, g.kw * g.cin, w + ob, g.ocp,
+           out + oi * out_row + ob, out_pix, in_row, out_row);
+    for (; oi < g.oh; ++oi)
       for (int64_t oj = 0; oj < g.ow; oj += mr) {
         const int64_t m = std::min(mr, g.ow - oj);
-        (m == mr && full ? full : table[m - 1])(in + (oi * g.sh * g.wp + oj * g.sw) * g.cin, g.sw * g.cin, g.wp * g.cin, g.kh,
-                     g.kw * g.cin, w + ob, g.ocp, out + oi * out_row + oj * out_pix + ob, out_pix);
+        (m == mr && full ? full : table[m - 1])(in + (oi * g.sh * g.wp + oj * g.sw) * g.cin, g.sw * g.cin,
+                                                g.wp * g.cin, g.kh, g.kw * g.cin, w + ob, g.ocp,
+                                                out + oi * out_row + oj * out_pix + ob, out_pix, 0, 0);
       }
   }
 }

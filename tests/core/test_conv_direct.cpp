@@ -121,6 +121,9 @@ const std::vector<Case>& cases() {
       {{2, 32, 28, 28}, {16, 32, 3, 3}, opts(1, 1)},        // fixed pixel step 32, one 16-block
       {{2, 16, 14, 14}, {16, 16, 3, 3}, opts(1, 1)},        // a fixed-step 14-pixel one-block tile
       {{2, 64, 14, 14}, {16, 64, 3, 3}, opts(1, 1, 2, 2)},  // step 128 (stride 2), 7-pixel tiles
+      {{2, 32, 14, 14}, {64, 32, 3, 3}, opts(1, 1, 2, 2)},  // 7-wide output: pairs of rows, step 64
+      {{2, 16, 6, 7}, {32, 16, 3, 3}, opts(1, 1)},          // pairs of rows with step 16, even count
+      {{1, 128, 7, 7}, {32, 128, 1, 1}, opts(0, 0)},        // pairs with step 128, then a single row
       {{2, 16, 14, 14}, {32, 16, 1, 1}, opts(0, 0, 2, 2)},  // 1x1 stride 2: phases with no tap
       {{2, 3, 11, 13}, {5, 3, 5, 4}, opts(2, 1, 3, 2)},     // stride 3x2, odd sizes
       {{1, 2, 7, 7}, {4, 2, 3, 3}, opts(0, 0, 4, 4)},       // stride above the kernel
