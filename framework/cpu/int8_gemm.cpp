@@ -14,13 +14,16 @@ std::atomic<bool> g_force_portable{false};
 #define SHRINK_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
 // R rows x V vectors of 16 columns, all accumulators in registers (14 x 2 or 28 x 1 of the 32).
-template <int R, int V>
+// LDA > 0: a.lda is LDA (the caller checked), so row r's bytes are an immediate offset from one
+// pointer; with a run-time lda GCC keeps a pointer per row, and 28 of them spill (a reload
+// before every vpdpbusd), as in the float direct convolution.
+template <int R, int V, int LDA = 0>
 SHRINK_VNNI void tile_vnni(const TileA& a, const int8_t* b, int32_t* c) {
   __m512i acc[R][V];
 #pragma GCC unroll 28
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_si512();
-  const int64_t lda = a.lda;
+  const int64_t lda = LDA > 0 ? LDA : a.lda;
   for (int t = 0; t < a.taps; ++t) {
     const uint8_t* at = a.rows + a.tap_offset[t];
     const int8_t* bt = b + t * a.tap_k4 * kNR;
@@ -59,6 +62,18 @@ void tile_portable(const TileA& a, const int8_t* b, int32_t* c, int rows, int co
   }
 }
 
+// The tile for a.lda, with the row stride fixed at compile time where it is a common one.
+template <int R, int V>
+SHRINK_VNNI void tile_vnni_any(const TileA& a, const int8_t* b, int32_t* c) {
+  switch (a.lda) {
+    case 16: return tile_vnni<R, V, 16>(a, b, c);
+    case 32: return tile_vnni<R, V, 32>(a, b, c);
+    case 64: return tile_vnni<R, V, 64>(a, b, c);
+    case 128: return tile_vnni<R, V, 128>(a, b, c);
+    default: return tile_vnni<R, V>(a, b, c);
+  }
+}
+
 bool cpu_has_vnni() {
   static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vnni");
@@ -79,12 +94,12 @@ void pack_b(const int8_t* w, int64_t n, int64_t k, int8_t* out) {
 }
 
 void tile(const TileA& a, const int8_t* b, int32_t* c) {
-  if (uses_vnni()) return tile_vnni<kMR, kNR / 16>(a, b, c);
+  if (uses_vnni()) return tile_vnni_any<kMR, kNR / 16>(a, b, c);
   tile_portable(a, b, c, kMR, kNR);
 }
 
 void tile_narrow(const TileA& a, const int8_t* b, int32_t* c) {
-  if (uses_vnni()) return tile_vnni<kMRNarrow, kNRNarrow / 16>(a, b, c);
+  if (uses_vnni()) return tile_vnni_any<kMRNarrow, kNRNarrow / 16>(a, b, c);
   tile_portable(a, b, c, kMRNarrow, kNRNarrow);
 }
 

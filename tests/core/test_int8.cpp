@@ -177,6 +177,10 @@ BOOST_AUTO_TEST_CASE(conv2d_matches_the_integer_reference_on_ragged_shapes) {
       {{1, 8, 33, 31}, 40, 3, 3, opt(1, 2, 1)},
       {{1, 4, 20, 20}, 24, 3, 3, opt(2, 1, 2)},
       {{1, 8, 20, 33}, 20, 3, 5, rect},          // 3x5 kernel, stride 2 down and 1 across, padding 1 and 2
+      // Pixel strides the tiles fix at compile time: 32 bytes, and 64 and 128 at stride 2.
+      {{1, 32, 14, 14}, 32, 3, 3, opt(1, 1, 1)},
+      {{1, 32, 28, 28}, 17, 3, 3, opt(1, 2, 1)},
+      {{1, 64, 28, 28}, 16, 3, 3, opt(1, 2, 1)},
   };
   for (const Case& c : cases) {
     const int64_t n = c.x[0], ci = c.x[1], h = c.x[2], wd = c.x[3];
