@@ -3,8 +3,8 @@
 // Every pass is the same implicit GEMM over one image stored NHWC with zero borders:
 //   out[oi][oj][o] = sum over taps (ki, kj) and channels c of
 //                    in[(oi*sh + ki) * wp + oj*sw + kj][c] * w[ki][kj][c][o]
-// A micro-kernel keeps MR output pixels of one output row times 16 or 32 output channels in
-// zmm registers for the whole reduction: per (kj, c) it loads 1-2 weight vectors and
+// A micro-kernel keeps MR output pixels of one output row (two rows of 7 for 7-wide outputs)
+// times 16 or 32 output channels in zmm registers for the whole reduction: per (kj, c) it loads 1-2 weight vectors and
 // broadcasts one input value per pixel, so weights and the image come from cache once per tile.
 //   forward:          in = x,                    w = weight as [tap][c][oc]
 //   input gradient:   in = gy with zero margins, w = weight rotated 180 degrees, as [tap][oc][c]
@@ -161,7 +161,8 @@ const auto kConv1 = conv_tiles<1>(std::make_integer_sequence<int, kMaxRows1>{});
 const auto kConv2 = conv_tiles<2>(std::make_integer_sequence<int, kMaxRows2>{});
 
 // Full tiles of the common row widths (28, 14, 7 pixels) with pix_step fixed at compile time,
-// for the pixel strides 16-64-channel layers have (cin, or 2 * cin at stride 2).
+// for the pixel strides 16-128-channel layers have: cin, or 2 * cin at stride 2, in the forward
+// and weight-gradient passes; gy's row length in the input gradient's.
 template <int MR, int NV>
 ConvTileFn fixed_step_tile(int64_t pix_step) {
   switch (pix_step) {

@@ -124,6 +124,18 @@ const std::vector<Case>& cases() {
       {{2, 32, 14, 14}, {64, 32, 3, 3}, opts(1, 1, 2, 2)},  // 7-wide output: pairs of rows, step 64
       {{2, 16, 6, 7}, {32, 16, 3, 3}, opts(1, 1)},          // pairs of rows with step 16, even count
       {{1, 128, 7, 7}, {32, 128, 1, 1}, opts(0, 0)},        // pairs with step 128, then a single row
+      // The other fixed-step tiles: one 16-block at steps 64 and 128 (28, 14 and 7 pixels), two
+      // 16-blocks at 64 and 128 (14 pixels).
+      {{1, 64, 28, 28}, {16, 64, 3, 3}, opts(1, 1)},
+      {{1, 128, 28, 28}, {16, 128, 1, 1}, opts(0, 0)},
+      {{1, 64, 14, 14}, {16, 64, 3, 3}, opts(1, 1)},
+      {{1, 128, 14, 14}, {16, 128, 1, 1}, opts(0, 0)},
+      {{1, 16, 7, 7}, {16, 16, 3, 3}, opts(1, 1)},
+      {{1, 64, 7, 7}, {16, 64, 3, 3}, opts(1, 1)},
+      {{1, 64, 14, 14}, {32, 64, 3, 3}, opts(1, 1)},
+      {{1, 128, 14, 14}, {32, 128, 1, 1}, opts(0, 0)},
+      {{1, 16, 4, 55}, {16, 16, 3, 3}, opts(1, 1)},         // a full 28-pixel tile, then a partial one
+      {{1, 16, 7, 7}, {48, 16, 3, 3}, opts(1, 1)},          // pairs of rows, then a 16-channel block
       {{2, 16, 14, 14}, {32, 16, 1, 1}, opts(0, 0, 2, 2)},  // 1x1 stride 2: phases with no tap
       {{2, 3, 11, 13}, {5, 3, 5, 4}, opts(2, 1, 3, 2)},     // stride 3x2, odd sizes
       {{1, 2, 7, 7}, {4, 2, 3, 3}, opts(0, 0, 4, 4)},       // stride above the kernel

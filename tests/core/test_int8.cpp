@@ -181,6 +181,9 @@ BOOST_AUTO_TEST_CASE(conv2d_matches_the_integer_reference_on_ragged_shapes) {
       {{1, 32, 14, 14}, 32, 3, 3, opt(1, 1, 1)},
       {{1, 32, 28, 28}, 17, 3, 3, opt(1, 2, 1)},
       {{1, 64, 28, 28}, 16, 3, 3, opt(1, 2, 1)},
+      {{1, 32, 28, 28}, 16, 3, 3, opt(1, 1, 1)},  // the narrow tile at 32 and at 64
+      {{1, 64, 28, 28}, 16, 1, 1, opt(0, 1, 1)},
+      {{1, 64, 28, 28}, 32, 3, 3, opt(1, 2, 1)},  // the wide tile at 128
   };
   for (const Case& c : cases) {
     const int64_t n = c.x[0], ci = c.x[1], h = c.x[2], wd = c.x[3];
