@@ -29,15 +29,19 @@ inline ChannelAffine channel_affine(int64_t ch, const float* mean, const float* 
   return {scale, mul_add(-mean[ch], scale, bias ? bias[ch] : 0.f)};
 }
 
-// The normalised value, computed here by every kernel.
-inline float normalised(float x, ChannelAffine a) { return mul_add(x, a.scale, a.shift); }
+// The value before the ReLU, element i of a row: normalised, plus the residual when there is
+// one. The forward and the backward's recomputed ReLU mask both take it from here.
+template <bool kResidual>
+inline float pre_activation(const float* p, const float* r, int64_t i, ChannelAffine a) {
+  const float v = mul_add(p[i], a.scale, a.shift);
+  return kResidual ? v + r[i] : v;
+}
 
 // q = relu?(p * scale + shift + r?) over one row; q may be p (in place).
 template <bool kResidual, bool kRelu>
 void apply_row(const float* p, const float* r, float* q, int64_t n, ChannelAffine a) {
   for (int64_t i = 0; i < n; ++i) {
-    float v = normalised(p[i], a);
-    if (kResidual) v += r[i];
+    const float v = pre_activation<kResidual>(p, r, i, a);
     q[i] = kRelu ? (v > 0.f ? v : 0.f) : v;  // the relu op's expression (NaN -> 0)
   }
 }

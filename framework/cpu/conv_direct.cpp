@@ -162,27 +162,19 @@ const auto kConv2 = conv_tiles<2>(std::make_integer_sequence<int, kMaxRows2>{});
 
 // Full tiles of the common row widths (28, 14, 7 pixels) with pix_step fixed at compile time,
 // for the pixel strides 16-128-channel layers have: cin, or 2 * cin at stride 2, in the forward
-// and weight-gradient passes; gy's row length in the input gradient's.
-template <int MR, int NV>
+// pass; gy's row length in the input gradient's.
+template <int MR, int NV, int ROWS = 1>
 ConvTileFn fixed_step_tile(int64_t pix_step) {
   switch (pix_step) {
-    case 16: return &conv_tile<MR, NV, 16>;
-    case 32: return &conv_tile<MR, NV, 32>;
-    case 64: return &conv_tile<MR, NV, 64>;
-    case 128: return &conv_tile<MR, NV, 128>;
+    case 16: return &conv_tile<MR, NV, 16, ROWS>;
+    case 32: return &conv_tile<MR, NV, 32, ROWS>;
+    case 64: return &conv_tile<MR, NV, 64, ROWS>;
+    case 128: return &conv_tile<MR, NV, 128, ROWS>;
     default: return nullptr;
   }
 }
 // Two 7-pixel rows at once (14 accumulators of 2 vectors), for 7-wide outputs.
-ConvTileFn two_row_tile(int64_t pix_step) {
-  switch (pix_step) {
-    case 16: return &conv_tile<14, 2, 16, 2>;
-    case 32: return &conv_tile<14, 2, 32, 2>;
-    case 64: return &conv_tile<14, 2, 64, 2>;
-    case 128: return &conv_tile<14, 2, 128, 2>;
-    default: return nullptr;
-  }
-}
+ConvTileFn two_row_tile(int64_t pix_step) { return fixed_step_tile<14, 2, 2>(pix_step); }
 ConvTileFn fixed_step_tile(int64_t mr, int nv, int64_t pix_step) {
   if (nv == 1 && mr == 28) return fixed_step_tile<28, 1>(pix_step);
   if (nv == 1 && mr == 14) return fixed_step_tile<14, 1>(pix_step);

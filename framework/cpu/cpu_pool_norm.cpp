@@ -224,8 +224,7 @@ struct MaskedGrad {
   const float* g;
   ChannelAffine a;
   float operator()(int64_t i) const {
-    float v = normalised(p[i], a);
-    if (kResidual) v += r[i];
+    const float v = pre_activation<kResidual>(p, r, i, a);
     // The load is unconditional on purpose: GCC 12.2 at -O3 with AVX2/AVX-512 miscompiles
     // `v > 0.f ? g[i] : 0.f` inside lane_sum's 16-lane loop (a wrong sum, not only a different
     // rounding); tests/nn/test_fusion.cpp catches it.

@@ -35,8 +35,8 @@ class Sequential : public Module {
       Module* after = i + 2 < kids.size() ? kids[i + 2].second.get() : nullptr;
       if (next && v.is_tensor()) {  // chains that run as one op (fusion.h)
         const Tensor& x = v.tensor();
-        Module* relu = after && fuses_conv_batch_norm(m, *next, after, x) ? after : nullptr;
-        if (relu || fuses_conv_batch_norm(m, *next, nullptr, x)) {
+        if (fuses_conv_batch_norm(m, *next, nullptr, x)) {  // the ReLU joins the fold if it can
+          Module* relu = after && is_relu(*after) ? after : nullptr;
           v = conv_batch_norm_relu(m, *next, relu, x);
           i += relu ? 2 : 1;
           continue;

@@ -27,7 +27,7 @@ FusionGuard::FusionGuard(bool enabled) : prev_(fusion_on) { fusion_on = enabled;
 FusionGuard::~FusionGuard() { fusion_on = prev_; }
 
 bool fuses_batch_norm_relu(const Module& bn, const Module& relu) {
-  if (!fusion_on || bn.intercepted() || relu.intercepted() || typeid(relu) != typeid(ReLU)) return false;
+  if (!fusion_on || bn.intercepted() || relu.intercepted() || !is_relu(relu)) return false;
   // Exact types: a subclass may override forward, which the fused op would skip.
   if (typeid(bn) != typeid(BatchNorm2d) && typeid(bn) != typeid(BatchNorm1d)) return false;
   return !static_cast<const BatchNorm&>(bn).has_batch_statistics();
@@ -44,10 +44,12 @@ Tensor batch_norm_relu(Module& bn, Module& relu, const Tensor& x, const Tensor& 
   return relu(y);
 }
 
+bool is_relu(const Module& m) { return typeid(m) == typeid(ReLU); }
+
 bool fuses_conv_batch_norm(const Module& conv, const Module& bn, const Module* relu, const Tensor& x) {
   if (!fusion_on || typeid(conv) != typeid(Conv2d) || typeid(bn) != typeid(BatchNorm2d)) return false;
   if (conv.intercepted() || bn.intercepted() || bn.is_training()) return false;
-  if (relu && (relu->intercepted() || typeid(*relu) != typeid(ReLU))) return false;
+  if (relu && (relu->intercepted() || !is_relu(*relu))) return false;
   // Operands the modules would accept (shapes as the tensors have them); the rest runs unfused,
   // for the modules' own errors.
   const Tensor w = conv.param("weight"), mean = bn.param("running_mean");
@@ -73,10 +75,8 @@ Tensor conv_batch_norm_relu(Module& conv, Module& bn, Module* relu, const Tensor
     const auto& c = static_cast<const Conv2d&>(conv);
     const auto& b = static_cast<const BatchNorm&>(bn);
     const Tensor w = c.param("weight");
-    const int64_t oh = (x.size(2) + 2 * c.padding - c.dilation * (w.size(2) - 1) - 1) / c.stride + 1;
-    const int64_t ow = (x.size(3) + 2 * c.padding - c.dilation * (w.size(3) - 1) - 1) / c.stride + 1;
     Tensor z;
-    if (!needs_grad_now(r) && plain_residual(r, Shape{x.size(0), c.out_channels, oh, ow}, x.device())) {
+    if (!needs_grad_now(r) && plain_residual(r, conv2d_output_shape(x.shape(), w.shape(), c.options()), x.device())) {
       z = conv2d_batch_norm(x, w, c.param("bias"), c.options(), b.param("weight"), b.param("bias"),
                             b.param("running_mean"), b.param("running_var"), b.eps, folded_relu != nullptr, r);
       return relu && !folded_relu ? (*relu)(z) : z;

@@ -31,6 +31,9 @@ class FusionGuard {
   bool prev_;
 };
 
+// Whether m is exactly a ReLU module (not a subclass).
+bool is_relu(const Module& m);
+
 // Whether bn and relu would run fused now: fusion is enabled, bn is exactly a BatchNorm1d or
 // BatchNorm2d without externally computed batch statistics, relu exactly a ReLU, and neither is
 // intercepted.

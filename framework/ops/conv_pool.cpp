@@ -6,6 +6,11 @@ namespace shrink {
 
 using detail::check_f32;
 
+Shape conv2d_output_shape(const Shape& x, const Shape& weight, const Conv2dOptions& o) {
+  return {x[0], weight[0], (x[2] + 2 * o.pad_h - o.dil_h * (weight[2] - 1) - 1) / o.stride_h + 1,
+          (x[3] + 2 * o.pad_w - o.dil_w * (weight[3] - 1) - 1) / o.stride_w + 1};
+}
+
 namespace {
 // Checks the operands of a convolution named `op` and derives its parameters.
 Conv2dParams conv_params(const Tensor& x, const Tensor& weight, const Tensor& bias,
@@ -28,8 +33,9 @@ Conv2dParams conv_params(const Tensor& x, const Tensor& weight, const Tensor& bi
   p.oc = weight.size(0); p.kh = weight.size(2); p.kw = weight.size(3);
   p.stride_h = o.stride_h; p.stride_w = o.stride_w; p.pad_h = o.pad_h; p.pad_w = o.pad_w;
   p.dil_h = o.dil_h; p.dil_w = o.dil_w; p.groups = o.groups;
-  p.oh = (p.h + 2 * p.pad_h - p.dil_h * (p.kh - 1) - 1) / p.stride_h + 1;
-  p.ow = (p.w + 2 * p.pad_w - p.dil_w * (p.kw - 1) - 1) / p.stride_w + 1;
+  const Shape out = conv2d_output_shape(x.shape(), weight.shape(), o);
+  p.oh = out[2];
+  p.ow = out[3];
   SHRINK_CHECK(p.oh > 0 && p.ow > 0, op, ": input ", x.shape(), " is smaller than kernel ",
                weight.shape(), " (after padding)");
   if (bias.defined()) {

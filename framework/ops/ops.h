@@ -71,6 +71,8 @@ struct Conv2dOptions {
 };
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
               const Conv2dOptions& opt);
+// [N, OC, OH, OW] of conv2d on an input and weight of these shapes (no checks: conv2d's).
+Shape conv2d_output_shape(const Shape& x, const Shape& weight, const Conv2dOptions& opt);
 // Inference only (no operand may require grad while grad mode is on): an evaluation-mode batch
 // norm (running statistics), then the residual and the ReLU when asked, folded into the
 // convolution's output pass. Bit for bit conv2d, batch_norm and add/relu (or batch_norm_relu)
